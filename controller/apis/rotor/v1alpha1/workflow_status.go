@@ -1,0 +1,140 @@
+package v1alpha1
+
+import (
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// WorkflowPhase is the phase of a whole workflow.
+type WorkflowPhase string
+
+// Workflow phases. Succeeded, Failed and Aborted are terminal.
+const (
+	WorkflowPending   WorkflowPhase = "Pending"
+	WorkflowRunning   WorkflowPhase = "Running"
+	WorkflowSucceeded WorkflowPhase = "Succeeded"
+	WorkflowFailed    WorkflowPhase = "Failed"
+	WorkflowAborted   WorkflowPhase = "Aborted"
+)
+
+// IsTerminal reports whether nothing more will happen to a workflow in p.
+func (p WorkflowPhase) IsTerminal() bool {
+	return p == WorkflowSucceeded || p == WorkflowFailed || p == WorkflowAborted
+}
+
+// NodePhase is the phase of one node.
+type NodePhase string
+
+// Node phases. Succeeded, Failed, Skipped and Aborted are terminal.
+const (
+	NodeNotStarted NodePhase = ""
+	NodeQueued     NodePhase = "Queued"
+	NodeRunning    NodePhase = "Running"
+	NodeRetrying   NodePhase = "Retrying"
+	NodeSucceeded  NodePhase = "Succeeded"
+	NodeFailed     NodePhase = "Failed"
+	NodeSkipped    NodePhase = "Skipped"
+	NodeAborted    NodePhase = "Aborted"
+)
+
+// IsTerminal reports whether a node in p will not change again.
+func (p NodePhase) IsTerminal() bool {
+	return p == NodeSucceeded || p == NodeFailed || p == NodeSkipped || p == NodeAborted
+}
+
+// Reasons recorded on workflows and nodes.
+const (
+	ReasonInvalidSpec    = "InvalidSpec"
+	ReasonNodeFailed     = "NodeFailed"
+	ReasonSucceeded      = "Succeeded"
+	ReasonExitCode       = "ExitCode"
+	ReasonBadOutputs     = "BadOutputs"
+	ReasonTimedOut       = "TimedOut"
+	ReasonPodLost        = "PodLost"
+	ReasonNoCluster      = "NoCluster"
+	ReasonUpstreamFailed = "UpstreamFailed"
+)
+
+// WorkflowStatus is written only by the propeller replica that owns the
+// workflow's namespace, one compare-and-swap update per reconcile round.
+type WorkflowStatus struct {
+	// +optional
+	Phase WorkflowPhase `json:"phase,omitempty"`
+	// Reason is a CamelCase word for machines; Message is for people.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// +optional
+	Message string `json:"message,omitempty"`
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+	// +optional
+	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
+	// Nodes holds each node's status, keyed by node name.
+	// +optional
+	Nodes map[string]NodeStatus `json:"nodes,omitempty"`
+	// Outputs are the resolved workflow outputs, set on success.
+	// +optional
+	Outputs map[string]apiextensionsv1.JSON `json:"outputs,omitempty"`
+	// ShardEpoch is the partition epoch of the replica that wrote this
+	// status. A replica that reads a higher epoch than its own must stop
+	// writing (fencing); 0 means an unsharded writer.
+	// +optional
+	ShardEpoch int64 `json:"shardEpoch,omitempty"`
+	// ObservedGeneration is the spec generation this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+}
+
+// NodeStatus is the state of one node.
+type NodeStatus struct {
+	// +optional
+	Phase NodePhase `json:"phase,omitempty"`
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// +optional
+	Message string `json:"message,omitempty"`
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+	// +optional
+	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
+	// Attempts lists every attempt, oldest first.
+	// +optional
+	Attempts []Attempt `json:"attempts,omitempty"`
+	// Outputs are the node's typed outputs once it succeeded.
+	// +optional
+	Outputs map[string]apiextensionsv1.JSON `json:"outputs,omitempty"`
+}
+
+// Attempt is one try at running a node's task.
+type Attempt struct {
+	// Number counts from 0; it is part of the pod's name.
+	Number int32 `json:"number"`
+	// Cluster is the target cluster the attempt was placed on.
+	// +optional
+	Cluster string `json:"cluster,omitempty"`
+	// Pod is the attempt's pod name in the target cluster.
+	// +optional
+	Pod string `json:"pod,omitempty"`
+	// +optional
+	Phase NodePhase `json:"phase,omitempty"`
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// +optional
+	Message string `json:"message,omitempty"`
+	// +optional
+	ExitCode *int32 `json:"exitCode,omitempty"`
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+	// +optional
+	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+// +kubebuilder:object:root=true
+
+// WorkflowList is a list of Workflows.
+type WorkflowList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Workflow `json:"items"`
+}

@@ -1,0 +1,150 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ValueType names the type of a workflow or task input or output.
+// +kubebuilder:validation:Enum=string;integer;float;boolean;object;array;blob
+type ValueType string
+
+// The value types. A blob is a URI string that points at data a task wrote
+// elsewhere; object and array are JSON values.
+const (
+	TypeString  ValueType = "string"
+	TypeInteger ValueType = "integer"
+	TypeFloat   ValueType = "float"
+	TypeBoolean ValueType = "boolean"
+	TypeObject  ValueType = "object"
+	TypeArray   ValueType = "array"
+	TypeBlob    ValueType = "blob"
+)
+
+// +genclient
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=wf;wfs,categories=rotor
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.message`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// Workflow is one execution of a DAG of tasks. Its spec is immutable in
+// practice: the engine reads it once per round and never writes it.
+type Workflow struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   WorkflowSpec   `json:"spec"`
+	Status WorkflowStatus `json:"status,omitempty"`
+}
+
+// WorkflowSpec is what a user submits: typed inputs, task templates, the
+// nodes that run them, and the workflow's output bindings.
+type WorkflowSpec struct {
+	// Inputs are the workflow's typed inputs with their values.
+	// +optional
+	Inputs map[string]WorkflowInput `json:"inputs,omitempty"`
+	// Tasks are the templates nodes refer to by name.
+	// +optional
+	Tasks map[string]TaskTemplate `json:"tasks,omitempty"`
+	// Nodes form the DAG. Dependencies follow from the bindings in each
+	// node's inputs ({{nodes.NAME.outputs.KEY}}) and from dependsOn.
+	// +kubebuilder:validation:MinItems=1
+	// +listType=map
+	// +listMapKey=name
+	Nodes []Node `json:"nodes"`
+	// Outputs bind the workflow's outputs to node outputs or inputs.
+	// +optional
+	Outputs map[string]apiextensionsv1.JSON `json:"outputs,omitempty"`
+	// Parallelism caps how many nodes of this workflow run at once
+	// (0 or unset: no cap).
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	Parallelism *int32 `json:"parallelism,omitempty"`
+}
+
+// WorkflowInput is a typed workflow input and its value.
+type WorkflowInput struct {
+	Type ValueType `json:"type"`
+	// Value must match Type.
+	// +kubebuilder:validation:XPreserveUnknownFields
+	// +optional
+	Value *apiextensionsv1.JSON `json:"value,omitempty"`
+	// +optional
+	Description string `json:"description,omitempty"`
+}
+
+// TaskTemplate is a reusable unit of work with a typed interface.
+type TaskTemplate struct {
+	// Type selects the plugin that runs the task. Defaults to "pod" when a
+	// container is given.
+	// +optional
+	Type string `json:"type,omitempty"`
+	// Inputs declare the task's input names and types.
+	// +optional
+	Inputs map[string]ValueType `json:"inputs,omitempty"`
+	// Outputs declare the task's output names and types. A task writes them
+	// as one JSON object to the file named by $ROTOR_OUTPUT_FILE.
+	// +optional
+	Outputs map[string]ValueType `json:"outputs,omitempty"`
+	// Container is the container the pod plugin runs.
+	// +optional
+	Container *ContainerSpec `json:"container,omitempty"`
+	// Metadata adds labels and annotations to the task's pods.
+	// +optional
+	Metadata *TaskMetadata `json:"metadata,omitempty"`
+	// Retries is how many times a failed attempt is retried for failures
+	// that are the task's own (non-zero exit, bad outputs, timeout).
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	Retries int32 `json:"retries,omitempty"`
+	// Timeout bounds each attempt, for example "60s" or "5m".
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+}
+
+// ContainerSpec is the container of a pod task. Command and args may use
+// {{inputs.NAME}} templates.
+type ContainerSpec struct {
+	// +kubebuilder:validation:MinLength=1
+	Image string `json:"image"`
+	// +optional
+	Command []string `json:"command,omitempty"`
+	// +optional
+	Args []string `json:"args,omitempty"`
+	// +optional
+	WorkingDir string `json:"workingDir,omitempty"`
+	// +optional
+	Env []corev1.EnvVar `json:"env,omitempty"`
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// TaskMetadata is copied onto every pod of the task.
+type TaskMetadata struct {
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// Node is one vertex of the DAG.
+type Node struct {
+	// Name is unique in the workflow; it names the node's pods.
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:MaxLength=40
+	Name string `json:"name"`
+	// Task names the template in spec.tasks this node runs.
+	Task string `json:"task"`
+	// Inputs bind each task input to a literal JSON value or a template:
+	// "{{workflow.inputs.NAME}}" or "{{nodes.NODE.outputs.KEY}}".
+	// +optional
+	Inputs map[string]apiextensionsv1.JSON `json:"inputs,omitempty"`
+	// DependsOn adds ordering edges beyond those the bindings imply.
+	// +optional
+	DependsOn []string `json:"dependsOn,omitempty"`
+}

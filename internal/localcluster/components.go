@@ -1,0 +1,148 @@
+package localcluster
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+func (e *Env) startEtcd(ctx context.Context) error {
+	client, err := freePort()
+	if err != nil {
+		return err
+	}
+	peer, err := freePort()
+	if err != nil {
+		return err
+	}
+	cu := fmt.Sprintf("http://127.0.0.1:%d", client)
+	pu := fmt.Sprintf("http://127.0.0.1:%d", peer)
+	p, err := startProcess("etcd", filepath.Join(e.opts.BinDir, "etcd"), []string{
+		"--name=rotor", "--data-dir=" + filepath.Join(e.Dir, "data", "etcd"),
+		"--listen-client-urls=" + cu, "--advertise-client-urls=" + cu,
+		"--listen-peer-urls=" + pu, "--initial-advertise-peer-urls=" + pu,
+		"--initial-cluster=rotor=" + pu,
+		// A sandbox loses nothing that matters on a crash; fsync would
+		// dominate start-up and every write on a slow disk.
+		"--unsafe-no-fsync", "--quota-backend-bytes=8589934592",
+		"--log-level=warn",
+	}, nil, filepath.Join(e.Dir, "logs"))
+	if err != nil {
+		return err
+	}
+	e.track(p)
+	e.EtcdEndpoint = cu
+	return waitHTTP(ctx, p, cu+"/health", nil, "", 30*time.Second)
+}
+
+func (e *Env) startAPIServers(ctx context.Context) error {
+	e.Control = ClusterInfo{Name: "control", EtcdPrefix: "/rotor-control"}
+	if e.opts.AuditLog {
+		e.Control.AuditLog = filepath.Join(e.Dir, "logs", "control-audit.jsonl")
+	}
+	for i := 1; i <= e.opts.Targets; i++ {
+		name := "target-" + strconv.Itoa(i)
+		e.Targets = append(e.Targets, ClusterInfo{Name: name, EtcdPrefix: "/rotor-" + name, Runtime: e.opts.Runtime})
+	}
+	var g errgroup.Group
+	g.Go(func() error { return e.startAPIServer(ctx, &e.Control) })
+	for i := range e.Targets {
+		g.Go(func() error { return e.startAPIServer(ctx, &e.Targets[i]) })
+	}
+	return g.Wait()
+}
+
+func (e *Env) startAPIServer(ctx context.Context, c *ClusterInfo) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	c.Server = fmt.Sprintf("https://127.0.0.1:%d", port)
+	args := []string{
+		"--etcd-servers=" + e.EtcdEndpoint, "--etcd-prefix=" + c.EtcdPrefix,
+		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(port),
+		"--tls-cert-file=" + e.pki.CertFile, "--tls-private-key-file=" + e.pki.KeyFile,
+		"--client-ca-file=" + e.pki.CAFile,
+		"--token-auth-file=" + filepath.Join(e.Dir, "pki", "tokens.csv"),
+		"--authorization-mode=RBAC",
+		"--service-account-issuer=https://kubernetes.default.svc",
+		"--service-account-key-file=" + e.pki.SAPubFile,
+		"--service-account-signing-key-file=" + e.pki.SAKeyFile,
+		"--service-cluster-ip-range=10.96.0.0/16",
+		// No kube-controller-manager runs: the ServiceAccount admission
+		// plugin would reject pods until its token controller made the
+		// default account, and TaintNodesByCondition would leave a
+		// not-ready taint only the node lifecycle controller removes.
+		"--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
+		"--endpoint-reconciler-type=none",
+		"--profiling=false",
+	}
+	if c.AuditLog != "" {
+		policy := filepath.Join(e.Dir, "pki", "audit-policy.yaml")
+		if err := writeAuditPolicy(policy); err != nil {
+			return err
+		}
+		args = append(args, "--audit-policy-file="+policy, "--audit-log-path="+c.AuditLog,
+			"--audit-log-format=json", "--audit-log-mode=batch", "--audit-log-batch-max-wait=1s")
+	}
+	p, err := startProcess("kube-apiserver-"+c.Name, filepath.Join(e.opts.BinDir, "kube-apiserver"), args, nil, filepath.Join(e.Dir, "logs"))
+	if err != nil {
+		return err
+	}
+	e.track(p)
+	admin := user{Name: "rotor-admin", Token: e.Tokens["rotor-admin"]}
+	data, err := kubeconfig(c.Name, c.Server, e.CAPEM, admin)
+	if err != nil {
+		return err
+	}
+	c.Kubeconfig = filepath.Join(e.Dir, "kubeconfigs", c.Name+".yaml")
+	if err := writeFile(c.Kubeconfig, data); err != nil {
+		return err
+	}
+	return waitHTTP(ctx, p, c.Server+"/readyz", e.CAPEM, admin.Token, 90*time.Second)
+}
+
+// waitHTTP polls url until it answers 200, the process exits, or the
+// timeout passes; errors quote the end of the component's log.
+func waitHTTP(ctx context.Context, p *Process, url string, caPEM []byte, token string, timeout time.Duration) error {
+	tr := &http.Transport{}
+	if caPEM != nil {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(caPEM)
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+	}
+	hc := &http.Client{Transport: tr, Timeout: 2 * time.Second}
+	deadline := time.Now().Add(timeout)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := hc.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if exited, werr := p.Exited(); exited {
+			return fmt.Errorf("%s exited while starting (%v); log %s ends:\n%s", p.Name, werr, p.Log, tail(p.Log, 2000))
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready at %s after %s; log %s ends:\n%s", p.Name, url, timeout, p.Log, tail(p.Log, 2000))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,233 @@
+package localcluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Runtime is how a target cluster's nodes run pods.
+type Runtime string
+
+const (
+	// RuntimeProcess runs each pod's container command as a local process
+	// (Rotor's node agent). A development runtime: no isolation, no images.
+	RuntimeProcess Runtime = "process"
+	// RuntimeKwok fakes pods with kwok stages driven by sim.rotor.dev/*
+	// annotations. For scale and failure tests.
+	RuntimeKwok Runtime = "kwok"
+)
+
+// Options configure an environment. Start fills defaults.
+type Options struct {
+	// Dir holds everything: keys, kubeconfigs, data, logs, state.json.
+	Dir string
+	// BinDir holds etcd, kube-apiserver, kube-scheduler, kwok and
+	// rotor-nodeagent.
+	BinDir string
+	// CRDDir holds CRD YAML to install on the control cluster.
+	CRDDir string
+	// Targets is the number of target clusters.
+	Targets int
+	// Runtime is the node runtime of every target.
+	Runtime Runtime
+	// NodesPerTarget is the number of fake nodes per target (default 1).
+	NodesPerTarget int
+	// Users are extra identities with their own tokens and kubeconfigs,
+	// e.g. one per Rotor process, so audit logs can tell writers apart.
+	Users []string
+	// AuditLog turns on the control apiserver's audit log of writes.
+	AuditLog bool
+	Logger   *slog.Logger
+}
+
+func (o *Options) defaults() error {
+	if o.Dir == "" || o.BinDir == "" {
+		return errors.New("localcluster: Dir and BinDir are required")
+	}
+	if o.Runtime == "" {
+		o.Runtime = RuntimeProcess
+	}
+	if o.Runtime != RuntimeProcess && o.Runtime != RuntimeKwok {
+		return fmt.Errorf("localcluster: unknown runtime %q: use process or kwok", o.Runtime)
+	}
+	if o.NodesPerTarget <= 0 {
+		o.NodesPerTarget = 1
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return nil
+}
+
+// ClusterInfo describes one started cluster.
+type ClusterInfo struct {
+	Name   string `json:"name"`
+	Server string `json:"server"`
+	// Kubeconfig is the path of the admin kubeconfig.
+	Kubeconfig string  `json:"kubeconfig"`
+	EtcdPrefix string  `json:"etcdPrefix"`
+	Runtime    Runtime `json:"runtime,omitempty"`
+	AuditLog   string  `json:"auditLog,omitempty"`
+}
+
+// Env is a running environment. Its exported fields are saved in
+// Dir/state.json so another process (rotor dev down) can stop it.
+type Env struct {
+	Dir          string        `json:"dir"`
+	EtcdEndpoint string        `json:"etcdEndpoint"`
+	Control      ClusterInfo   `json:"control"`
+	Targets      []ClusterInfo `json:"targets"`
+	Processes    []*Process    `json:"processes"`
+	// Tokens maps user name to bearer token.
+	Tokens map[string]string `json:"tokens"`
+	CAPEM  []byte            `json:"caPEM"`
+
+	opts Options
+	pki  *pki
+	mu   sync.Mutex
+}
+
+// StateFile is where an environment's state is saved.
+func StateFile(dir string) string { return filepath.Join(dir, "state.json") }
+
+// Start brings up etcd, the control cluster and the targets, and returns
+// when every apiserver is ready, the CRDs are established and every target
+// has Ready nodes. On error everything started so far is stopped.
+func Start(ctx context.Context, opts Options) (_ *Env, err error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	e := &Env{Dir: opts.Dir, opts: opts, Tokens: map[string]string{}}
+	defer func() {
+		if err != nil {
+			e.Stop()
+		}
+	}()
+	for _, d := range []string{"logs", "pki", "kubeconfigs", "data"} {
+		if err := os.MkdirAll(filepath.Join(opts.Dir, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if e.pki, err = writePKI(filepath.Join(opts.Dir, "pki")); err != nil {
+		return nil, err
+	}
+	e.CAPEM = e.pki.CAPEM
+	if err := e.writeUsers(); err != nil {
+		return nil, err
+	}
+	if err := e.startEtcd(ctx); err != nil {
+		return nil, err
+	}
+	if err := e.startAPIServers(ctx); err != nil {
+		return nil, err
+	}
+	if opts.CRDDir != "" {
+		if err := installCRDs(ctx, e.Control.Kubeconfig, opts.CRDDir); err != nil {
+			return nil, err
+		}
+	}
+	if err := e.startTargetsRuntime(ctx); err != nil {
+		return nil, err
+	}
+	return e, e.Save()
+}
+
+func (e *Env) writeUsers() error {
+	users := []user{{Name: "rotor-admin", Token: newToken(), Groups: []string{"system:masters"}}}
+	for _, name := range e.opts.Users {
+		users = append(users, user{Name: name, Token: newToken(), Groups: []string{"system:masters", "rotor:components"}})
+	}
+	for _, u := range users {
+		e.Tokens[u.Name] = u.Token
+	}
+	return writeTokenFile(filepath.Join(e.Dir, "pki", "tokens.csv"), users)
+}
+
+// KubeconfigFor writes (once) and returns a kubeconfig for user on cluster.
+func (e *Env) KubeconfigFor(c ClusterInfo, userName string) (string, error) {
+	tok, ok := e.Tokens[userName]
+	if !ok {
+		return "", fmt.Errorf("localcluster: no user %q: add it to Options.Users", userName)
+	}
+	path := filepath.Join(e.Dir, "kubeconfigs", c.Name+"-"+userName+".yaml")
+	data, err := kubeconfig(c.Name, c.Server, e.CAPEM, user{Name: userName, Token: tok})
+	if err != nil {
+		return "", err
+	}
+	return path, os.WriteFile(path, data, 0o600)
+}
+
+func (e *Env) track(p *Process) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.Processes = append(e.Processes, p)
+}
+
+// Track adds a process started by the caller (a Rotor component) so that
+// Stop and the saved state include it.
+func (e *Env) Track(p *Process) { e.track(p); _ = e.Save() }
+
+// StartProcess starts a component binary from BinDir with its log beside
+// the others, and tracks it.
+func (e *Env) StartProcess(name, bin string, args, env []string) (*Process, error) {
+	p, err := startProcess(name, filepath.Join(e.opts.BinDir, bin), args, env, filepath.Join(e.Dir, "logs"))
+	if err != nil {
+		return nil, err
+	}
+	e.Track(p)
+	return p, nil
+}
+
+// Save writes state.json.
+func (e *Env) Save() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	b, err := json.MarshalIndent(e, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(StateFile(e.Dir), b, 0o600)
+}
+
+// Load reads a saved environment; its processes can be stopped but not
+// waited for.
+func Load(dir string) (*Env, error) {
+	b, err := os.ReadFile(StateFile(dir))
+	if err != nil {
+		return nil, err
+	}
+	e := &Env{}
+	if err := json.Unmarshal(b, e); err != nil {
+		return nil, fmt.Errorf("read %s: %w", StateFile(dir), err)
+	}
+	return e, nil
+}
+
+// Stop ends every process, newest first, so Rotor and the node runtimes go
+// before the apiservers, and those before etcd.
+func (e *Env) Stop() {
+	e.mu.Lock()
+	procs := append([]*Process(nil), e.Processes...)
+	e.mu.Unlock()
+	for i := len(procs) - 1; i >= 0; i-- {
+		procs[i].Stop(5 * time.Second)
+	}
+}
+
+// Logs lists every component's log file.
+func (e *Env) Logs() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []string
+	for _, p := range e.Processes {
+		out = append(out, p.Log)
+	}
+	return out
+}
