@@ -44,15 +44,17 @@ func (p NodePhase) IsTerminal() bool {
 
 // Reasons recorded on workflows and nodes.
 const (
-	ReasonInvalidSpec    = "InvalidSpec"
-	ReasonNodeFailed     = "NodeFailed"
-	ReasonSucceeded      = "Succeeded"
-	ReasonExitCode       = "ExitCode"
-	ReasonBadOutputs     = "BadOutputs"
-	ReasonTimedOut       = "TimedOut"
-	ReasonPodLost        = "PodLost"
-	ReasonNoCluster      = "NoCluster"
-	ReasonUpstreamFailed = "UpstreamFailed"
+	ReasonInvalidSpec      = "InvalidSpec"
+	ReasonNodeFailed       = "NodeFailed"
+	ReasonSucceeded        = "Succeeded"
+	ReasonExitCode         = "ExitCode"
+	ReasonBadOutputs       = "BadOutputs"
+	ReasonTimedOut         = "TimedOut"
+	ReasonPodLost          = "PodLost"
+	ReasonNoCluster        = "NoCluster"
+	ReasonUpstreamFailed   = "UpstreamFailed"
+	ReasonWorkflowFailed   = "WorkflowFailed"
+	ReasonRetriesExhausted = "RetriesExhausted"
 )
 
 // WorkflowStatus is written only by the propeller replica that owns the
@@ -123,6 +125,10 @@ type Attempt struct {
 	Message string `json:"message,omitempty"`
 	// +optional
 	ExitCode *int32 `json:"exitCode,omitempty"`
+	// System marks a failure that was not the task's fault (pod evicted or
+	// deleted, node or cluster lost): it does not spend the task's retries.
+	// +optional
+	System bool `json:"system,omitempty"`
 	// +optional
 	StartedAt *metav1.Time `json:"startedAt,omitempty"`
 	// +optional

@@ -1,0 +1,147 @@
+// Command rotor-propeller is a Rotor replica: it reconciles Workflows and
+// runs their task pods on the registered target clusters.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/clock"
+
+	"github.com/rotor-dev/rotor/cluster"
+	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+	"github.com/rotor-dev/rotor/controller/executor"
+	versioned "github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
+	rotorinformers "github.com/rotor-dev/rotor/controller/generated/informers/externalversions"
+	"github.com/rotor-dev/rotor/controller/propeller"
+	"github.com/rotor-dev/rotor/plugins"
+	"github.com/rotor-dev/rotor/plugins/pod"
+)
+
+type config struct {
+	kubeconfig string
+	namespace  string
+	listen     string
+	workers    int
+	logLevel   string
+}
+
+func main() {
+	var cfg config
+	flag.StringVar(&cfg.kubeconfig, "kubeconfig", "", "kubeconfig of the control cluster (default: in-cluster)")
+	flag.StringVar(&cfg.namespace, "namespace", "rotor-system", "Rotor's namespace: where cluster kubeconfig Secrets live")
+	flag.StringVar(&cfg.listen, "listen", "127.0.0.1:9090", "address for /metrics, /healthz and /readyz")
+	flag.IntVar(&cfg.workers, "workers", 8, "concurrent reconcile workers")
+	flag.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
+	flag.Parse()
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(cfg.logLevel)); err != nil {
+		fmt.Fprintf(os.Stderr, "bad --log-level %q: use debug, info, warn or error\n", cfg.logLevel)
+		os.Exit(2)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, log); err != nil {
+		log.Error("rotor-propeller failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, cfg config, log *slog.Logger) error {
+	if cfg.workers < 1 {
+		return fmt.Errorf("--workers must be at least 1, got %d", cfg.workers)
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", cfg.kubeconfig)
+	if err != nil {
+		return fmt.Errorf("load kubeconfig: %w", err)
+	}
+	rc.QPS, rc.Burst = 200, 400
+	rc.UserAgent = "rotor-propeller"
+	kube, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	rotor, err := versioned.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	var ready atomic.Bool
+	if err := serve(ctx, cfg.listen, &ready, log); err != nil {
+		return err
+	}
+	factory := rotorinformers.NewSharedInformerFactory(rotor, 0)
+	var ctrl *propeller.Controller
+	registry := cluster.NewRegistry(kube, cfg.namespace, func(name string, p *corev1.Pod) { ctrl.EnqueuePod(name, p) }, log)
+	defer registry.Stop()
+	exec := &executor.Executor{Plugins: plugins.NewRegistry(pod.New()), Clusters: registry, Clock: clock.RealClock{}, MaxSystemRetries: 5}
+	ctrl = propeller.New(rotor, factory.Rotor().V1alpha1().Workflows(), exec, propeller.Options{Logger: log})
+	clusters := factory.Rotor().V1alpha1().Clusters()
+	_, _ = clusters.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { syncCluster(ctx, registry, o.(*v1alpha1.Cluster), log) },
+		UpdateFunc: func(_, o any) { syncCluster(ctx, registry, o.(*v1alpha1.Cluster), log) },
+		DeleteFunc: func(o any) {
+			if c, ok := o.(*v1alpha1.Cluster); ok {
+				registry.Remove(c.Name)
+			}
+		},
+	})
+	factory.Start(ctx.Done())
+	for t, ok := range factory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("cache for %v did not sync", t)
+		}
+	}
+	ready.Store(true)
+	return ctrl.Run(ctx, cfg.workers)
+}
+
+func syncCluster(ctx context.Context, r *cluster.Registry, c *v1alpha1.Cluster, log *slog.Logger) {
+	if err := r.Sync(ctx, c); err != nil {
+		log.Error("target cluster unusable: fix its Cluster object or kubeconfig Secret", "cluster", c.Name, "err", err)
+	}
+}
+
+func serve(ctx context.Context, addr string, ready *atomic.Bool, log *slog.Logger) error {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.Handler())
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "caches not synced", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s for metrics and health: %w", addr, err)
+	}
+	log.Info("serving metrics and health", "addr", l.Addr().String())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server failed", "err", err)
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	return nil
+}

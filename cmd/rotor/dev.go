@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rotor-dev/rotor/internal/localcluster"
+)
+
+type devFlags struct {
+	dir      string
+	binDir   string
+	crdDir   string
+	clusters int
+	replicas int
+	runtime  string
+	detach   bool
+}
+
+func devCmd() *cobra.Command {
+	f := &devFlags{}
+	cmd := &cobra.Command{Use: "dev", Short: "Run Rotor's local multi-cluster sandbox (real apiservers, fake or process nodes)"}
+	cmd.PersistentFlags().StringVar(&f.dir, "dir", ".rotor", "state folder of the sandbox")
+	up := &cobra.Command{
+		Use:   "up",
+		Short: "Start etcd, a control cluster, N target clusters and Rotor",
+		RunE:  func(cmd *cobra.Command, _ []string) error { return devUp(cmd.Context(), cmd.OutOrStdout(), f) },
+	}
+	up.Flags().StringVar(&f.binDir, "bin-dir", "bin", "folder with etcd, kube-apiserver, kube-scheduler, kwok and the rotor binaries ('make tools build' fills it)")
+	up.Flags().StringVar(&f.crdDir, "crd-dir", "charts/rotor/crds", "folder with Rotor's CRD YAML")
+	up.Flags().IntVar(&f.clusters, "clusters", 2, "number of target clusters")
+	up.Flags().IntVar(&f.replicas, "replicas", 1, "number of rotor-propeller replicas")
+	up.Flags().StringVar(&f.runtime, "runtime", "process", "node runtime of the targets: process (runs commands locally) or kwok (simulated)")
+	up.Flags().BoolVar(&f.detach, "detach", false, "leave the sandbox running in the background and return")
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Show the sandbox's clusters and processes",
+		RunE:  func(cmd *cobra.Command, _ []string) error { return devStatus(cmd.OutOrStdout(), f.dir) },
+	}
+	down := &cobra.Command{
+		Use:   "down",
+		Short: "Stop the sandbox and delete its state",
+		RunE:  func(cmd *cobra.Command, _ []string) error { return devDown(cmd.OutOrStdout(), f.dir) },
+	}
+	cmd.AddCommand(up, status, down)
+	return cmd
+}
+
+func devUp(ctx context.Context, out io.Writer, f *devFlags) error {
+	if f.clusters < 1 {
+		return fmt.Errorf("--clusters must be at least 1")
+	}
+	if f.replicas != 1 {
+		return fmt.Errorf("--replicas %d: only 1 replica is supported until sharding lands (issue 4); more replicas would all reconcile every workflow", f.replicas)
+	}
+	if env, err := localcluster.Load(f.dir); err == nil && anyAlive(env) {
+		return fmt.Errorf("a sandbox is already running in %s: run 'rotor dev down' first", f.dir)
+	}
+	for _, b := range []string{"etcd", "kube-apiserver", "kube-scheduler", "kwok", "rotor-propeller", "rotor-nodeagent"} {
+		if _, err := os.Stat(filepath.Join(f.binDir, b)); err != nil {
+			return fmt.Errorf("%s is missing from %s: run 'make tools build' first", b, f.binDir)
+		}
+	}
+	dir, err := filepath.Abs(f.dir)
+	if err != nil {
+		return err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	binDir, _ := filepath.Abs(f.binDir)
+	start := time.Now()
+	fmt.Fprintf(out, "starting etcd, control cluster and %d target cluster(s) (%s runtime) in %s ...\n", f.clusters, f.runtime, f.dir)
+	var users []string
+	for i := 0; i < f.replicas; i++ {
+		users = append(users, fmt.Sprintf("rotor-propeller-%d", i))
+	}
+	env, err := localcluster.Start(ctx, localcluster.Options{
+		Dir: dir, BinDir: binDir, CRDDir: f.crdDir, Targets: f.clusters,
+		Runtime: localcluster.Runtime(f.runtime), Users: users,
+	})
+	if err != nil {
+		return fmt.Errorf("start sandbox: %w (logs in %s)", err, filepath.Join(f.dir, "logs"))
+	}
+	if err := setupRotor(ctx, env, f.replicas); err != nil {
+		env.Stop()
+		return fmt.Errorf("start Rotor in the sandbox: %w (logs in %s)", err, filepath.Join(f.dir, "logs"))
+	}
+	if err := copyFile(env.Control.Kubeconfig, filepath.Join(dir, "kubeconfig")); err != nil {
+		env.Stop()
+		return err
+	}
+	fmt.Fprintf(out, "sandbox ready in %s\n", time.Since(start).Round(100*time.Millisecond))
+	printEnv(out, env, f.dir)
+	if f.detach {
+		fmt.Fprintln(out, "running in the background; stop it with: rotor dev down")
+		return nil
+	}
+	fmt.Fprintln(out, "press Ctrl-C to stop")
+	sig, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-sig.Done()
+	fmt.Fprintln(out, "stopping sandbox ...")
+	env.Stop()
+	return nil
+}
+
+func setupRotor(ctx context.Context, env *localcluster.Env, replicas int) error {
+	if err := env.CreateNamespaces(ctx, "team-a", "team-b"); err != nil {
+		return err
+	}
+	if err := env.RegisterTargets(ctx); err != nil {
+		return err
+	}
+	for i := 0; i < replicas; i++ {
+		if _, err := env.StartPropeller(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func printEnv(out io.Writer, env *localcluster.Env, dir string) {
+	fmt.Fprintf(out, "\ncontrol cluster  %s\n", env.Control.Server)
+	for _, t := range env.Targets {
+		fmt.Fprintf(out, "%-16s %s (%s runtime)\n", t.Name, t.Server, t.Runtime)
+	}
+	fmt.Fprintf(out, "\nrotor reads %s/kubeconfig by default; for kubectl:\n  export KUBECONFIG=%s/kubeconfig\n", dir, dir)
+	fmt.Fprintf(out, "target kubeconfigs: %s/kubeconfigs/<target>.yaml; logs: %s/logs\n", dir, dir)
+	fmt.Fprintf(out, "try: bin/rotor submit -n team-a -f docs/examples/diamond.yaml --wait\n")
+}
+
+func devStatus(out io.Writer, dir string) error {
+	env, err := localcluster.Load(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintf(out, "no sandbox in %s: start one with 'rotor dev up'\n", dir)
+		return exitError{code: 3}
+	}
+	if err != nil {
+		return err
+	}
+	printEnv(out, env, dir)
+	fmt.Fprintln(out, "\nPROCESS                          PID      STATE")
+	down := 0
+	for _, p := range env.Processes {
+		state := "running"
+		if exited, _ := p.Exited(); exited {
+			state, down = "stopped (see "+p.Log+")", down+1
+		}
+		fmt.Fprintf(out, "%-32s %-8d %s\n", p.Name, p.PID, state)
+	}
+	if down > 0 {
+		return exitError{code: 1}
+	}
+	return nil
+}
+
+func devDown(out io.Writer, dir string) error {
+	env, err := localcluster.Load(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintf(out, "no sandbox in %s\n", dir)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	env.Stop()
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove %s: %w", dir, err)
+	}
+	fmt.Fprintf(out, "sandbox stopped and %s removed\n", dir)
+	return nil
+}
+
+func anyAlive(env *localcluster.Env) bool {
+	for _, p := range env.Processes {
+		if exited, _ := p.Exited(); !exited {
+			return true
+		}
+	}
+	return false
+}
+
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o600)
+}

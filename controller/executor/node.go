@@ -1,0 +1,262 @@
+package executor
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+
+	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+	"github.com/rotor-dev/rotor/controller/dag"
+	"github.com/rotor-dev/rotor/controller/template"
+	"github.com/rotor-dev/rotor/controller/values"
+	"github.com/rotor-dev/rotor/plugins"
+)
+
+type apiextJSON = apiextensionsv1.JSON
+
+// stepNode moves one runnable node forward: launches an attempt if none is
+// in flight, otherwise asks the plugin for the attempt's state.
+func (r *round) stepNode(ctx context.Context, name string, ns *v1alpha1.NodeStatus) error {
+	node := r.g.Nodes[name]
+	task := r.wf.Spec.Tasks[node.Task]
+	plugin, err := r.Plugins.Get(dag.TaskType(&task))
+	if err != nil {
+		r.failNode(ns, "NoPlugin", err.Error())
+		return nil
+	}
+	inputs, err := r.resolveInputs(node)
+	if err != nil {
+		r.failNode(ns, "BadInputs", err.Error())
+		return nil
+	}
+	if ns.StartedAt == nil {
+		ns.StartedAt = &r.now
+	}
+	if n := len(ns.Attempts); n == 0 || ns.Attempts[n-1].Phase.IsTerminal() {
+		if !r.newAttempt(name, &task, ns) {
+			return nil
+		}
+	}
+	a := &ns.Attempts[len(ns.Attempts)-1]
+	tc, ok := r.taskContext(name, &task, inputs, a)
+	if !ok {
+		r.endAttempt(ns, a, plugins.PhaseInfo{Phase: plugins.PhaseSystemFailed, Reason: v1alpha1.ReasonNoCluster,
+			Message: fmt.Sprintf("cluster %s is no longer registered", a.Cluster)}, &task)
+		return nil
+	}
+	if t := task.Timeout; t != nil && t.Duration > 0 && a.StartedAt != nil {
+		left := t.Duration - r.now.Sub(a.StartedAt.Time)
+		if left <= 0 {
+			if err := plugin.Abort(ctx, tc); err != nil {
+				return err
+			}
+			r.endAttempt(ns, a, plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: v1alpha1.ReasonTimedOut,
+				Message: fmt.Sprintf("attempt %d timed out after %s", a.Number, t.Duration)}, &task)
+			return nil
+		}
+		r.res.after(left)
+	}
+	info, err := plugin.Handle(ctx, tc)
+	if err != nil {
+		return err
+	}
+	if info.Resource != "" {
+		a.Pod = info.Resource
+	}
+	switch info.Phase {
+	case plugins.PhaseQueued, plugins.PhaseRunning:
+		phase := v1alpha1.NodeQueued
+		if info.Phase == plugins.PhaseRunning {
+			phase = v1alpha1.NodeRunning
+		}
+		a.Phase, a.Message = phase, info.Message
+		ns.Phase, ns.Reason, ns.Message = phase, info.Reason, info.Message
+	case plugins.PhaseSucceeded:
+		outs, err := checkOutputs(&task, info.Outputs)
+		if err != nil {
+			info = plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: v1alpha1.ReasonBadOutputs, Message: err.Error(), ExitCode: info.ExitCode}
+			r.endAttempt(ns, a, info, &task)
+			return nil
+		}
+		r.endAttempt(ns, a, info, &task)
+		ns.Outputs = outs
+	default:
+		r.endAttempt(ns, a, info, &task)
+	}
+	return nil
+}
+
+// newAttempt appends an attempt placed on a cluster; false if none fits
+// (the node stays queued and the round asks to be run again).
+func (r *round) newAttempt(name string, task *v1alpha1.TaskTemplate, ns *v1alpha1.NodeStatus) bool {
+	num := int32(len(ns.Attempts))
+	id := r.taskID(name, num)
+	c, err := r.Clusters.Pick(id, task)
+	if err != nil {
+		ns.Phase, ns.Reason, ns.Message = v1alpha1.NodeQueued, v1alpha1.ReasonNoCluster, err.Error()
+		r.res.after(5 * time.Second)
+		return false
+	}
+	ns.Attempts = append(ns.Attempts, v1alpha1.Attempt{Number: num, Cluster: c.Name, Phase: v1alpha1.NodeQueued, StartedAt: &r.now})
+	ns.Phase = v1alpha1.NodeQueued
+	return true
+}
+
+func (r *round) taskID(name string, attempt int32) plugins.TaskID {
+	return plugins.TaskID{Namespace: r.wf.Namespace, Workflow: r.wf.Name, WorkflowUID: string(r.wf.UID), Node: name, Attempt: attempt}
+}
+
+func (r *round) taskContext(name string, task *v1alpha1.TaskTemplate, inputs map[string]json.RawMessage, a *v1alpha1.Attempt) (*plugins.TaskContext, bool) {
+	c, ok := r.Clusters.Get(a.Cluster)
+	if !ok {
+		return nil, false
+	}
+	return &plugins.TaskContext{ID: r.taskID(name, a.Number), Task: task, Inputs: inputs, Cluster: c, Launched: a.Pod != ""}, true
+}
+
+// endAttempt records a finished attempt and decides the node's fate.
+func (r *round) endAttempt(ns *v1alpha1.NodeStatus, a *v1alpha1.Attempt, info plugins.PhaseInfo, task *v1alpha1.TaskTemplate) {
+	a.FinishedAt, a.Reason, a.Message, a.ExitCode = &r.now, info.Reason, info.Message, info.ExitCode
+	if info.Phase == plugins.PhaseSucceeded {
+		a.Phase = v1alpha1.NodeSucceeded
+		ns.Phase, ns.Reason, ns.Message, ns.FinishedAt = v1alpha1.NodeSucceeded, "", "", &r.now
+		return
+	}
+	a.Phase = v1alpha1.NodeFailed
+	a.System = info.Phase == plugins.PhaseSystemFailed
+	user, system := 0, 0
+	for _, at := range ns.Attempts {
+		if at.Phase != v1alpha1.NodeFailed {
+			continue
+		}
+		if at.System {
+			system++
+		} else {
+			user++
+		}
+	}
+	switch {
+	case a.System && system <= r.MaxSystemRetries:
+		ns.Phase, ns.Reason = v1alpha1.NodeRetrying, info.Reason
+		ns.Message = fmt.Sprintf("system failure on attempt %d, retrying (does not count against retries): %s", a.Number, info.Message)
+		r.res.after(0)
+	case !a.System && user <= int(task.Retries):
+		ns.Phase, ns.Reason = v1alpha1.NodeRetrying, info.Reason
+		ns.Message = fmt.Sprintf("attempt %d failed, retry %d of %d: %s", a.Number, user, task.Retries, info.Message)
+		r.res.after(0)
+	default:
+		msg := info.Message
+		if len(ns.Attempts) > 1 {
+			msg = fmt.Sprintf("%s (after %d attempts)", msg, len(ns.Attempts))
+		}
+		r.failNode(ns, info.Reason, msg)
+	}
+}
+
+func (r *round) failNode(ns *v1alpha1.NodeStatus, reason, msg string) {
+	ns.Phase, ns.Reason, ns.Message, ns.FinishedAt = v1alpha1.NodeFailed, reason, msg, &r.now
+	if ns.StartedAt == nil {
+		ns.StartedAt = &r.now
+	}
+}
+
+func (r *round) abortNode(ctx context.Context, name string, ns *v1alpha1.NodeStatus, msg string) {
+	node := r.g.Nodes[name]
+	task := r.wf.Spec.Tasks[node.Task]
+	if n := len(ns.Attempts); n > 0 && !ns.Attempts[n-1].Phase.IsTerminal() {
+		a := &ns.Attempts[n-1]
+		if p, err := r.Plugins.Get(dag.TaskType(&task)); err == nil {
+			if tc, ok := r.taskContext(name, &task, nil, a); ok {
+				if err := p.Abort(ctx, tc); err != nil {
+					msg += fmt.Sprintf(" (stopping attempt %d failed: %v)", a.Number, err)
+				}
+			}
+		}
+		a.Phase, a.FinishedAt, a.Message = v1alpha1.NodeAborted, &r.now, msg
+	}
+	ns.Phase, ns.Reason, ns.Message, ns.FinishedAt = v1alpha1.NodeAborted, v1alpha1.ReasonWorkflowFailed, msg, &r.now
+}
+
+func (r *round) resolveInputs(node *v1alpha1.Node) (map[string]json.RawMessage, error) {
+	out := make(map[string]json.RawMessage, len(node.Inputs))
+	for name, b := range node.Inputs {
+		v, err := template.Resolve(b.Raw, r.lookup)
+		if err != nil {
+			return nil, fmt.Errorf("input %s: %w", name, err)
+		}
+		out[name] = v
+	}
+	return out, nil
+}
+
+// checkOutputs parses a task's output object and checks it against the
+// declared outputs: every declared output present with its type, nothing
+// undeclared.
+func checkOutputs(task *v1alpha1.TaskTemplate, raw json.RawMessage) (map[string]apiextJSON, error) {
+	if len(task.Outputs) == 0 && len(bytes.TrimSpace(raw)) == 0 {
+		return nil, nil
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil, fmt.Errorf("the task wrote no outputs, it declares %s: write them as one JSON object to $ROTOR_OUTPUT_FILE", declared(task))
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, fmt.Errorf("outputs are not a JSON object (%v): got %q", err, truncate(string(raw), 200))
+	}
+	var problems []string
+	out := map[string]apiextJSON{}
+	for _, name := range sortedKeys(task.Outputs) {
+		v, ok := obj[name]
+		if !ok {
+			problems = append(problems, fmt.Sprintf("output %q is missing", name))
+			continue
+		}
+		if err := values.Check(task.Outputs[name], v); err != nil {
+			problems = append(problems, fmt.Sprintf("output %q: %v", name, err))
+			continue
+		}
+		out[name] = apiextJSON{Raw: v}
+	}
+	for _, name := range sortedKeys(obj) {
+		if _, ok := task.Outputs[name]; !ok {
+			problems = append(problems, fmt.Sprintf("output %q is not declared (declared: %s)", name, declared(task)))
+		}
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("bad outputs: %s", strings.Join(problems, "; "))
+	}
+	return out, nil
+}
+
+func declared(task *v1alpha1.TaskTemplate) string {
+	if len(task.Outputs) == 0 {
+		return "none"
+	}
+	parts := []string{}
+	for _, k := range sortedKeys(task.Outputs) {
+		parts = append(parts, k+" ("+string(task.Outputs[k])+")")
+	}
+	return strings.Join(parts, ", ")
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

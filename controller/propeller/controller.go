@@ -1,0 +1,193 @@
+// Package propeller is the thin concurrent shell around the executor: a
+// Workflow informer and task-pod events feed a rate-limited workqueue;
+// each worker runs one reconcile round on a deep copy and writes the status
+// back with one resourceVersion compare-and-swap update.
+//
+// Error contract of sync: not found → done; invalid spec → recorded on the
+// object by the executor, done; conflict or transient error → requeue with
+// backoff; time-driven work → requeue after the executor's delay.
+package propeller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+	"github.com/rotor-dev/rotor/controller/executor"
+	versioned "github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
+	informers "github.com/rotor-dev/rotor/controller/generated/informers/externalversions/rotor/v1alpha1"
+	listers "github.com/rotor-dev/rotor/controller/generated/listers/rotor/v1alpha1"
+	"github.com/rotor-dev/rotor/plugins/pod"
+)
+
+// Controller reconciles Workflows.
+type Controller struct {
+	client   versioned.Interface
+	lister   listers.WorkflowLister
+	synced   cache.InformerSynced
+	queue    workqueue.TypedRateLimitingInterface[string]
+	exec     *executor.Executor
+	log      *slog.Logger
+	resync   time.Duration
+	metrics  *metrics
+	observer func(before, after *v1alpha1.Workflow)
+}
+
+// Options configure a Controller.
+type Options struct {
+	// Resync is the safety net period for running workflows whose pods
+	// produce no events (default 30s).
+	Resync time.Duration
+	Logger *slog.Logger
+	// Observer, if set, is called after every status write.
+	Observer func(before, after *v1alpha1.Workflow)
+}
+
+// New wires a controller to a Workflow informer.
+func New(client versioned.Interface, inf informers.WorkflowInformer, exec *executor.Executor, opts Options) *Controller {
+	if opts.Resync == 0 {
+		opts.Resync = 30 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	c := &Controller{
+		client: client, lister: inf.Lister(), synced: inf.Informer().HasSynced, exec: exec,
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "workflows"}),
+		log: opts.Logger, resync: opts.Resync, metrics: newMetrics(), observer: opts.Observer,
+	}
+	_, _ = inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.enqueue,
+		UpdateFunc: func(_, o any) { c.enqueue(o) },
+	})
+	return c
+}
+
+func (c *Controller) enqueue(obj any) {
+	key, err := cache.MetaNamespaceKeyFunc(obj)
+	if err != nil {
+		utilruntime.HandleError(err)
+		return
+	}
+	c.queue.Add(key)
+}
+
+// EnqueuePod queues the workflow a task pod belongs to.
+func (c *Controller) EnqueuePod(_ string, p *corev1.Pod) {
+	if wf := p.Annotations[pod.AnnotWorkflow]; wf != "" {
+		c.queue.Add(p.Namespace + "/" + wf)
+	}
+}
+
+// Run starts workers and blocks until ctx ends.
+func (c *Controller) Run(ctx context.Context, workers int) error {
+	defer utilruntime.HandleCrash()
+	defer c.queue.ShutDown()
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
+		return fmt.Errorf("workflow cache did not sync")
+	}
+	c.log.Info("propeller workers starting", "workers", workers)
+	for i := 0; i < workers; i++ {
+		go wait.UntilWithContext(ctx, c.worker, time.Second)
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func (c *Controller) worker(ctx context.Context) {
+	for c.processNext(ctx) {
+	}
+}
+
+func (c *Controller) processNext(ctx context.Context) bool {
+	key, quit := c.queue.Get()
+	if quit {
+		return false
+	}
+	defer c.queue.Done(key)
+	c.metrics.depth.Set(float64(c.queue.Len()))
+	start := time.Now()
+	after, err := c.sync(ctx, key)
+	c.metrics.observeRound(start, err)
+	switch {
+	case err != nil:
+		c.log.Warn("reconcile failed, will retry", "workflow", key, "err", err)
+		c.queue.AddRateLimited(key)
+	case after > 0:
+		c.queue.Forget(key)
+		c.queue.AddAfter(key, after)
+	default:
+		c.queue.Forget(key)
+	}
+	return true
+}
+
+// sync runs one round for key and returns when to look again.
+func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return 0, nil
+	}
+	cached, err := c.lister.Workflows(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if cached.Status.Phase.IsTerminal() {
+		return 0, nil
+	}
+	wf := cached.DeepCopy()
+	res, rerr := c.exec.Reconcile(ctx, wf)
+	if !equality.Semantic.DeepEqual(cached.Status, wf.Status) {
+		updated, err := c.client.RotorV1alpha1().Workflows(ns).UpdateStatus(ctx, wf, metav1.UpdateOptions{})
+		if err != nil {
+			// A conflict means our cache was stale: the next round reads
+			// the newer object and redoes the (idempotent) work.
+			return 0, fmt.Errorf("write status of %s: %w", key, err)
+		}
+		c.recordTransitions(cached, updated)
+		if c.observer != nil {
+			c.observer(cached, updated)
+		}
+	}
+	if rerr != nil {
+		return 0, rerr
+	}
+	if wf.Status.Phase.IsTerminal() {
+		return 0, nil
+	}
+	switch {
+	case res.Requeue:
+		return time.Millisecond, nil
+	case res.RequeueAfter > 0 && res.RequeueAfter < c.resync:
+		return res.RequeueAfter, nil
+	}
+	return c.resync, nil
+}
+
+func (c *Controller) recordTransitions(before, after *v1alpha1.Workflow) {
+	if before.Status.Phase != after.Status.Phase {
+		c.metrics.workflowPhase.WithLabelValues(string(after.Status.Phase)).Inc()
+		c.log.Info("workflow phase changed", "namespace", after.Namespace, "workflow", after.Name,
+			"from", string(before.Status.Phase), "to", string(after.Status.Phase), "message", after.Status.Message)
+	}
+	for name, ns := range after.Status.Nodes {
+		if before.Status.Nodes[name].Phase != ns.Phase {
+			c.metrics.nodePhase.WithLabelValues(string(ns.Phase)).Inc()
+		}
+	}
+}

@@ -1,0 +1,44 @@
+package propeller
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	rounds        *prometheus.HistogramVec
+	depth         prometheus.Gauge
+	workflowPhase *prometheus.CounterVec
+	nodePhase     *prometheus.CounterVec
+}
+
+// The collectors are registered once per process; a second controller in
+// the same process (tests) reuses them.
+var sharedMetrics = func() *metrics {
+	m := &metrics{
+		rounds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "rotor_reconcile_round_seconds", Help: "Duration of one workflow reconcile round.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"result"}),
+		depth: prometheus.NewGauge(prometheus.GaugeOpts{Name: "rotor_workqueue_depth", Help: "Workflows waiting in the workqueue."}),
+		workflowPhase: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rotor_workflow_transitions_total", Help: "Workflow phase transitions, by new phase.",
+		}, []string{"phase"}),
+		nodePhase: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rotor_node_transitions_total", Help: "Node phase transitions, by new phase.",
+		}, []string{"phase"}),
+	}
+	prometheus.MustRegister(m.rounds, m.depth, m.workflowPhase, m.nodePhase)
+	return m
+}()
+
+func newMetrics() *metrics { return sharedMetrics }
+
+func (m *metrics) observeRound(start time.Time, err error) {
+	res := "ok"
+	if err != nil {
+		res = "error"
+	}
+	m.rounds.WithLabelValues(res).Observe(time.Since(start).Seconds())
+}

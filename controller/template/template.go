@@ -1,0 +1,178 @@
+// Package template parses and renders Rotor's {{ ... }} references:
+//
+//	{{workflow.inputs.NAME}}       a workflow input
+//	{{nodes.NODE.outputs.KEY}}     an upstream node's output
+//	{{inputs.NAME}}                the task's own input (container args)
+//
+// A binding that is exactly one reference keeps the referenced value's
+// type; a string that mixes text and references renders to a string.
+package template
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/rotor-dev/rotor/controller/values"
+)
+
+// Kind is what a reference points at.
+type Kind int
+
+// Reference kinds.
+const (
+	WorkflowInput Kind = iota + 1
+	NodeOutput
+	TaskInput
+)
+
+// Ref is one parsed reference.
+type Ref struct {
+	Kind Kind
+	Node string // NodeOutput only
+	Name string
+}
+
+func (r Ref) String() string {
+	switch r.Kind {
+	case WorkflowInput:
+		return "workflow.inputs." + r.Name
+	case NodeOutput:
+		return "nodes." + r.Node + ".outputs." + r.Name
+	default:
+		return "inputs." + r.Name
+	}
+}
+
+type part struct {
+	text string
+	ref  *Ref
+}
+
+// Template is a parsed string.
+type Template struct{ parts []part }
+
+// Parse parses s. Errors say what is wrong and what is allowed.
+func Parse(s string) (*Template, error) {
+	t := &Template{}
+	for {
+		i := strings.Index(s, "{{")
+		if i < 0 {
+			if strings.Contains(s, "}}") {
+				return nil, fmt.Errorf("unmatched }} in %q", s)
+			}
+			if s != "" {
+				t.parts = append(t.parts, part{text: s})
+			}
+			return t, nil
+		}
+		if i > 0 {
+			if strings.Contains(s[:i], "}}") {
+				return nil, fmt.Errorf("unmatched }} in %q", s)
+			}
+			t.parts = append(t.parts, part{text: s[:i]})
+		}
+		end := strings.Index(s[i+2:], "}}")
+		if end < 0 {
+			return nil, fmt.Errorf("unterminated {{ in %q", s)
+		}
+		ref, err := parseRef(strings.TrimSpace(s[i+2 : i+2+end]))
+		if err != nil {
+			return nil, err
+		}
+		t.parts = append(t.parts, part{ref: &ref})
+		s = s[i+2+end+2:]
+	}
+}
+
+func parseRef(expr string) (Ref, error) {
+	f := strings.Split(expr, ".")
+	valid := func(ss ...string) bool {
+		for _, s := range ss {
+			if s == "" || strings.ContainsAny(s, " \t\n{}") {
+				return false
+			}
+		}
+		return true
+	}
+	switch {
+	case len(f) == 3 && f[0] == "workflow" && f[1] == "inputs" && valid(f[2]):
+		return Ref{Kind: WorkflowInput, Name: f[2]}, nil
+	case len(f) == 4 && f[0] == "nodes" && f[2] == "outputs" && valid(f[1], f[3]):
+		return Ref{Kind: NodeOutput, Node: f[1], Name: f[3]}, nil
+	case len(f) == 2 && f[0] == "inputs" && valid(f[1]):
+		return Ref{Kind: TaskInput, Name: f[1]}, nil
+	}
+	return Ref{}, fmt.Errorf("bad reference {{%s}}: use workflow.inputs.NAME, nodes.NODE.outputs.KEY or inputs.NAME", expr)
+}
+
+// Refs lists the template's references in order.
+func (t *Template) Refs() []Ref {
+	var out []Ref
+	for _, p := range t.parts {
+		if p.ref != nil {
+			out = append(out, *p.ref)
+		}
+	}
+	return out
+}
+
+// Single returns the reference when the template is exactly one.
+func (t *Template) Single() (Ref, bool) {
+	if len(t.parts) == 1 && t.parts[0].ref != nil {
+		return *t.parts[0].ref, true
+	}
+	return Ref{}, false
+}
+
+// Lookup finds a referenced value as JSON.
+type Lookup func(Ref) (json.RawMessage, error)
+
+// RenderString renders the template to text.
+func (t *Template) RenderString(lookup Lookup) (string, error) {
+	var b strings.Builder
+	for _, p := range t.parts {
+		if p.ref == nil {
+			b.WriteString(p.text)
+			continue
+		}
+		v, err := lookup(*p.ref)
+		if err != nil {
+			return "", err
+		}
+		b.WriteString(values.Text(v))
+	}
+	return b.String(), nil
+}
+
+// Resolve evaluates a binding, a JSON value. A string holding exactly one
+// reference yields the referenced value unchanged; a string with text and
+// references yields a JSON string; any other value is a literal.
+func Resolve(binding json.RawMessage, lookup Lookup) (json.RawMessage, error) {
+	t, isString, err := ParseBinding(binding)
+	if err != nil || !isString {
+		return binding, err
+	}
+	if r, ok := t.Single(); ok {
+		return lookup(r)
+	}
+	if len(t.Refs()) == 0 {
+		return binding, nil
+	}
+	s, err := t.RenderString(lookup)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(s)
+}
+
+// ParseBinding parses a binding if it is a JSON string; isString is false
+// for literals of other types.
+func ParseBinding(binding json.RawMessage) (t *Template, isString bool, err error) {
+	var s string
+	if err := json.Unmarshal(binding, &s); err != nil {
+		return nil, false, nil
+	}
+	t, err = Parse(s)
+	return t, true, err
+}

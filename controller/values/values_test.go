@@ -1,0 +1,57 @@
+package values
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+)
+
+func TestCheck(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		typ     v1alpha1.ValueType
+		raw     string
+		wantErr string
+	}{
+		{"integer", v1alpha1.TypeInteger, `3`, ""},
+		{"negative integer", v1alpha1.TypeInteger, `-42`, ""},
+		{"integer written as float", v1alpha1.TypeInteger, `3.0`, ""},
+		{"fraction is not integer", v1alpha1.TypeInteger, `3.5`, "want an integer, got 3.5"},
+		{"string is not integer", v1alpha1.TypeInteger, `"3"`, `want an integer, got string "3"`},
+		{"float", v1alpha1.TypeFloat, `2.5`, ""},
+		{"float accepts integer", v1alpha1.TypeFloat, `2`, ""},
+		{"bool", v1alpha1.TypeBoolean, `true`, ""},
+		{"null is not bool", v1alpha1.TypeBoolean, `null`, "want a boolean, got null"},
+		{"string", v1alpha1.TypeString, `"x"`, ""},
+		{"object", v1alpha1.TypeObject, `{"a":1}`, ""},
+		{"array is not object", v1alpha1.TypeObject, `[1]`, "want an object, got array [1]"},
+		{"array", v1alpha1.TypeArray, `[1,"a"]`, ""},
+		{"blob", v1alpha1.TypeBlob, `"s3://b/k"`, ""},
+		{"empty blob", v1alpha1.TypeBlob, `""`, "want a blob URI string"},
+		{"bad json", v1alpha1.TypeString, `{`, "not valid JSON"},
+		{"two values", v1alpha1.TypeInteger, `1 2`, "not one JSON value"},
+		{"unknown type", "decimal", `1`, `unknown type "decimal"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Check(tc.typ, []byte(tc.raw))
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Check(%s, %s) = %v, want nil", tc.typ, tc.raw, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Check(%s, %s) = %v, want error containing %q", tc.typ, tc.raw, err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestText(t *testing.T) {
+	for raw, want := range map[string]string{`"a b"`: "a b", `3`: "3", `{"a": 1}`: `{"a":1}`, `true`: "true"} {
+		if got := Text([]byte(raw)); got != want {
+			t.Errorf("Text(%s) = %q, want %q", raw, got, want)
+		}
+	}
+}

@@ -1,0 +1,110 @@
+package localcluster
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+	versioned "github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
+)
+
+// RotorNamespace is where Rotor keeps the kubeconfig Secrets of targets.
+const RotorNamespace = "rotor-system"
+
+// Clients returns admin clients for the control cluster.
+func (e *Env) Clients() (kubernetes.Interface, versioned.Interface, error) {
+	cfg, err := restConfigFromFile(e.Control.Kubeconfig)
+	if err != nil {
+		return nil, nil, err
+	}
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	rotor, err := versioned.NewForConfig(cfg)
+	return kube, rotor, err
+}
+
+// TargetClient returns an admin client for target i.
+func (e *Env) TargetClient(i int) (kubernetes.Interface, error) {
+	cfg, err := restConfigFromFile(e.Targets[i].Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(cfg)
+}
+
+// CreateNamespaces creates namespaces (tenants) in the control cluster.
+func (e *Env) CreateNamespaces(ctx context.Context, names ...string) error {
+	kube, _, err := e.Clients()
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		_, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create namespace %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// RegisterTargets stores each target's kubeconfig in a Secret and creates
+// its Cluster object, labelled with its name and runtime.
+func (e *Env) RegisterTargets(ctx context.Context) error {
+	if err := e.CreateNamespaces(ctx, RotorNamespace); err != nil {
+		return err
+	}
+	kube, rotor, err := e.Clients()
+	if err != nil {
+		return err
+	}
+	for _, t := range e.Targets {
+		data, err := os.ReadFile(t.Kubeconfig)
+		if err != nil {
+			return err
+		}
+		sec := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "cluster-" + t.Name, Namespace: RotorNamespace},
+			Data:       map[string][]byte{"kubeconfig": data},
+		}
+		if _, err := kube.CoreV1().Secrets(RotorNamespace).Create(ctx, sec, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create Secret for %s: %w", t.Name, err)
+		}
+		c := &v1alpha1.Cluster{
+			ObjectMeta: metav1.ObjectMeta{Name: t.Name, Labels: map[string]string{"rotor.dev/runtime": string(t.Runtime)}},
+			Spec: v1alpha1.ClusterSpec{
+				KubeconfigSecretRef: &v1alpha1.SecretKeyRef{Name: sec.Name, Namespace: RotorNamespace, Key: "kubeconfig"},
+				Weight:              1, Runtime: string(t.Runtime),
+			},
+		}
+		if _, err := rotor.RotorV1alpha1().Clusters().Create(ctx, c, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create Cluster %s: %w", t.Name, err)
+		}
+	}
+	return nil
+}
+
+// StartPropeller starts replica i of rotor-propeller with its own identity
+// (user rotor-propeller-i, which must be in Options.Users).
+func (e *Env) StartPropeller(i int, extraArgs ...string) (*Process, error) {
+	name := "rotor-propeller-" + strconv.Itoa(i)
+	kc, err := e.KubeconfigFor(e.Control, name)
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{"--kubeconfig=" + kc, "--namespace=" + RotorNamespace,
+		"--listen=127.0.0.1:" + strconv.Itoa(port)}, extraArgs...)
+	return e.StartProcess(name, "rotor-propeller", args, nil)
+}

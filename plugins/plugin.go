@@ -1,0 +1,140 @@
+// Package plugins defines the interface every task plugin implements and
+// the registry the engine finds them in. A plugin is asked, once per
+// reconcile round, to move one task attempt forward (Handle); it may be
+// asked to stop it (Abort) and to release what it holds (Finalize).
+//
+// Handle must be idempotent: the engine may call it again for the same
+// attempt after a crash or a handoff, so creating a resource twice must be
+// harmless (the pod plugin uses deterministic pod names).
+package plugins
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+)
+
+// Phase is where an attempt stands after Handle.
+type Phase int
+
+// Attempt phases as a plugin reports them.
+const (
+	// PhaseQueued: accepted but not running yet (pod pending).
+	PhaseQueued Phase = iota + 1
+	// PhaseRunning: the task is running.
+	PhaseRunning
+	// PhaseSucceeded: done; Outputs hold the task's raw outputs.
+	PhaseSucceeded
+	// PhaseFailed: the task's own failure; it spends a user retry.
+	PhaseFailed
+	// PhaseSystemFailed: not the task's fault (pod deleted, evicted, node
+	// lost); retried without spending a user retry.
+	PhaseSystemFailed
+)
+
+func (p Phase) String() string {
+	switch p {
+	case PhaseQueued:
+		return "Queued"
+	case PhaseRunning:
+		return "Running"
+	case PhaseSucceeded:
+		return "Succeeded"
+	case PhaseFailed:
+		return "Failed"
+	case PhaseSystemFailed:
+		return "SystemFailed"
+	}
+	return "Unknown"
+}
+
+// PhaseInfo is Handle's answer.
+type PhaseInfo struct {
+	Phase     Phase
+	Reason    string
+	Message   string
+	ExitCode  *int32
+	StartedAt *time.Time
+	// Outputs is the task's output object as JSON (PhaseSucceeded).
+	Outputs json.RawMessage
+	// Resource names what the plugin launched (the pod). Once recorded,
+	// later rounds pass Launched=true.
+	Resource string
+}
+
+// TaskID identifies one attempt of one node of one workflow.
+type TaskID struct {
+	Namespace   string
+	Workflow    string
+	WorkflowUID string
+	Node        string
+	Attempt     int32
+}
+
+// TaskContext is what a plugin gets for one attempt.
+type TaskContext struct {
+	ID   TaskID
+	Task *v1alpha1.TaskTemplate
+	// Inputs are the resolved, type-checked inputs as JSON values.
+	Inputs map[string]json.RawMessage
+	// Cluster is the target the attempt was placed on.
+	Cluster *Cluster
+	// Launched is true once an earlier round saw the attempt's resource
+	// created, so a missing resource means it was lost, not that it is new.
+	Launched bool
+}
+
+// Plugin runs one type of task.
+type Plugin interface {
+	// Type is the task type this plugin runs (TaskTemplate.Type).
+	Type() string
+	Handle(ctx context.Context, tc *TaskContext) (PhaseInfo, error)
+	Abort(ctx context.Context, tc *TaskContext) error
+	Finalize(ctx context.Context, tc *TaskContext) error
+}
+
+// Registry maps task types to plugins. Safe for concurrent use.
+type Registry struct {
+	mu      sync.RWMutex
+	plugins map[string]Plugin
+}
+
+// NewRegistry returns a registry holding ps.
+func NewRegistry(ps ...Plugin) *Registry {
+	r := &Registry{plugins: map[string]Plugin{}}
+	for _, p := range ps {
+		r.Register(p)
+	}
+	return r
+}
+
+// Register adds p; a second plugin for one type is a programming error.
+func (r *Registry) Register(p Plugin) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.plugins[p.Type()]; dup {
+		panic(fmt.Sprintf("plugins: type %q registered twice", p.Type()))
+	}
+	r.plugins[p.Type()] = p
+}
+
+// Get returns the plugin for a task type.
+func (r *Registry) Get(taskType string) (Plugin, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	p, ok := r.plugins[taskType]
+	if !ok {
+		types := make([]string, 0, len(r.plugins))
+		for t := range r.plugins {
+			types = append(types, t)
+		}
+		sort.Strings(types)
+		return nil, fmt.Errorf("no plugin for task type %q (registered: %v)", taskType, types)
+	}
+	return p, nil
+}

@@ -1,0 +1,213 @@
+// Package pod is the plugin for container tasks: each attempt is one pod,
+// named deterministically from workflow, node and attempt, in the target
+// cluster's namespace of the same name as the workflow's.
+package pod
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/rotor-dev/rotor/controller/template"
+	"github.com/rotor-dev/rotor/controller/values"
+	"github.com/rotor-dev/rotor/plugins"
+)
+
+// Labels and annotations on task pods. The UID label maps a pod back to
+// its workflow even across a delete and re-create of the same name.
+const (
+	LabelManaged     = "rotor.dev/managed"
+	LabelWorkflowUID = "rotor.dev/workflow-uid"
+	LabelNode        = "rotor.dev/node"
+	LabelAttempt     = "rotor.dev/attempt"
+	AnnotWorkflow    = "rotor.dev/workflow"
+	// ContainerName is the task container's name.
+	ContainerName = "task"
+	// OutputFile is where a real container writes its outputs: the
+	// kubelet's termination-message path, read back from the pod status.
+	OutputFile = "/dev/termination-log"
+)
+
+// Plugin runs container tasks as pods.
+type Plugin struct{}
+
+// New returns the pod plugin.
+func New() *Plugin { return &Plugin{} }
+
+// Type implements plugins.Plugin.
+func (*Plugin) Type() string { return "pod" }
+
+// Name is the attempt's pod name: workflow-node-attempt, shortened with a
+// hash when longer than a DNS label allows.
+func Name(id plugins.TaskID) string {
+	n := fmt.Sprintf("%s-%s-%d", id.Workflow, id.Node, id.Attempt)
+	if len(n) <= 63 {
+		return n
+	}
+	sum := sha256.Sum256([]byte(id.WorkflowUID + "/" + n))
+	suffix := fmt.Sprintf("-%d-%s", id.Attempt, hex.EncodeToString(sum[:])[:10])
+	return strings.TrimRight(n[:63-len(suffix)], "-.") + suffix
+}
+
+// Handle creates the attempt's pod if it does not exist, and otherwise
+// reports the pod's state.
+func (p *Plugin) Handle(ctx context.Context, tc *plugins.TaskContext) (plugins.PhaseInfo, error) {
+	name := Name(tc.ID)
+	pod, err := tc.Cluster.Pods.Pods(tc.ID.Namespace).Get(name)
+	if apierrors.IsNotFound(err) && tc.Launched {
+		// The cache may lag a create from the previous round: ask the
+		// apiserver before calling the pod lost.
+		pod, err = tc.Cluster.Client.CoreV1().Pods(tc.ID.Namespace).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return plugins.PhaseInfo{Phase: plugins.PhaseSystemFailed, Reason: "PodDeleted",
+				Message: fmt.Sprintf("pod %s was deleted from cluster %s before it finished", name, tc.Cluster.Name)}, nil
+		}
+	}
+	if apierrors.IsNotFound(err) {
+		return p.create(ctx, tc, name)
+	}
+	if err != nil {
+		return plugins.PhaseInfo{}, fmt.Errorf("get pod %s/%s in cluster %s: %w", tc.ID.Namespace, name, tc.Cluster.Name, err)
+	}
+	if pod.Labels[LabelWorkflowUID] != tc.ID.WorkflowUID {
+		return plugins.PhaseInfo{}, fmt.Errorf("pod %s/%s in cluster %s belongs to another workflow (uid %s): delete it or rename the workflow",
+			tc.ID.Namespace, name, tc.Cluster.Name, pod.Labels[LabelWorkflowUID])
+	}
+	info := phaseOf(pod)
+	info.Resource = name
+	return info, nil
+}
+
+func (p *Plugin) create(ctx context.Context, tc *plugins.TaskContext, name string) (plugins.PhaseInfo, error) {
+	pod, err := Build(tc, name)
+	if err != nil {
+		return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: "BadTask", Message: err.Error()}, nil
+	}
+	pods := tc.Cluster.Client.CoreV1().Pods(tc.ID.Namespace)
+	_, err = pods.Create(ctx, pod, metav1.CreateOptions{})
+	if apierrors.IsNotFound(err) {
+		if err = ensureNamespace(ctx, tc); err == nil {
+			_, err = pods.Create(ctx, pod, metav1.CreateOptions{})
+		}
+	}
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return plugins.PhaseInfo{}, fmt.Errorf("create pod %s/%s in cluster %s: %w", tc.ID.Namespace, name, tc.Cluster.Name, err)
+	}
+	return plugins.PhaseInfo{Phase: plugins.PhaseQueued, Reason: "PodCreated", Message: "pod " + name + " created on " + tc.Cluster.Name, Resource: name}, nil
+}
+
+func ensureNamespace(ctx context.Context, tc *plugins.TaskContext) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: tc.ID.Namespace, Labels: map[string]string{LabelManaged: "true"}}}
+	_, err := tc.Cluster.Client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create namespace %s in cluster %s: %w", tc.ID.Namespace, tc.Cluster.Name, err)
+	}
+	return nil
+}
+
+// Build renders the attempt's pod.
+func Build(tc *plugins.TaskContext, name string) (*corev1.Pod, error) {
+	c := tc.Task.Container
+	if c == nil {
+		return nil, fmt.Errorf("task has no container")
+	}
+	lookup := func(r template.Ref) (json.RawMessage, error) {
+		v, ok := tc.Inputs[r.Name]
+		if r.Kind != template.TaskInput || !ok {
+			return nil, fmt.Errorf("{{%s}} has no value", r)
+		}
+		return v, nil
+	}
+	render := func(in []string) ([]string, error) {
+		out := make([]string, len(in))
+		for i, s := range in {
+			t, err := template.Parse(s)
+			if err != nil {
+				return nil, err
+			}
+			if out[i], err = t.RenderString(lookup); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+	cmd, err := render(c.Command)
+	if err != nil {
+		return nil, fmt.Errorf("command: %w", err)
+	}
+	args, err := render(c.Args)
+	if err != nil {
+		return nil, fmt.Errorf("args: %w", err)
+	}
+	env := append([]corev1.EnvVar{}, c.Env...)
+	names := make([]string, 0, len(tc.Inputs))
+	for k := range tc.Inputs {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		env = append(env, corev1.EnvVar{Name: "ROTOR_INPUT_" + envName(k), Value: values.Text(tc.Inputs[k])})
+	}
+	env = append(env, corev1.EnvVar{Name: "ROTOR_OUTPUT_FILE", Value: OutputFile})
+	labels := map[string]string{}
+	annots := map[string]string{}
+	if m := tc.Task.Metadata; m != nil {
+		for k, v := range m.Labels {
+			labels[k] = v
+		}
+		for k, v := range m.Annotations {
+			annots[k] = v
+		}
+	}
+	labels[LabelManaged] = "true"
+	labels[LabelWorkflowUID] = tc.ID.WorkflowUID
+	labels[LabelNode] = tc.ID.Node
+	labels[LabelAttempt] = strconv.Itoa(int(tc.ID.Attempt))
+	annots[AnnotWorkflow] = tc.ID.Workflow
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: tc.ID.Namespace, Labels: labels, Annotations: annots},
+		Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{
+				Name: ContainerName, Image: c.Image, Command: cmd, Args: args, WorkingDir: c.WorkingDir,
+				Env: env, Resources: c.Resources,
+				TerminationMessagePath:   OutputFile,
+				TerminationMessagePolicy: corev1.TerminationMessageReadFile,
+			}},
+		},
+	}, nil
+}
+
+func envName(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z':
+			return r - 'a' + 'A'
+		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// Abort deletes the attempt's pod.
+func (p *Plugin) Abort(ctx context.Context, tc *plugins.TaskContext) error {
+	err := tc.Cluster.Client.CoreV1().Pods(tc.ID.Namespace).Delete(ctx, Name(tc.ID), metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete pod %s/%s in cluster %s: %w", tc.ID.Namespace, Name(tc.ID), tc.Cluster.Name, err)
+	}
+	return nil
+}
+
+// Finalize releases nothing: a finished pod is kept for its logs until the
+// workflow is deleted.
+func (p *Plugin) Finalize(context.Context, *plugins.TaskContext) error { return nil }
