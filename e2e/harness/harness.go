@@ -1,0 +1,146 @@
+// Package harness starts real local clusters for Rotor's end-to-end tests:
+// one etcd, a control cluster, N target clusters with schedulers and fake
+// nodes, Rotor's CRDs, and optionally Rotor itself. Every component's log
+// is kept under the test's folder and its location printed on failure.
+package harness
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+
+	versioned "github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
+	"github.com/rotor-dev/rotor/internal/localcluster"
+)
+
+// Options configure an environment.
+type Options struct {
+	Targets  int
+	Runtime  localcluster.Runtime
+	Replicas int
+	// NoRotor starts only the clusters.
+	NoRotor bool
+}
+
+// Env is a running environment with admin clients.
+type Env struct {
+	*localcluster.Env
+	Kube     kubernetes.Interface
+	Rotor    versioned.Interface
+	Targets  []kubernetes.Interface
+	Started  time.Duration
+	RepoRoot string
+}
+
+// RepoRoot finds the repository root from the working directory.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/rotor-dev/rotor\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("not inside the rotor repository")
+		}
+		dir = parent
+	}
+}
+
+// Start brings an environment up in dir and returns it. The caller stops
+// it. Used by TestMain, where there is no *testing.T.
+func Start(ctx context.Context, dir string, opts Options) (*Env, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	bin := filepath.Join(root, "bin")
+	if v := os.Getenv("ROTOR_BIN_DIR"); v != "" {
+		bin = v
+	}
+	var users []string
+	for i := 0; i < opts.Replicas; i++ {
+		users = append(users, fmt.Sprintf("rotor-propeller-%d", i))
+	}
+	start := time.Now()
+	le, err := localcluster.Start(ctx, localcluster.Options{
+		Dir: dir, BinDir: bin, CRDDir: filepath.Join(root, "charts", "rotor", "crds"),
+		Targets: opts.Targets, Runtime: opts.Runtime, Users: users, AuditLog: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	e := &Env{Env: le, Started: time.Since(start), RepoRoot: root}
+	if e.Kube, e.Rotor, err = le.Clients(); err != nil {
+		le.Stop()
+		return nil, err
+	}
+	for i := range le.Targets {
+		tc, err := le.TargetClient(i)
+		if err != nil {
+			le.Stop()
+			return nil, err
+		}
+		e.Targets = append(e.Targets, tc)
+	}
+	if opts.NoRotor {
+		return e, nil
+	}
+	if err := le.RegisterTargets(ctx); err != nil {
+		le.Stop()
+		return nil, err
+	}
+	for i := 0; i < opts.Replicas; i++ {
+		if _, err := le.StartPropeller(i); err != nil {
+			le.Stop()
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// New starts an environment for one test, stopped at its end. On failure
+// it prints where every log is and the end of the Rotor logs.
+func New(t testing.TB, opts Options) *Env {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "rotor-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := Start(context.Background(), dir, opts)
+	if err != nil {
+		t.Fatalf("start environment (logs in %s): %v", filepath.Join(dir, "logs"), err)
+	}
+	t.Cleanup(func() {
+		e.Stop()
+		if t.Failed() {
+			e.Report(t)
+			return
+		}
+		_ = os.RemoveAll(dir)
+	})
+	return e
+}
+
+// Report prints where the logs are, and the tail of each Rotor log.
+func (e *Env) Report(t testing.TB) {
+	t.Logf("component logs are in %s", filepath.Join(e.Dir, "logs"))
+	for _, l := range e.Logs() {
+		if strings.Contains(filepath.Base(l), "rotor-") {
+			b, _ := os.ReadFile(l)
+			if len(b) > 4000 {
+				b = b[len(b)-4000:]
+			}
+			t.Logf("--- end of %s ---\n%s", l, b)
+		}
+	}
+}

@@ -1,0 +1,115 @@
+// Package kwok tests Rotor on the kwok node runtime, where task pods are
+// simulated from their sim.rotor.dev/* annotations.
+package kwok
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+	"github.com/rotor-dev/rotor/controller/manifest"
+	"github.com/rotor-dev/rotor/e2e/harness"
+	"github.com/rotor-dev/rotor/internal/localcluster"
+)
+
+const simWorkflow = `apiVersion: rotor.dev/v1alpha1
+kind: Workflow
+metadata: {name: sim}
+spec:
+  tasks:
+    produce:
+      outputs: {y: integer, s: string}
+      metadata:
+        annotations:
+          sim.rotor.dev/duration: 1500ms
+          sim.rotor.dev/outputs: '{"y": 7, "s": "seven"}'
+      container: {image: busybox}
+    consume:
+      inputs: {x: integer}
+      outputs: {}
+      container: {image: busybox}
+    crash:
+      metadata:
+        annotations:
+          sim.rotor.dev/exit-code: "42"
+          sim.rotor.dev/outputs: simulated crash
+      container: {image: busybox}
+  nodes:
+  - {name: p, task: produce}
+  - {name: c, task: consume, inputs: {x: "{{nodes.p.outputs.y}}"}}
+  outputs:
+    y: "{{nodes.p.outputs.y}}"
+    s: "{{nodes.p.outputs.s}}"
+`
+
+func run(t *testing.T, env *harness.Env, ns, src string) *v1alpha1.Workflow {
+	t.Helper()
+	wf := &v1alpha1.Workflow{}
+	if err := manifest.Unmarshal([]byte(src), wf); err != nil {
+		t.Fatal(err)
+	}
+	wf.Namespace = ns
+	ctx := context.Background()
+	if _, err := env.Rotor.RotorV1alpha1().Workflows(ns).Create(ctx, wf, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var got *v1alpha1.Workflow
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		w, err := env.Rotor.RotorV1alpha1().Workflows(ns).Get(ctx, wf.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		got = w
+		return w.Status.Phase.IsTerminal(), nil
+	})
+	if err != nil {
+		t.Fatalf("workflow %s not done: %+v", wf.Name, got.Status)
+	}
+	return got
+}
+
+func TestKwokRuntime(t *testing.T) {
+	env := harness.New(t, harness.Options{Targets: 1, Runtime: localcluster.RuntimeKwok, Replicas: 1})
+	t.Logf("kwok environment ready in %s", env.Started)
+	ctx := context.Background()
+	if err := env.CreateNamespaces(ctx, "sim"); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("outputs and duration from annotations", func(t *testing.T) {
+		wf := run(t, env, "sim", simWorkflow)
+		if wf.Status.Phase != v1alpha1.WorkflowSucceeded {
+			t.Fatalf("phase = %s (%s), want Succeeded", wf.Status.Phase, wf.Status.Message)
+		}
+		if y, s := string(wf.Status.Outputs["y"].Raw), string(wf.Status.Outputs["s"].Raw); y != "7" || s != `"seven"` {
+			t.Fatalf("outputs y=%s s=%s, want 7 and \"seven\"", y, s)
+		}
+		pod, err := env.Targets[0].CoreV1().Pods("sim").Get(ctx, wf.Status.Nodes["p"].Attempts[0].Pod, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		term := pod.Status.ContainerStatuses[0].State.Terminated
+		if ran := term.FinishedAt.Sub(pod.Status.StartTime.Time); ran < time.Second {
+			t.Fatalf("pod ran %s, want about the 1.5s its annotation asks for", ran)
+		}
+	})
+
+	t.Run("exit code and message from annotations", func(t *testing.T) {
+		src := strings.Replace(simWorkflow, "name: sim}", "name: sim-crash}", 1)
+		src = strings.Replace(src, "{name: c, task: consume", "{name: x, task: crash}\n  - {name: c, task: consume", 1)
+		wf := run(t, env, "sim", src)
+		if wf.Status.Phase != v1alpha1.WorkflowFailed {
+			t.Fatalf("phase = %s, want Failed", wf.Status.Phase)
+		}
+		for _, want := range []string{"node x failed", "code 42", "simulated crash"} {
+			if !strings.Contains(wf.Status.Message, want) {
+				t.Errorf("message %q does not contain %q", wf.Status.Message, want)
+			}
+		}
+	})
+}

@@ -1,0 +1,92 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+	"github.com/rotor-dev/rotor/controller/manifest"
+	"github.com/rotor-dev/rotor/e2e/harness"
+	"github.com/rotor-dev/rotor/internal/localcluster"
+)
+
+// env is shared by the tests of this package: one control cluster, two
+// process-runtime targets and one propeller. Each test uses its own
+// namespace.
+var env *harness.Env
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "rotor-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	env, err = harness.Start(context.Background(), dir, harness.Options{Targets: 2, Runtime: localcluster.RuntimeProcess, Replicas: 1})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "start e2e environment (logs in %s): %v\n", filepath.Join(dir, "logs"), err)
+		os.Exit(1)
+	}
+	fmt.Printf("e2e environment ready in %s (logs in %s)\n", env.Started.Round(time.Millisecond), filepath.Join(dir, "logs"))
+	code := m.Run()
+	env.Stop()
+	if code == 0 {
+		_ = os.RemoveAll(dir)
+	} else {
+		fmt.Printf("e2e failed: component logs kept in %s\n", filepath.Join(dir, "logs"))
+	}
+	os.Exit(code)
+}
+
+// namespace creates a fresh tenant namespace for one test.
+func namespace(t *testing.T) string {
+	t.Helper()
+	ns := fmt.Sprintf("t-%d", time.Now().UnixNano()%1_000_000_000)
+	if err := env.CreateNamespaces(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns
+}
+
+// submit creates a Workflow from YAML in ns, bypassing CLI validation so
+// the engine's own checks are exercised too.
+func submit(t *testing.T, ns, src string) *v1alpha1.Workflow {
+	t.Helper()
+	wf := &v1alpha1.Workflow{}
+	if err := manifest.Unmarshal([]byte(src), wf); err != nil {
+		t.Fatalf("parse workflow: %v", err)
+	}
+	wf.Namespace = ns
+	created, err := env.Rotor.RotorV1alpha1().Workflows(ns).Create(context.Background(), wf, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create workflow: %v", err)
+	}
+	return created
+}
+
+// waitDone waits until the workflow reaches a terminal phase.
+func waitDone(t *testing.T, wf *v1alpha1.Workflow, timeout time.Duration) *v1alpha1.Workflow {
+	t.Helper()
+	var got *v1alpha1.Workflow
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		w, err := env.Rotor.RotorV1alpha1().Workflows(wf.Namespace).Get(ctx, wf.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		got = w
+		return w.Status.Phase.IsTerminal(), nil
+	})
+	if err != nil {
+		b, _ := json.MarshalIndent(got, "", "  ")
+		env.Report(t)
+		t.Fatalf("workflow %s/%s not done after %s; last seen:\n%s", wf.Namespace, wf.Name, timeout, b)
+	}
+	return got
+}
