@@ -126,11 +126,11 @@ func (r *Registry) clientFor(ctx context.Context, c *v1alpha1.Cluster) (kubernet
 	}
 	data, ok := sec.Data[key]
 	if !ok {
-		return nil, fmt.Errorf("Secret %s/%s has no key %q", ns, ref.Name, key)
+		return nil, fmt.Errorf("kubeconfig Secret %s/%s has no key %q", ns, ref.Name, key)
 	}
 	cfg, err := clientcmd.RESTConfigFromKubeConfig(data)
 	if err != nil {
-		return nil, fmt.Errorf("Secret %s/%s key %q is not a valid kubeconfig: %w", ns, ref.Name, key, err)
+		return nil, fmt.Errorf("kubeconfig Secret %s/%s key %q is not a valid kubeconfig: %w", ns, ref.Name, key, err)
 	}
 	cfg.QPS, cfg.Burst = r.qps, r.burst
 	cfg.UserAgent = "rotor-propeller"

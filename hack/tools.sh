@@ -42,7 +42,8 @@ build hack/tools/gen "-s -w" \
   controller-gen=sigs.k8s.io/controller-tools/cmd/controller-gen \
   client-gen=k8s.io/code-generator/cmd/client-gen \
   lister-gen=k8s.io/code-generator/cmd/lister-gen \
-  informer-gen=k8s.io/code-generator/cmd/informer-gen
+  informer-gen=k8s.io/code-generator/cmd/informer-gen \
+  staticcheck=honnef.co/go/tools/cmd/staticcheck
 build hack/tools/etcd "-s -w" etcd=./cmd/etcd
 build hack/tools/kwok "-s -w" kwok=sigs.k8s.io/kwok/cmd/kwok
 build hack/tools/kube "$KUBE_LDFLAGS" \

@@ -147,3 +147,32 @@ func sortedCopy(s []string) []string {
 	}
 	return out
 }
+
+// FuzzBuild feeds arbitrary documents to the validator: it must never
+// panic, and whatever it accepts must have a dependency for every edge it
+// reports and no cycle.
+func FuzzBuild(f *testing.F) {
+	f.Add([]byte(diamond))
+	f.Add([]byte("nodes: [{name: a, task: t, dependsOn: [a]}]\ntasks: {t: {container: {image: x}}}"))
+	f.Add([]byte(`nodes: [{name: a, task: t, inputs: {x: "{{nodes.a.outputs.y}}"}}]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		spec := &v1alpha1.WorkflowSpec{}
+		if err := manifest.Unmarshal(data, spec); err != nil {
+			return
+		}
+		g, errs := Build(spec)
+		if len(errs) > 0 {
+			return
+		}
+		for n, deps := range g.Deps {
+			for _, d := range deps {
+				if g.Nodes[d] == nil {
+					t.Fatalf("node %s depends on unknown %s", n, d)
+				}
+			}
+		}
+		if c := g.findCycle(); c != nil {
+			t.Fatalf("accepted a cycle: %v", c)
+		}
+	})
+}

@@ -1,14 +1,17 @@
-// Tools module: code generators (k8s code-generator, controller-gen).
+// Tools module: code generators (k8s code-generator, controller-gen) and
+// the linter (staticcheck).
 module github.com/rotor-dev/rotor/hack/tools/gen
 
 go 1.26.0
 
 require (
+	honnef.co/go/tools v0.8.2
 	k8s.io/code-generator v0.37.2
 	sigs.k8s.io/controller-tools v0.23.0
 )
 
 require (
+	github.com/BurntSushi/toml v1.4.1-0.20240526193622-a339e1f7089c // indirect
 	github.com/davecgh/go-spew v1.1.2-0.20180830191138-d8f796af33cc // indirect
 	github.com/fatih/color v1.19.0 // indirect
 	github.com/fxamacker/cbor/v2 v2.9.1 // indirect
@@ -40,6 +43,7 @@ require (
 	github.com/x448/float16 v0.8.4 // indirect
 	go.yaml.in/yaml/v2 v2.4.4 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	golang.org/x/exp/typeparams v0.0.0-20231108232855-2478ac86f678 // indirect
 	golang.org/x/mod v0.41.0 // indirect
 	golang.org/x/net v0.59.0 // indirect
 	golang.org/x/sync v0.23.0 // indirect
