@@ -122,6 +122,9 @@ func (r *round) stepNodes(ctx context.Context) error {
 			st.Nodes[name] = ns
 			return fmt.Errorf("node %s: %w", name, err)
 		}
+		if ns.Phase.IsTerminal() {
+			active-- // its slot is free for a node later in this round
+		}
 		st.Nodes[name] = ns
 	}
 	return nil
