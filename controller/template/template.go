@@ -6,6 +6,9 @@
 //
 // A binding that is exactly one reference keeps the referenced value's
 // type; a string that mixes text and references renders to a string.
+//
+// Only "{{" opens a reference; a "}}" outside one is plain text, because
+// shell and JSON in task commands produce it all the time (${#w}}).
 package template
 
 import (
@@ -58,18 +61,12 @@ func Parse(s string) (*Template, error) {
 	for {
 		i := strings.Index(s, "{{")
 		if i < 0 {
-			if strings.Contains(s, "}}") {
-				return nil, fmt.Errorf("unmatched }} in %q", s)
-			}
 			if s != "" {
 				t.parts = append(t.parts, part{text: s})
 			}
 			return t, nil
 		}
 		if i > 0 {
-			if strings.Contains(s[:i], "}}") {
-				return nil, fmt.Errorf("unmatched }} in %q", s)
-			}
 			t.parts = append(t.parts, part{text: s[:i]})
 		}
 		end := strings.Index(s[i+2:], "}}")

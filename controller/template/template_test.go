@@ -34,7 +34,7 @@ func TestResolve(t *testing.T) {
 		{"missing value", `"{{nodes.b.outputs.y}}"`, "", "no value for nodes.b.outputs.y"},
 		{"bad ref", `"{{nodes.a.y}}"`, "", "bad reference {{nodes.a.y}}"},
 		{"unterminated", `"{{workflow.inputs.n"`, "", "unterminated {{"},
-		{"stray close", `"a }} b"`, "", "unmatched }}"},
+		{"stray close is text", `"a }} b {{workflow.inputs.n}}"`, `"a }} b 3"`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Resolve(json.RawMessage(tc.binding), scope)

@@ -1,0 +1,101 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+)
+
+// TestExamples runs every workflow in docs/examples and expects success.
+func TestExamples(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(env.RepoRoot, "docs", "examples", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no examples found: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			src, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wf := waitDone(t, submit(t, namespace(t), string(src)), 60*time.Second)
+			if wf.Status.Phase != v1alpha1.WorkflowSucceeded {
+				t.Fatalf("%s: %s: %s", f, wf.Status.Phase, wf.Status.Message)
+			}
+		})
+	}
+}
+
+func rotorCLI(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(env.RepoRoot, "bin", "rotor"), append([]string{"--kubeconfig", env.Control.Kubeconfig}, args...)...)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run rotor %v: %v", args, err)
+	}
+	return string(out), code
+}
+
+func TestCLISubmitWait(t *testing.T) {
+	ns := namespace(t)
+	dir := t.TempDir()
+	write := func(name, src string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	t.Run("success prints outputs and exits 0", func(t *testing.T) {
+		src, _ := os.ReadFile(filepath.Join(env.RepoRoot, "docs", "examples", "diamond.yaml"))
+		out, code := rotorCLI(t, "submit", "-n", ns, "-f", write("ok.yaml", string(src)), "--wait")
+		if code != 0 || !strings.Contains(out, "output result = 81") {
+			t.Fatalf("exit %d, output:\n%s", code, out)
+		}
+		out, code = rotorCLI(t, "get", "diamond", "-n", ns)
+		if code != 0 || !strings.Contains(out, "Phase:     Succeeded") || !strings.Contains(out, "target-1") {
+			t.Fatalf("rotor get: exit %d, output:\n%s", code, out)
+		}
+	})
+	t.Run("failure exits non-zero and names the node", func(t *testing.T) {
+		p := write("bad.yaml", `apiVersion: rotor.dev/v1alpha1
+kind: Workflow
+metadata: {name: broken}
+spec:
+  tasks: {t: {container: {image: x, command: [sh, -c, "exit 5"]}}}
+  nodes: [{name: only, task: t}]
+`)
+		out, code := rotorCLI(t, "submit", "-n", ns, "-f", p, "--wait")
+		if code == 0 || !strings.Contains(out, "Failed") || !strings.Contains(out, "node only failed: container exited with code 5") {
+			t.Fatalf("exit %d, output:\n%s", code, out)
+		}
+	})
+	t.Run("invalid file is rejected before anything is created", func(t *testing.T) {
+		p := write("invalid.yaml", `apiVersion: rotor.dev/v1alpha1
+kind: Workflow
+metadata: {name: never}
+spec:
+  tasks: {t: {inputs: {x: integer}, container: {image: x, command: ["true"]}}}
+  nodes: [{name: a, task: t, inputs: {x: "{{workflow.inputs.missing}}"}}]
+`)
+		out, code := rotorCLI(t, "submit", "-n", ns, "-f", p)
+		if code == 0 || !strings.Contains(out, `spec.nodes[0].inputs[x]`) || !strings.Contains(out, `no workflow input "missing"`) {
+			t.Fatalf("exit %d, output:\n%s", code, out)
+		}
+		if _, code := rotorCLI(t, "get", "never", "-n", ns); code == 0 {
+			t.Fatal("an invalid workflow was created")
+		}
+	})
+}
+
