@@ -9,7 +9,7 @@ ROOT=$PWD
 BIN=$ROOT/bin
 mkdir -p "$BIN/.stamps"
 
-K8S_VERSION=$(awk '/k8s.io\/kubernetes v/ {print $2; exit}' hack/tools/kube/go.mod)
+K8S_VERSION=$(cd hack/tools/kube && go list -m -f '{{.Version}}' k8s.io/kubernetes)
 K8S_MINOR=$(echo "$K8S_VERSION" | cut -d. -f2)
 KUBE_LDFLAGS="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$K8S_MINOR -X k8s.io/component-base/version.gitTreeState=clean"
 
@@ -17,7 +17,9 @@ KUBE_LDFLAGS="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X 
 build() {
   local dir=$1 ldflags=$2; shift 2
   local stamp want missing=()
-  want=$(cat "$dir/go.mod" "$dir/go.sum" | sha256sum | cut -c1-16)
+  # The stamp covers the module's pins and the link flags (the version the
+  # binary reports), so a change to either rebuilds.
+  want=$( (cat "$dir/go.mod" "$dir/go.sum"; echo "$ldflags") | sha256sum | cut -c1-16)
   for spec in "$@"; do
     local name=${spec%%=*}
     stamp=$BIN/.stamps/$name
@@ -49,3 +51,10 @@ build hack/tools/kwok "-s -w" kwok=sigs.k8s.io/kwok/cmd/kwok
 build hack/tools/kube "$KUBE_LDFLAGS" \
   kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
   kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler
+
+# An apiserver without a proper version string panics at start-up (its
+# metrics registry parses it): check what was built.
+if ! "$BIN/kube-apiserver" --version | grep -qx "Kubernetes $K8S_VERSION"; then
+  echo "tools: $BIN/kube-apiserver reports '$("$BIN/kube-apiserver" --version)', want 'Kubernetes $K8S_VERSION'" >&2
+  exit 1
+fi
