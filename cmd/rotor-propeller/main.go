@@ -19,14 +19,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 
 	"github.com/rotor-dev/rotor/cluster"
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/executor"
 	versioned "github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
+	rotorscheme "github.com/rotor-dev/rotor/controller/generated/clientset/versioned/scheme"
 	rotorinformers "github.com/rotor-dev/rotor/controller/generated/informers/externalversions"
 	"github.com/rotor-dev/rotor/controller/propeller"
 	"github.com/rotor-dev/rotor/plugins"
@@ -90,7 +93,11 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	registry := cluster.NewRegistry(kube, cfg.namespace, func(name string, p *corev1.Pod) { ctrl.EnqueuePod(name, p) }, log)
 	defer registry.Stop()
 	exec := &executor.Executor{Plugins: plugins.NewRegistry(pod.New()), Clusters: registry, Clock: clock.RealClock{}, MaxSystemRetries: 5}
-	ctrl = propeller.New(rotor, factory.Rotor().V1alpha1().Workflows(), exec, propeller.Options{Logger: log})
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+	recorder := broadcaster.NewRecorder(rotorscheme.Scheme, corev1.EventSource{Component: "rotor-propeller"})
+	ctrl = propeller.New(rotor, factory.Rotor().V1alpha1().Workflows(), exec, propeller.Options{Logger: log, Events: recorder})
 	clusters := factory.Rotor().V1alpha1().Clusters()
 	_, _ = clusters.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { syncCluster(ctx, registry, o.(*v1alpha1.Cluster), log) },

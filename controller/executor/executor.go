@@ -88,6 +88,21 @@ func (e *Executor) Reconcile(ctx context.Context, wf *v1alpha1.Workflow) (Result
 		st.Nodes = map[string]v1alpha1.NodeStatus{}
 	}
 	st.ObservedGeneration = wf.Generation
+	if wf.Spec.Abort {
+		r.stopAll(ctx, v1alpha1.ReasonAborted, "aborted by request")
+		r.finish(v1alpha1.WorkflowAborted, v1alpha1.ReasonAborted, "aborted by request")
+		return r.res, nil
+	}
+	if d := wf.Spec.ActiveDeadline; d != nil && d.Duration > 0 {
+		left := d.Duration - r.now.Sub(st.StartedAt.Time)
+		if left <= 0 {
+			msg := fmt.Sprintf("the workflow ran longer than its activeDeadline of %s", d.Duration)
+			r.stopAll(ctx, v1alpha1.ReasonDeadline, msg)
+			r.finish(v1alpha1.WorkflowFailed, v1alpha1.ReasonDeadline, msg)
+			return r.res, nil
+		}
+		r.res.after(left)
+	}
 	if err := r.stepNodes(ctx); err != nil {
 		return r.res, err
 	}
@@ -173,7 +188,7 @@ func (r *round) decide(ctx context.Context) {
 		if len(failed) > 1 {
 			msg += fmt.Sprintf(" (and %d more: %s)", len(failed)-1, strings.Join(failed[1:], ", "))
 		}
-		r.abortRest(ctx)
+		r.stopAll(ctx, v1alpha1.ReasonWorkflowFailed, "the workflow failed")
 		r.finish(v1alpha1.WorkflowFailed, v1alpha1.ReasonNodeFailed, msg)
 		return
 	}
@@ -195,9 +210,9 @@ func (r *round) decide(ctx context.Context) {
 	r.finish(v1alpha1.WorkflowSucceeded, v1alpha1.ReasonSucceeded, fmt.Sprintf("%d nodes succeeded", len(r.g.Order)))
 }
 
-// abortRest stops every node still running and skips those not started,
-// so nothing downstream of a failure starts.
-func (r *round) abortRest(ctx context.Context) {
+// stopAll stops every node still running and skips those not started,
+// so nothing more starts: on a failure, an abort or a deadline.
+func (r *round) stopAll(ctx context.Context, reason, why string) {
 	st := &r.wf.Status
 	for _, name := range r.g.Order {
 		ns := st.Nodes[name]
@@ -205,9 +220,9 @@ func (r *round) abortRest(ctx context.Context) {
 		case ns.Phase.IsTerminal():
 			continue
 		case ns.Phase == v1alpha1.NodeNotStarted:
-			ns.Phase, ns.Reason, ns.Message = v1alpha1.NodeSkipped, v1alpha1.ReasonWorkflowFailed, "not run: the workflow failed"
+			ns.Phase, ns.Reason, ns.Message = v1alpha1.NodeSkipped, reason, "not run: "+why
 		default:
-			r.abortNode(ctx, name, &ns, "aborted: the workflow failed")
+			r.abortNode(ctx, name, &ns, reason, "stopped: "+why)
 		}
 		st.Nodes[name] = ns
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/dag"
@@ -38,7 +39,21 @@ func (r *round) stepNode(ctx context.Context, name string, ns *v1alpha1.NodeStat
 	if ns.StartedAt == nil {
 		ns.StartedAt = &r.now
 	}
+	if t := node.Timeout; t != nil && t.Duration > 0 {
+		left := t.Duration - r.now.Sub(ns.StartedAt.Time)
+		if left <= 0 {
+			r.abortNode(ctx, name, ns, v1alpha1.ReasonTimedOut, "")
+			r.failNode(ns, v1alpha1.ReasonTimedOut, fmt.Sprintf("the node ran longer than its timeout of %s (%d attempts)", t.Duration, len(ns.Attempts)))
+			return nil
+		}
+		r.res.after(left)
+	}
 	if n := len(ns.Attempts); n == 0 || ns.Attempts[n-1].Phase.IsTerminal() {
+		if ns.RetryAt != nil && ns.RetryAt.After(r.now.Time) {
+			r.res.after(ns.RetryAt.Sub(r.now.Time))
+			return nil
+		}
+		ns.RetryAt = nil
 		if !r.newAttempt(name, &task, ns) {
 			return nil
 		}
@@ -149,7 +164,13 @@ func (r *round) endAttempt(ns *v1alpha1.NodeStatus, a *v1alpha1.Attempt, info pl
 	case !a.System && user <= int(task.Retries):
 		ns.Phase, ns.Reason = v1alpha1.NodeRetrying, info.Reason
 		ns.Message = fmt.Sprintf("attempt %d failed, retry %d of %d: %s", a.Number, user, task.Retries, info.Message)
-		r.res.after(0)
+		delay := Backoff(task.Backoff, user)
+		if delay > 0 {
+			at := metav1.NewTime(r.now.Add(delay))
+			ns.RetryAt = &at
+			ns.Message += fmt.Sprintf(" (next attempt in %s)", delay)
+		}
+		r.res.after(delay)
 	default:
 		msg := info.Message
 		if len(ns.Attempts) > 1 {
@@ -166,21 +187,29 @@ func (r *round) failNode(ns *v1alpha1.NodeStatus, reason, msg string) {
 	}
 }
 
-func (r *round) abortNode(ctx context.Context, name string, ns *v1alpha1.NodeStatus, msg string) {
+// abortNode stops the node's attempt in flight, if any, and marks the node
+// Aborted unless msg is empty (the caller decides the node's phase).
+func (r *round) abortNode(ctx context.Context, name string, ns *v1alpha1.NodeStatus, reason, msg string) {
 	node := r.g.Nodes[name]
 	task := r.wf.Spec.Tasks[node.Task]
 	if n := len(ns.Attempts); n > 0 && !ns.Attempts[n-1].Phase.IsTerminal() {
 		a := &ns.Attempts[n-1]
+		stopMsg := msg
+		if stopMsg == "" {
+			stopMsg = "stopped: " + reason
+		}
 		if p, err := r.Plugins.Get(dag.TaskType(&task)); err == nil {
 			if tc, ok := r.taskContext(name, &task, nil, a); ok {
 				if err := p.Abort(ctx, tc); err != nil {
-					msg += fmt.Sprintf(" (stopping attempt %d failed: %v)", a.Number, err)
+					stopMsg += fmt.Sprintf(" (stopping attempt %d failed: %v)", a.Number, err)
 				}
 			}
 		}
-		a.Phase, a.FinishedAt, a.Message = v1alpha1.NodeAborted, &r.now, msg
+		a.Phase, a.FinishedAt, a.Reason, a.Message = v1alpha1.NodeAborted, &r.now, reason, stopMsg
 	}
-	ns.Phase, ns.Reason, ns.Message, ns.FinishedAt = v1alpha1.NodeAborted, v1alpha1.ReasonWorkflowFailed, msg, &r.now
+	if msg != "" {
+		ns.Phase, ns.Reason, ns.Message, ns.FinishedAt = v1alpha1.NodeAborted, reason, msg, &r.now
+	}
 }
 
 func (r *round) resolveInputs(node *v1alpha1.Node) (map[string]json.RawMessage, error) {

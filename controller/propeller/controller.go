@@ -21,6 +21,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
@@ -42,6 +43,7 @@ type Controller struct {
 	resync   time.Duration
 	metrics  *metrics
 	observer func(before, after *v1alpha1.Workflow)
+	events   record.EventRecorder
 }
 
 // Options configure a Controller.
@@ -52,6 +54,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Observer, if set, is called after every status write.
 	Observer func(before, after *v1alpha1.Workflow)
+	// Events records Kubernetes Events on Workflows (default: discard).
+	Events record.EventRecorder
 }
 
 // New wires a controller to a Workflow informer.
@@ -62,11 +66,14 @@ func New(client versioned.Interface, inf informers.WorkflowInformer, exec *execu
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.Events == nil {
+		opts.Events = &record.FakeRecorder{}
+	}
 	c := &Controller{
 		client: client, lister: inf.Lister(), synced: inf.Informer().HasSynced, exec: exec,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "workflows"}),
-		log: opts.Logger, resync: opts.Resync, metrics: newMetrics(), observer: opts.Observer,
+		log: opts.Logger, resync: opts.Resync, metrics: newMetrics(), observer: opts.Observer, events: opts.Events,
 	}
 	_, _ = inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
@@ -147,6 +154,19 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	if err != nil {
 		return 0, err
 	}
+	if cached.DeletionTimestamp != nil {
+		return 0, c.finalize(ctx, cached)
+	}
+	if !hasFinalizer(cached) {
+		// The finalizer goes on before the first pod exists, so no pod can
+		// outlive a deleted workflow. The update's event brings us back.
+		wf := cached.DeepCopy()
+		wf.Finalizers = append(wf.Finalizers, Finalizer)
+		if _, err := c.client.RotorV1alpha1().Workflows(ns).Update(ctx, wf, metav1.UpdateOptions{}); err != nil {
+			return 0, fmt.Errorf("add finalizer to %s: %w", key, err)
+		}
+		return 0, nil
+	}
 	if cached.Status.Phase.IsTerminal() {
 		return 0, nil
 	}
@@ -184,10 +204,28 @@ func (c *Controller) recordTransitions(before, after *v1alpha1.Workflow) {
 		c.metrics.workflowPhase.WithLabelValues(string(after.Status.Phase)).Inc()
 		c.log.Info("workflow phase changed", "namespace", after.Namespace, "workflow", after.Name,
 			"from", string(before.Status.Phase), "to", string(after.Status.Phase), "message", after.Status.Message)
+		kind := corev1.EventTypeNormal
+		if after.Status.Phase == v1alpha1.WorkflowFailed || after.Status.Phase == v1alpha1.WorkflowAborted {
+			kind = corev1.EventTypeWarning
+		}
+		reason := "Workflow" + string(after.Status.Phase)
+		c.events.Event(after, kind, reason, eventMessage(after.Status.Message))
 	}
 	for name, ns := range after.Status.Nodes {
-		if before.Status.Nodes[name].Phase != ns.Phase {
-			c.metrics.nodePhase.WithLabelValues(string(ns.Phase)).Inc()
+		if before.Status.Nodes[name].Phase == ns.Phase {
+			continue
+		}
+		c.metrics.nodePhase.WithLabelValues(string(ns.Phase)).Inc()
+		switch ns.Phase {
+		case v1alpha1.NodeFailed, v1alpha1.NodeRetrying:
+			c.events.Eventf(after, corev1.EventTypeWarning, "Node"+string(ns.Phase), "node %s: %s", name, eventMessage(ns.Message))
 		}
 	}
+}
+
+func eventMessage(s string) string {
+	if len(s) > 1000 {
+		return s[:1000] + "..."
+	}
+	return s
 }

@@ -55,6 +55,8 @@ const (
 	ReasonUpstreamFailed   = "UpstreamFailed"
 	ReasonWorkflowFailed   = "WorkflowFailed"
 	ReasonRetriesExhausted = "RetriesExhausted"
+	ReasonDeadline         = "DeadlineExceeded"
+	ReasonAborted          = "Aborted"
 )
 
 // WorkflowStatus is written only by the propeller replica that owns the
@@ -99,6 +101,9 @@ type NodeStatus struct {
 	StartedAt *metav1.Time `json:"startedAt,omitempty"`
 	// +optional
 	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
+	// RetryAt is when the next attempt may start (retry backoff).
+	// +optional
+	RetryAt *metav1.Time `json:"retryAt,omitempty"`
 	// Attempts lists every attempt, oldest first.
 	// +optional
 	Attempts []Attempt `json:"attempts,omitempty"`

@@ -64,6 +64,14 @@ type WorkflowSpec struct {
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	Parallelism *int32 `json:"parallelism,omitempty"`
+	// ActiveDeadline bounds the whole workflow's run time; when it passes,
+	// running nodes are stopped and the workflow fails with DeadlineExceeded.
+	// +optional
+	ActiveDeadline *metav1.Duration `json:"activeDeadline,omitempty"`
+	// Abort, once set, stops every running node and ends the workflow
+	// Aborted (rotor abort sets it).
+	// +optional
+	Abort bool `json:"abort,omitempty"`
 }
 
 // WorkflowInput is a typed workflow input and its value.
@@ -105,6 +113,22 @@ type TaskTemplate struct {
 	// Timeout bounds each attempt, for example "60s" or "5m".
 	// +optional
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	// Backoff spaces retries: the n-th retry waits initial*factor^(n-1),
+	// at most max. Unset: retries start at once.
+	// +optional
+	Backoff *Backoff `json:"backoff,omitempty"`
+}
+
+// Backoff is an exponential retry delay.
+type Backoff struct {
+	// +optional
+	Initial *metav1.Duration `json:"initial,omitempty"`
+	// +optional
+	Max *metav1.Duration `json:"max,omitempty"`
+	// Factor multiplies the delay per retry (default 2).
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	Factor *int32 `json:"factor,omitempty"`
 }
 
 // ContainerSpec is the container of a pod task. Command and args may use
@@ -147,4 +171,7 @@ type Node struct {
 	// DependsOn adds ordering edges beyond those the bindings imply.
 	// +optional
 	DependsOn []string `json:"dependsOn,omitempty"`
+	// Timeout bounds the node across all its attempts and retry waits.
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
 }

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+
+	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+)
+
+func abortCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "abort NAME",
+		Short: "Stop every running pod of a workflow and end it Aborted",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			_, err = c.RotorV1alpha1().Workflows(g.ns()).Patch(cmd.Context(), args[0], types.MergePatchType,
+				[]byte(`{"spec":{"abort":true}}`), metav1.PatchOptions{})
+			if err != nil {
+				return fmt.Errorf("abort %s/%s: %w", g.ns(), args[0], err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "workflow %s/%s: abort requested\n", g.ns(), args[0])
+			return nil
+		},
+	}
+}
+
+func watchCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "watch NAME",
+		Short: "Follow a workflow live until it ends; exit non-zero unless it succeeds",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
+			defer stop()
+			out := cmd.OutOrStdout()
+			wf, err := follow(ctx, c, g.ns(), args[0], out)
+			if err != nil {
+				return err
+			}
+			printSummary(out, wf)
+			if wf.Status.Phase != v1alpha1.WorkflowSucceeded {
+				return exitError{code: 1}
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,140 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+)
+
+// waitNode waits until node has an attempt in the given phase.
+func waitNode(t *testing.T, wf *v1alpha1.Workflow, node string, phase v1alpha1.NodePhase) *v1alpha1.Workflow {
+	t.Helper()
+	var got *v1alpha1.Workflow
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		w, err := env.Rotor.RotorV1alpha1().Workflows(wf.Namespace).Get(ctx, wf.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		got = w
+		return w.Status.Nodes[node].Phase == phase, nil
+	})
+	if err != nil {
+		t.Fatalf("node %s never reached %s; status: %+v", node, phase, got.Status.Nodes[node])
+	}
+	return got
+}
+
+func podCount(t *testing.T, ns string) int {
+	t.Helper()
+	pods, err := env.Targets[0].CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(pods.Items)
+}
+
+const sleeper = `apiVersion: rotor.dev/v1alpha1
+kind: Workflow
+metadata: {name: sleeper}
+spec:
+  tasks:
+    nap: {container: {image: busybox, command: [sh, -c, "sleep 300"]}}
+  nodes:
+  - {name: a, task: nap}
+  - {name: after, task: nap, dependsOn: [a]}
+`
+
+func TestAbortStopsRunningPods(t *testing.T) {
+	ns := namespace(t)
+	wf := waitNode(t, submit(t, ns, sleeper), "a", v1alpha1.NodeRunning)
+	if out, code := rotorCLI(t, "abort", "-n", ns, wf.Name); code != 0 {
+		t.Fatalf("rotor abort: exit %d: %s", code, out)
+	}
+	wf = waitDone(t, wf, 30*time.Second)
+	if wf.Status.Phase != v1alpha1.WorkflowAborted || wf.Status.Nodes["a"].Phase != v1alpha1.NodeAborted || wf.Status.Nodes["after"].Phase != v1alpha1.NodeSkipped {
+		t.Fatalf("workflow %s, a %s, after %s; want Aborted, Aborted, Skipped", wf.Status.Phase, wf.Status.Nodes["a"].Phase, wf.Status.Nodes["after"].Phase)
+	}
+	if err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 20*time.Second, true, func(context.Context) (bool, error) {
+		return podCount(t, ns) == 0, nil
+	}); err != nil {
+		t.Fatalf("%d pods still exist 20s after the abort", podCount(t, ns))
+	}
+}
+
+func TestDeletedPodIsRetriedWithoutSpendingRetries(t *testing.T) {
+	ns := namespace(t)
+	wf := waitNode(t, submit(t, ns, `apiVersion: rotor.dev/v1alpha1
+kind: Workflow
+metadata: {name: survivor}
+spec:
+  tasks:
+    slow:
+      retries: 0
+      outputs: {done: boolean}
+      container: {image: busybox, command: [sh, -c, 'sleep 2; echo "{\"done\": true}" > $ROTOR_OUTPUT_FILE']}
+  nodes:
+  - {name: a, task: slow}
+`), "a", v1alpha1.NodeRunning)
+	pod := wf.Status.Nodes["a"].Attempts[0].Pod
+	if err := env.Targets[0].CoreV1().Pods(ns).Delete(context.Background(), pod, metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("delete pod %s by hand: %v", pod, err)
+	}
+	wf = waitDone(t, wf, 60*time.Second)
+	if wf.Status.Phase != v1alpha1.WorkflowSucceeded {
+		t.Fatalf("phase %s (%s), want Succeeded though retries is 0", wf.Status.Phase, wf.Status.Message)
+	}
+	a := wf.Status.Nodes["a"].Attempts
+	if len(a) != 2 || !a[0].System || a[0].Reason != "PodDeleted" || a[1].System {
+		t.Fatalf("attempts %+v, want a system failure (PodDeleted) then a success", a)
+	}
+}
+
+func TestDeletingWorkflowDeletesItsPods(t *testing.T) {
+	ns := namespace(t)
+	wf := waitNode(t, submit(t, ns, sleeper), "a", v1alpha1.NodeRunning)
+	if n := podCount(t, ns); n != 1 {
+		t.Fatalf("%d pods before delete, want 1", n)
+	}
+	ctx := context.Background()
+	if err := env.Rotor.RotorV1alpha1().Workflows(ns).Delete(ctx, wf.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := env.Rotor.RotorV1alpha1().Workflows(ns).Get(ctx, wf.Name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err) && podCount(t, ns) == 0, nil
+	})
+	if err != nil {
+		t.Fatalf("workflow or its %d pods still there 30s after delete", podCount(t, ns))
+	}
+}
+
+func TestEventsOnPhaseChanges(t *testing.T) {
+	ns := namespace(t)
+	wf := waitDone(t, submit(t, ns, failingDAG()), 60*time.Second)
+	var reasons []string
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
+		evs, err := env.Kube.CoreV1().Events(ns).List(ctx, metav1.ListOptions{
+			FieldSelector: fields.OneTermEqualSelector("involvedObject.name", wf.Name).String(),
+		})
+		if err != nil {
+			return false, nil
+		}
+		reasons = reasons[:0]
+		for _, e := range evs.Items {
+			reasons = append(reasons, e.Reason)
+		}
+		s := strings.Join(reasons, ",")
+		return strings.Contains(s, "WorkflowRunning") && strings.Contains(s, "WorkflowFailed") && strings.Contains(s, "NodeFailed"), nil
+	})
+	if err != nil {
+		t.Fatalf("events %v, want WorkflowRunning, WorkflowFailed and NodeFailed", reasons)
+	}
+}
