@@ -1,9 +1,10 @@
 // Package dag validates a WorkflowSpec and derives its dependency graph.
 // It is pure: no clients, no clocks. Every error names the field path of
-// the problem (spec.nodes[1].inputs.x) so users can find it.
+// the problem (spec.nodes[1].inputs[x]) so users can find it.
 package dag
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -13,46 +14,89 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
-	"github.com/rotor-dev/rotor/controller/template"
-	"github.com/rotor-dev/rotor/controller/values"
+	"github.com/rotor-dev/rotor/controller/expr"
 )
 
-// Graph is a validated workflow's DAG. Node order is the spec's order.
+// Graph is a validated DAG (a workflow, or a nested one). Node order is
+// the spec's order.
 type Graph struct {
+	Spec  *v1alpha1.WorkflowSpec
 	Order []string
 	// Deps maps a node to the nodes it waits for, sorted.
 	Deps map[string][]string
 	// Children maps a node to the nodes that wait for it, sorted.
 	Children map[string][]string
 	Nodes    map[string]*v1alpha1.Node
+	// Tasks are the task templates visible here: the DAG's own over the
+	// enclosing ones.
+	Tasks map[string]v1alpha1.TaskTemplate
+	// Conditions holds each branch node's parsed case conditions.
+	Conditions map[string][]*expr.Expr
+	// outputs holds each node's output types; a nil map means unknown
+	// until run time (template sub-workflows, dynamic nodes).
+	outputs map[string]map[string]v1alpha1.ValueType
 }
 
-// Build validates spec and returns its graph, or every problem found.
+// Build validates a top-level workflow spec.
 func Build(spec *v1alpha1.WorkflowSpec) (*Graph, field.ErrorList) {
 	root := field.NewPath("spec")
-	errs := validateInputs(spec, root.Child("inputs"))
-	errs = append(errs, validateTasks(spec, root.Child("tasks"))...)
-	g := &Graph{Deps: map[string][]string{}, Children: map[string][]string{}, Nodes: map[string]*v1alpha1.Node{}}
+	if spec.WorkflowTemplateRef != "" {
+		if len(spec.Nodes) > 0 || len(spec.Tasks) > 0 {
+			return nil, field.ErrorList{field.Invalid(root.Child("workflowTemplateRef"), spec.WorkflowTemplateRef,
+				"a workflow that runs a template gives only inputs: remove tasks and nodes")}
+		}
+		return nil, nil // validated once the template is known
+	}
+	return BuildScope(spec, nil, root)
+}
+
+// BuildScope validates spec as a DAG whose tasks may also come from
+// enclosing (a sub-workflow's parent), reporting errors under path.
+func BuildScope(spec *v1alpha1.WorkflowSpec, enclosing map[string]v1alpha1.TaskTemplate, path *field.Path) (*Graph, field.ErrorList) {
+	g := &Graph{
+		Spec: spec, Deps: map[string][]string{}, Children: map[string][]string{}, Nodes: map[string]*v1alpha1.Node{},
+		Tasks: map[string]v1alpha1.TaskTemplate{}, Conditions: map[string][]*expr.Expr{},
+		outputs: map[string]map[string]v1alpha1.ValueType{},
+	}
+	for k, t := range enclosing {
+		g.Tasks[k] = t
+	}
+	for k, t := range spec.Tasks {
+		g.Tasks[k] = t
+	}
+	errs := validateInputs(spec, path.Child("inputs"))
+	errs = append(errs, validateTasks(spec, path.Child("tasks"))...)
+	if len(spec.Nodes) == 0 {
+		errs = append(errs, field.Required(path.Child("nodes"), "a workflow needs at least one node"))
+	}
 	for i := range spec.Nodes {
 		n := &spec.Nodes[i]
-		p := root.Child("nodes").Index(i)
-		if _, dup := g.Nodes[n.Name]; dup {
-			errs = append(errs, field.Duplicate(p.Child("name"), n.Name))
-			continue
-		}
+		p := path.Child("nodes").Index(i)
 		if n.Name == "" {
 			errs = append(errs, field.Required(p.Child("name"), "every node needs a name"))
 			continue
 		}
+		if _, dup := g.Nodes[n.Name]; dup {
+			errs = append(errs, field.Duplicate(p.Child("name"), n.Name))
+			continue
+		}
 		g.Nodes[n.Name] = n
 		g.Order = append(g.Order, n.Name)
+	}
+	// Output types first: bindings anywhere may read any node.
+	for i := range spec.Nodes {
+		if n := &spec.Nodes[i]; g.Nodes[n.Name] == n {
+			outs, oerrs := g.nodeOutputs(n, path.Child("nodes").Index(i))
+			g.outputs[n.Name] = outs
+			errs = append(errs, oerrs...)
+		}
 	}
 	for i := range spec.Nodes {
 		n := &spec.Nodes[i]
 		if g.Nodes[n.Name] != n {
 			continue
 		}
-		deps, nerrs := validateNode(spec, g, n, root.Child("nodes").Index(i))
+		deps, nerrs := g.validateNode(n, path.Child("nodes").Index(i))
 		errs = append(errs, nerrs...)
 		g.Deps[n.Name] = deps
 		for _, d := range deps {
@@ -62,10 +106,13 @@ func Build(spec *v1alpha1.WorkflowSpec) (*Graph, field.ErrorList) {
 	for k := range g.Children {
 		sort.Strings(g.Children[k])
 	}
-	errs = append(errs, validateOutputs(spec, g, root.Child("outputs"))...)
+	errs = append(errs, g.validateOutputs(path.Child("outputs"))...)
+	if spec.OnFailure != nil {
+		errs = append(errs, g.validateOnFailure(spec.OnFailure, path.Child("onFailure"))...)
+	}
 	if len(errs) == 0 {
 		if cycle := g.findCycle(); cycle != nil {
-			errs = append(errs, field.Invalid(root.Child("nodes"), strings.Join(cycle, " -> "), "the nodes form a cycle"))
+			errs = append(errs, field.Invalid(path.Child("nodes"), strings.Join(cycle, " -> "), "the nodes form a cycle"))
 		}
 	}
 	if len(errs) > 0 {
@@ -74,56 +121,15 @@ func Build(spec *v1alpha1.WorkflowSpec) (*Graph, field.ErrorList) {
 	return g, nil
 }
 
-func validateInputs(spec *v1alpha1.WorkflowSpec, p *field.Path) field.ErrorList {
-	var errs field.ErrorList
-	for _, name := range sortedKeys(spec.Inputs) {
-		in := spec.Inputs[name]
-		if in.Value == nil {
-			errs = append(errs, field.Required(p.Key(name).Child("value"), "a workflow input needs a value"))
-			continue
-		}
-		if err := values.Check(in.Type, in.Value.Raw); err != nil {
-			errs = append(errs, field.Invalid(p.Key(name).Child("value"), string(in.Value.Raw), err.Error()))
-		}
+// DecodeSpec strictly decodes an inline or snapshotted WorkflowSpec.
+func DecodeSpec(raw []byte) (*v1alpha1.WorkflowSpec, error) {
+	spec := &v1alpha1.WorkflowSpec{}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(spec); err != nil {
+		return nil, fmt.Errorf("not a workflow spec: %w", err)
 	}
-	return errs
-}
-
-func validateTasks(spec *v1alpha1.WorkflowSpec, p *field.Path) field.ErrorList {
-	var errs field.ErrorList
-	for _, name := range sortedKeys(spec.Tasks) {
-		t := spec.Tasks[name]
-		tp := p.Key(name)
-		kind := TaskType(&t)
-		if kind == "pod" && t.Container == nil {
-			errs = append(errs, field.Required(tp.Child("container"), "a pod task needs a container"))
-			continue
-		}
-		if t.Container == nil {
-			continue
-		}
-		check := func(s string, fp *field.Path) {
-			tpl, err := template.Parse(s)
-			if err != nil {
-				errs = append(errs, field.Invalid(fp, s, err.Error()))
-				return
-			}
-			for _, r := range tpl.Refs() {
-				if r.Kind != template.TaskInput {
-					errs = append(errs, field.Invalid(fp, s, fmt.Sprintf("{{%s}}: a task may only use its own inputs ({{inputs.NAME}})", r)))
-				} else if _, ok := t.Inputs[r.Name]; !ok {
-					errs = append(errs, field.Invalid(fp, s, fmt.Sprintf("{{%s}}: the task declares no input %q (declared: %s)", r, r.Name, keyList(t.Inputs))))
-				}
-			}
-		}
-		for i, s := range t.Container.Command {
-			check(s, tp.Child("container", "command").Index(i))
-		}
-		for i, s := range t.Container.Args {
-			check(s, tp.Child("container", "args").Index(i))
-		}
-	}
-	return errs
+	return spec, nil
 }
 
 // TaskType is the plugin a task runs with: its type, or "pod" by default.
@@ -134,132 +140,39 @@ func TaskType(t *v1alpha1.TaskTemplate) string {
 	return "pod"
 }
 
-func validateNode(spec *v1alpha1.WorkflowSpec, g *Graph, n *v1alpha1.Node, p *field.Path) ([]string, field.ErrorList) {
-	var errs field.ErrorList
-	deps := map[string]bool{}
-	task, ok := spec.Tasks[n.Task]
-	if !ok {
-		errs = append(errs, field.NotFound(p.Child("task"), fmt.Sprintf("%s (tasks: %s)", n.Task, keyList(spec.Tasks))))
+// Kind names what a node does: task, branch, map, workflow or gate.
+func Kind(n *v1alpha1.Node) string {
+	switch {
+	case n.Branch != nil:
+		return "branch"
+	case n.Map != nil:
+		return "map"
+	case n.Workflow != nil:
+		return "workflow"
+	case n.Gate != nil:
+		return "gate"
 	}
-	for _, name := range sortedKeys(n.Inputs) {
-		ip := p.Child("inputs").Key(name)
-		want, declared := task.Inputs[name]
-		if ok && !declared {
-			errs = append(errs, field.Invalid(ip, name, fmt.Sprintf("task %s declares no input %q (declared: %s)", n.Task, name, keyList(task.Inputs))))
-			continue
-		}
-		bdeps, berrs := checkBinding(spec, g, n.Name, n.Inputs[name].Raw, want, ip)
-		errs = append(errs, berrs...)
-		for _, d := range bdeps {
-			deps[d] = true
-		}
-	}
-	if ok {
-		for _, name := range sortedKeys(task.Inputs) {
-			if _, bound := n.Inputs[name]; !bound {
-				errs = append(errs, field.Required(p.Child("inputs").Key(name), fmt.Sprintf("task %s needs input %q (%s)", n.Task, name, task.Inputs[name])))
-			}
-		}
-	}
-	for i, d := range n.DependsOn {
-		switch {
-		case d == n.Name:
-			errs = append(errs, field.Invalid(p.Child("dependsOn").Index(i), d, "a node cannot depend on itself"))
-		case g.Nodes[d] == nil:
-			errs = append(errs, field.NotFound(p.Child("dependsOn").Index(i), d))
-		default:
-			deps[d] = true
-		}
-	}
-	out := make([]string, 0, len(deps))
-	for d := range deps {
-		out = append(out, d)
-	}
-	sort.Strings(out)
-	return out, errs
+	return "task"
 }
 
-// checkBinding validates one binding against the type it must produce
-// (want is empty when unknown) and returns the nodes it reads.
-func checkBinding(spec *v1alpha1.WorkflowSpec, g *Graph, self string, raw json.RawMessage, want v1alpha1.ValueType, p *field.Path) ([]string, field.ErrorList) {
-	tpl, isString, err := template.ParseBinding(raw)
-	if err != nil {
-		return nil, field.ErrorList{field.Invalid(p, string(raw), err.Error())}
+func kinds(n *v1alpha1.Node) []string {
+	var k []string
+	if n.Task != "" {
+		k = append(k, "task")
 	}
-	if !isString || len(tpl.Refs()) == 0 {
-		if want != "" {
-			if err := values.Check(want, raw); err != nil {
-				return nil, field.ErrorList{field.Invalid(p, string(raw), err.Error())}
-			}
-		}
-		return nil, nil
+	if n.Branch != nil {
+		k = append(k, "branch")
 	}
-	var errs field.ErrorList
-	var deps []string
-	for _, r := range tpl.Refs() {
-		have, err := refType(spec, g, self, r)
-		if err != nil {
-			errs = append(errs, field.Invalid(p, string(raw), err.Error()))
-			continue
-		}
-		if r.Kind == template.NodeOutput {
-			deps = append(deps, r.Node)
-		}
-		if single, ok := tpl.Single(); ok && single == r && want != "" && !assignable(have, want) {
-			errs = append(errs, field.Invalid(p, string(raw), fmt.Sprintf("type mismatch: {{%s}} is %s, the input wants %s", r, have, want)))
-		}
+	if n.Map != nil {
+		k = append(k, "map")
 	}
-	if _, single := tpl.Single(); !single && want != "" && want != v1alpha1.TypeString && len(errs) == 0 {
-		errs = append(errs, field.Invalid(p, string(raw), fmt.Sprintf("text with references renders to a string, the input wants %s", want)))
+	if n.Workflow != nil {
+		k = append(k, "workflow")
 	}
-	return deps, errs
-}
-
-func refType(spec *v1alpha1.WorkflowSpec, g *Graph, self string, r template.Ref) (v1alpha1.ValueType, error) {
-	switch r.Kind {
-	case template.WorkflowInput:
-		in, ok := spec.Inputs[r.Name]
-		if !ok {
-			return "", fmt.Errorf("{{%s}}: no workflow input %q (inputs: %s)", r, r.Name, keyList(spec.Inputs))
-		}
-		return in.Type, nil
-	case template.NodeOutput:
-		if r.Node == self {
-			return "", fmt.Errorf("{{%s}}: a node cannot read its own outputs", r)
-		}
-		n := g.Nodes[r.Node]
-		if n == nil {
-			return "", fmt.Errorf("{{%s}}: no node %q (nodes: %s)", r, r.Node, strings.Join(g.Order, ", "))
-		}
-		t, ok := spec.Tasks[n.Task]
-		if !ok {
-			return "", fmt.Errorf("{{%s}}: node %q has an unknown task", r, r.Node)
-		}
-		typ, ok := t.Outputs[r.Name]
-		if !ok {
-			return "", fmt.Errorf("{{%s}}: task %s of node %s declares no output %q (outputs: %s)", r, n.Task, r.Node, r.Name, keyList(t.Outputs))
-		}
-		return typ, nil
+	if n.Gate != nil {
+		k = append(k, "gate")
 	}
-	return "", fmt.Errorf("{{%s}}: only workflow.inputs.NAME and nodes.NODE.outputs.KEY are allowed here", r)
-}
-
-// assignable reports whether a value of type have may bind to want: the
-// same type, or an integer where a float is wanted, or a blob as a string.
-func assignable(have, want v1alpha1.ValueType) bool {
-	return have == want ||
-		(have == v1alpha1.TypeInteger && want == v1alpha1.TypeFloat) ||
-		(have == v1alpha1.TypeBlob && want == v1alpha1.TypeString) ||
-		(have == v1alpha1.TypeString && want == v1alpha1.TypeBlob)
-}
-
-func validateOutputs(spec *v1alpha1.WorkflowSpec, g *Graph, p *field.Path) field.ErrorList {
-	var errs field.ErrorList
-	for _, name := range sortedKeys(spec.Outputs) {
-		_, e := checkBinding(spec, g, "", spec.Outputs[name].Raw, "", p.Key(name))
-		errs = append(errs, e...)
-	}
-	return errs
+	return k
 }
 
 // findCycle returns one cycle as a path of node names, or nil.

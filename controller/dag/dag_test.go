@@ -53,7 +53,7 @@ func TestBuildErrors(t *testing.T) {
 	for _, tc := range []struct{ name, edit, old, want string }{
 		{"unknown task", "task: squar", "task: square, inputs: {x: 4}", `spec.nodes[3].task: Not found: "squar (tasks: square)"`},
 		{"unknown node ref", "{{nodes.z.outputs.y}}", "{{nodes.a.outputs.y}}", `no node "z"`},
-		{"unknown output", "{{nodes.a.outputs.q}}", "{{nodes.a.outputs.y}}", `declares no output "q"`},
+		{"unknown output", "{{nodes.a.outputs.q}}", "{{nodes.a.outputs.y}}", `node a (task square) has no output "q" (outputs: y)`},
 		{"unknown workflow input", "{{workflow.inputs.m}}", "{{workflow.inputs.n}}", `spec.nodes[0].inputs[x]: Invalid value: "\"{{workflow.inputs.m}}\"": {{workflow.inputs.m}}: no workflow input "m"`},
 		{"literal type mismatch", `x: "four"`, "x: 4", `spec.nodes[3].inputs[x]: Invalid value: "\"four\"": want an integer, got string "four"`},
 		{"bad expression", "{{nodes.a}}", "{{nodes.a.outputs.y}}", "bad reference {{nodes.a}}"},

@@ -27,6 +27,8 @@ const (
 	WorkflowInput Kind = iota + 1
 	NodeOutput
 	TaskInput
+	// Failure is {{failure.node}} or {{failure.message}}, for onFailure.
+	Failure
 )
 
 // Ref is one parsed reference.
@@ -42,6 +44,8 @@ func (r Ref) String() string {
 		return "workflow.inputs." + r.Name
 	case NodeOutput:
 		return "nodes." + r.Node + ".outputs." + r.Name
+	case Failure:
+		return "failure." + r.Name
 	default:
 		return "inputs." + r.Name
 	}
@@ -99,8 +103,10 @@ func parseRef(expr string) (Ref, error) {
 		return Ref{Kind: NodeOutput, Node: f[1], Name: f[3]}, nil
 	case len(f) == 2 && f[0] == "inputs" && valid(f[1]):
 		return Ref{Kind: TaskInput, Name: f[1]}, nil
+	case len(f) == 2 && f[0] == "failure" && (f[1] == "node" || f[1] == "message"):
+		return Ref{Kind: Failure, Name: f[1]}, nil
 	}
-	return Ref{}, fmt.Errorf("bad reference {{%s}}: use workflow.inputs.NAME, nodes.NODE.outputs.KEY or inputs.NAME", expr)
+	return Ref{}, fmt.Errorf("bad reference {{%s}}: use workflow.inputs.NAME, nodes.NODE.outputs.KEY, inputs.NAME or failure.node/failure.message", expr)
 }
 
 // Refs lists the template's references in order.

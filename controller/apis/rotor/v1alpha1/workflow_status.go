@@ -57,6 +57,8 @@ const (
 	ReasonRetriesExhausted = "RetriesExhausted"
 	ReasonDeadline         = "DeadlineExceeded"
 	ReasonAborted          = "Aborted"
+	ReasonNoCaseMatched    = "NoCaseMatched"
+	ReasonRejected         = "Rejected"
 )
 
 // WorkflowStatus is written only by the propeller replica that owns the
@@ -79,6 +81,12 @@ type WorkflowStatus struct {
 	// Outputs are the resolved workflow outputs, set on success.
 	// +optional
 	Outputs map[string]apiextensionsv1.JSON `json:"outputs,omitempty"`
+	// TemplateSpec is the spec of spec.workflowTemplateRef, snapshotted at
+	// the first round.
+	// +kubebuilder:validation:XPreserveUnknownFields
+	// +kubebuilder:validation:Type=object
+	// +optional
+	TemplateSpec *apiextensionsv1.JSON `json:"templateSpec,omitempty"`
 	// ShardEpoch is the partition epoch of the replica that wrote this
 	// status. A replica that reads a higher epoch than its own must stop
 	// writing (fencing); 0 means an unsharded writer.
@@ -110,6 +118,20 @@ type NodeStatus struct {
 	// Outputs are the node's typed outputs once it succeeded.
 	// +optional
 	Outputs map[string]apiextensionsv1.JSON `json:"outputs,omitempty"`
+	// Type is the plugin of a task node, recorded so cleanup can find its
+	// resources without the spec.
+	// +optional
+	Type string `json:"type,omitempty"`
+	// Spec is the DAG a sub-workflow or dynamic node runs, snapshotted when
+	// it starts so a template edited later does not change a running
+	// workflow.
+	// +kubebuilder:validation:XPreserveUnknownFields
+	// +kubebuilder:validation:Type=object
+	// +optional
+	Spec *apiextensionsv1.JSON `json:"spec,omitempty"`
+	// Case is the branch case taken: its index, or "else".
+	// +optional
+	Case string `json:"case,omitempty"`
 }
 
 // Attempt is one try at running a node's task.

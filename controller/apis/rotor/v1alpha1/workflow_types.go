@@ -52,10 +52,10 @@ type WorkflowSpec struct {
 	Tasks map[string]TaskTemplate `json:"tasks,omitempty"`
 	// Nodes form the DAG. Dependencies follow from the bindings in each
 	// node's inputs ({{nodes.NAME.outputs.KEY}}) and from dependsOn.
-	// +kubebuilder:validation:MinItems=1
+	// +optional
 	// +listType=map
 	// +listMapKey=name
-	Nodes []Node `json:"nodes"`
+	Nodes []Node `json:"nodes,omitempty"`
 	// Outputs bind the workflow's outputs to node outputs or inputs.
 	// +optional
 	Outputs map[string]apiextensionsv1.JSON `json:"outputs,omitempty"`
@@ -72,6 +72,18 @@ type WorkflowSpec struct {
 	// Aborted (rotor abort sets it).
 	// +optional
 	Abort bool `json:"abort,omitempty"`
+	// Approvals answer approve gates by node path: "approve" or "reject"
+	// (rotor approve and rotor reject set them).
+	// +optional
+	Approvals map[string]string `json:"approvals,omitempty"`
+	// OnFailure runs when the workflow fails. It may read
+	// {{failure.node}} and {{failure.message}}.
+	// +optional
+	OnFailure *Node `json:"onFailure,omitempty"`
+	// WorkflowTemplateRef runs a registered WorkflowTemplate; inputs here
+	// give its input values, and tasks and nodes must be empty.
+	// +optional
+	WorkflowTemplateRef string `json:"workflowTemplateRef,omitempty"`
 }
 
 // WorkflowInput is a typed workflow input and its value.
@@ -156,16 +168,19 @@ type TaskMetadata struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
-// Node is one vertex of the DAG.
+// Node is one vertex of the DAG. Exactly one of task, branch, map,
+// workflow and gate says what it does.
 type Node struct {
-	// Name is unique in the workflow; it names the node's pods.
+	// Name is unique in its DAG; it names the node's pods.
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	// +kubebuilder:validation:MaxLength=40
 	Name string `json:"name"`
 	// Task names the template in spec.tasks this node runs.
-	Task string `json:"task"`
-	// Inputs bind each task input to a literal JSON value or a template:
-	// "{{workflow.inputs.NAME}}" or "{{nodes.NODE.outputs.KEY}}".
+	// +optional
+	Task string `json:"task,omitempty"`
+	// Inputs bind each input (of the task, or of the sub-workflow) to a
+	// literal JSON value or a template: "{{workflow.inputs.NAME}}" or
+	// "{{nodes.NODE.outputs.KEY}}".
 	// +optional
 	Inputs map[string]apiextensionsv1.JSON `json:"inputs,omitempty"`
 	// DependsOn adds ordering edges beyond those the bindings imply.
@@ -174,4 +189,106 @@ type Node struct {
 	// Timeout bounds the node across all its attempts and retry waits.
 	// +optional
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	// Branch runs the first case whose condition holds.
+	// +optional
+	Branch *BranchNode `json:"branch,omitempty"`
+	// Map runs a task once per element of a list.
+	// +optional
+	Map *MapNode `json:"map,omitempty"`
+	// Workflow runs a nested DAG, inline or from a WorkflowTemplate.
+	// +optional
+	Workflow *SubWorkflow `json:"workflow,omitempty"`
+	// Gate waits: for a duration, or for approval.
+	// +optional
+	Gate *Gate `json:"gate,omitempty"`
+	// Dynamic marks a task node whose output "fragment" (an object with
+	// nodes and outputs) is run as a sub-workflow once the task succeeds.
+	// +optional
+	Dynamic bool `json:"dynamic,omitempty"`
+}
+
+// BranchNode chooses one target by ordered conditions. Only the chosen
+// target runs; the others are Skipped. Its outputs are the chosen target's.
+type BranchNode struct {
+	// +kubebuilder:validation:MinItems=1
+	Cases []BranchCase `json:"cases"`
+	// Else runs when no case holds; without it that is a failure naming
+	// the values the conditions saw.
+	// +optional
+	Else *BranchTarget `json:"else,omitempty"`
+}
+
+// BranchCase is one condition and what runs when it holds.
+type BranchCase struct {
+	// If is a condition, e.g. "{{nodes.a.outputs.y}} > 10 && {{workflow.inputs.fast}}".
+	If           string `json:"if"`
+	BranchTarget `json:",inline"`
+}
+
+// BranchTarget is a task or a sub-workflow with its input bindings.
+type BranchTarget struct {
+	// +optional
+	Task string `json:"task,omitempty"`
+	// +optional
+	Workflow *SubWorkflow `json:"workflow,omitempty"`
+	// +optional
+	Inputs map[string]apiextensionsv1.JSON `json:"inputs,omitempty"`
+}
+
+// MapNode runs Task once per element of the list Over yields, passing the
+// element as input Item. Its outputs are lists, one element per item in
+// input order (null for items that failed).
+type MapNode struct {
+	Task string `json:"task"`
+	// Over is a binding that yields an array.
+	// +kubebuilder:validation:XPreserveUnknownFields
+	Over apiextensionsv1.JSON `json:"over"`
+	// Item names the task input that receives each element (default "item").
+	// +optional
+	Item string `json:"item,omitempty"`
+	// Inputs bind the task's other inputs, the same for every item.
+	// +optional
+	Inputs map[string]apiextensionsv1.JSON `json:"inputs,omitempty"`
+	// Concurrency caps items running at once (0: no cap).
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	Concurrency int32 `json:"concurrency,omitempty"`
+	// MinSuccessPercent is the share of items that must succeed for the
+	// map to succeed (default 100).
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	MinSuccessPercent *int32 `json:"minSuccessPercent,omitempty"`
+}
+
+// SubWorkflow is a nested DAG: a WorkflowTemplate in the workflow's
+// namespace, or an inline spec. Its inputs are bound by the node's inputs.
+type SubWorkflow struct {
+	// TemplateRef names a WorkflowTemplate in the same namespace.
+	// +optional
+	TemplateRef string `json:"templateRef,omitempty"`
+	// Spec is an inline WorkflowSpec. Tasks not defined in it are looked
+	// up in the enclosing workflow's tasks.
+	// +kubebuilder:validation:XPreserveUnknownFields
+	// +kubebuilder:validation:Type=object
+	// +optional
+	Spec *apiextensionsv1.JSON `json:"spec,omitempty"`
+}
+
+// Gate waits before its dependents may run.
+type Gate struct {
+	// Sleep waits this long.
+	// +optional
+	Sleep *metav1.Duration `json:"sleep,omitempty"`
+	// Approve waits for `rotor approve WORKFLOW NODE` (or reject). Use the
+	// node's timeout to bound the wait.
+	// +optional
+	Approve *Approval `json:"approve,omitempty"`
+}
+
+// Approval is a manual gate.
+type Approval struct {
+	// Message tells the approver what they approve.
+	// +optional
+	Message string `json:"message,omitempty"`
 }

@@ -28,6 +28,8 @@ type Interface interface {
 	Clusters() TypedClusterInformer
 	// Workflows returns a WorkflowInformer.
 	Workflows() TypedWorkflowInformer
+	// WorkflowTemplates returns a WorkflowTemplateInformer.
+	WorkflowTemplates() TypedWorkflowTemplateInformer
 }
 
 type version struct {
@@ -49,4 +51,9 @@ func (v *version) Clusters() TypedClusterInformer {
 // Workflows returns a TypedWorkflowInformer.
 func (v *version) Workflows() TypedWorkflowInformer {
 	return &workflowInformer{factory: v.factory, namespace: v.namespace, tweakListOptions: v.tweakListOptions}
+}
+
+// WorkflowTemplates returns a TypedWorkflowTemplateInformer.
+func (v *version) WorkflowTemplates() TypedWorkflowTemplateInformer {
+	return &workflowTemplateInformer{factory: v.factory, namespace: v.namespace, tweakListOptions: v.tweakListOptions}
 }

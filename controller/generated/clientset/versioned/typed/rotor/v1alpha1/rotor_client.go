@@ -30,6 +30,7 @@ type RotorV1alpha1Interface interface {
 	RESTClient() rest.Interface
 	ClustersGetter
 	WorkflowsGetter
+	WorkflowTemplatesGetter
 }
 
 // RotorV1alpha1Client is used to interact with features provided by the rotor.dev group.
@@ -43,6 +44,10 @@ func (c *RotorV1alpha1Client) Clusters() ClusterInterface {
 
 func (c *RotorV1alpha1Client) Workflows(namespace string) WorkflowInterface {
 	return newWorkflows(c, namespace)
+}
+
+func (c *RotorV1alpha1Client) WorkflowTemplates(namespace string) WorkflowTemplateInterface {
+	return newWorkflowTemplates(c, namespace)
 }
 
 // NewForConfig creates a new RotorV1alpha1Client for the given config.

@@ -36,6 +36,10 @@ func (c *FakeRotorV1alpha1) Workflows(namespace string) v1alpha1.WorkflowInterfa
 	return newFakeWorkflows(c, namespace)
 }
 
+func (c *FakeRotorV1alpha1) WorkflowTemplates(namespace string) v1alpha1.WorkflowTemplateInterface {
+	return newFakeWorkflowTemplates(c, namespace)
+}
+
 // RESTClient returns a RESTClient that is used to communicate
 // with API server by this client implementation.
 func (c *FakeRotorV1alpha1) RESTClient() rest.Interface {
