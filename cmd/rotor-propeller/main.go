@@ -31,6 +31,7 @@ import (
 	versioned "github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
 	rotorscheme "github.com/rotor-dev/rotor/controller/generated/clientset/versioned/scheme"
 	rotorinformers "github.com/rotor-dev/rotor/controller/generated/informers/externalversions"
+	rotorlisters "github.com/rotor-dev/rotor/controller/generated/listers/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/propeller"
 	"github.com/rotor-dev/rotor/plugins"
 	"github.com/rotor-dev/rotor/plugins/pod"
@@ -92,7 +93,11 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	var ctrl *propeller.Controller
 	registry := cluster.NewRegistry(kube, cfg.namespace, func(name string, p *corev1.Pod) { ctrl.EnqueuePod(name, p) }, log)
 	defer registry.Stop()
-	exec := &executor.Executor{Plugins: plugins.NewRegistry(pod.New()), Clusters: registry, Clock: clock.RealClock{}, MaxSystemRetries: 5}
+	templates := factory.Rotor().V1alpha1().WorkflowTemplates()
+	exec := &executor.Executor{
+		Plugins: plugins.NewRegistry(pod.New()), Clusters: registry, Clock: clock.RealClock{},
+		Templates: templateGetter{templates.Lister()}, MaxSystemRetries: 5,
+	}
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
@@ -151,4 +156,13 @@ func serve(ctx context.Context, addr string, ready *atomic.Bool, log *slog.Logge
 		_ = srv.Close()
 	}()
 	return nil
+}
+
+// templateGetter reads WorkflowTemplates from the informer cache.
+type templateGetter struct {
+	lister rotorlisters.WorkflowTemplateLister
+}
+
+func (t templateGetter) Get(namespace, name string) (*v1alpha1.WorkflowTemplate, error) {
+	return t.lister.WorkflowTemplates(namespace).Get(name)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/signal"
@@ -54,6 +55,29 @@ func watchCmd(g *globals) *cobra.Command {
 			if wf.Status.Phase != v1alpha1.WorkflowSucceeded {
 				return exitError{code: 1}
 			}
+			return nil
+		},
+	}
+}
+
+func approveCmd(g *globals, verb string) *cobra.Command {
+	answer := map[string]string{"approve": "approve", "reject": "reject"}[verb]
+	return &cobra.Command{
+		Use:   verb + " WORKFLOW NODE",
+		Short: "Answer an approval gate: let the workflow go on (approve) or fail it there (reject)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			wf, node := args[0], args[1]
+			patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"approvals": map[string]string{node: answer}}})
+			_, err = c.RotorV1alpha1().Workflows(g.ns()).Patch(cmd.Context(), wf, types.MergePatchType, patch, metav1.PatchOptions{})
+			if err != nil {
+				return fmt.Errorf("%s %s/%s node %s: %w", verb, g.ns(), wf, node, err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "workflow %s/%s: gate %s %sd\n", g.ns(), wf, node, verb)
 			return nil
 		},
 	}

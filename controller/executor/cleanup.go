@@ -4,27 +4,35 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
-	"github.com/rotor-dev/rotor/controller/dag"
 	"github.com/rotor-dev/rotor/plugins"
 )
 
 // Cleanup releases everything the workflow's attempts hold in target
 // clusters (deletes their pods, finished ones included), for the deletion
 // finalizer. Attempts on clusters no longer registered are skipped and
-// returned in skipped, so the caller can say so; any other failure is an
-// error to retry.
+// returned, so the caller can say so; any other failure is an error to
+// retry.
 func (e *Executor) Cleanup(ctx context.Context, wf *v1alpha1.Workflow) (skipped []string, err error) {
 	var errs []error
-	for i := range wf.Spec.Nodes {
-		node := &wf.Spec.Nodes[i]
-		task := wf.Spec.Tasks[node.Task]
-		p, perr := e.Plugins.Get(dag.TaskType(&task))
-		if perr != nil {
+	ids := make([]string, 0, len(wf.Status.Nodes))
+	for id := range wf.Status.Nodes {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		ns := wf.Status.Nodes[id]
+		if ns.Type == "" {
 			continue
 		}
-		for _, a := range wf.Status.Nodes[node.Name].Attempts {
+		p, perr := e.Plugins.Get(ns.Type)
+		if perr != nil {
+			errs = append(errs, fmt.Errorf("node %s: %w", id, perr))
+			continue
+		}
+		for _, a := range ns.Attempts {
 			if a.Pod == "" {
 				continue
 			}
@@ -34,8 +42,8 @@ func (e *Executor) Cleanup(ctx context.Context, wf *v1alpha1.Workflow) (skipped 
 				continue
 			}
 			tc := &plugins.TaskContext{
-				ID:   plugins.TaskID{Namespace: wf.Namespace, Workflow: wf.Name, WorkflowUID: string(wf.UID), Node: node.Name, Attempt: a.Number},
-				Task: &task, Cluster: c, Launched: true,
+				ID:      plugins.TaskID{Namespace: wf.Namespace, Workflow: wf.Name, WorkflowUID: string(wf.UID), Node: id, Attempt: a.Number},
+				Cluster: c, Launched: true,
 			}
 			if err := p.Abort(ctx, tc); err != nil {
 				errs = append(errs, err)

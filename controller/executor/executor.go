@@ -1,26 +1,33 @@
 // Package executor moves one Workflow forward by one reconcile round: it
-// validates the spec, decides which nodes may run, asks each running node's
-// plugin where its attempt stands, applies retry and timeout rules, and
-// decides the workflow's phase. It mutates only the status of the object it
-// is given (a deep copy owned by the caller) and does no I/O of its own
-// beyond the plugin calls, so one status write per round can follow.
+// validates the spec, decides which nodes may run, asks each running
+// node's plugin where its attempt stands, applies retry and timeout rules,
+// runs nested DAGs (sub-workflows, branches, maps, dynamic fragments), and
+// decides the workflow's phase. It mutates only the status of the object
+// it is given (a deep copy owned by the caller) and does no I/O of its own
+// beyond plugin calls and template reads, so one status write per round
+// can follow.
+//
+// Node statuses live in one flat map keyed by node path: "a" at the top,
+// "sub/a" inside sub-workflow node sub, "m/3" for item 3 of map node m,
+// "br/case-0" for the target of a branch's first case.
 package executor
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/dag"
-	"github.com/rotor-dev/rotor/controller/template"
 	"github.com/rotor-dev/rotor/plugins"
 )
+
+type apiextJSON = apiextensionsv1.JSON
 
 // Clusters places attempts on target clusters and finds them again.
 type Clusters interface {
@@ -30,11 +37,17 @@ type Clusters interface {
 	Get(name string) (*plugins.Cluster, bool)
 }
 
+// Templates finds WorkflowTemplates.
+type Templates interface {
+	Get(namespace, name string) (*v1alpha1.WorkflowTemplate, error)
+}
+
 // Executor runs reconcile rounds. It holds no per-workflow state.
 type Executor struct {
-	Plugins  *plugins.Registry
-	Clusters Clusters
-	Clock    clock.PassiveClock
+	Plugins   *plugins.Registry
+	Clusters  Clusters
+	Templates Templates
+	Clock     clock.PassiveClock
 	// MaxSystemRetries bounds retries for failures that are not the
 	// task's fault, so a cluster that loses every pod cannot loop forever.
 	MaxSystemRetries int
@@ -63,7 +76,6 @@ func (r *Result) after(d time.Duration) {
 type round struct {
 	*Executor
 	wf  *v1alpha1.Workflow
-	g   *dag.Graph
 	now metav1.Time
 	res Result
 }
@@ -75,12 +87,11 @@ func (e *Executor) Reconcile(ctx context.Context, wf *v1alpha1.Workflow) (Result
 		return Result{}, nil
 	}
 	r := &round{Executor: e, wf: wf, now: metav1.NewTime(e.Clock.Now())}
-	g, errs := dag.Build(&wf.Spec)
-	if len(errs) > 0 {
-		r.finish(v1alpha1.WorkflowFailed, v1alpha1.ReasonInvalidSpec, "invalid spec: "+errs.ToAggregate().Error())
+	top, err := r.topScope()
+	if err != nil {
+		r.finish(v1alpha1.WorkflowFailed, v1alpha1.ReasonInvalidSpec, err.Error())
 		return r.res, nil
 	}
-	r.g = g
 	if st.Phase == "" || st.Phase == v1alpha1.WorkflowPending {
 		st.Phase, st.StartedAt, st.Message = v1alpha1.WorkflowRunning, &r.now, ""
 	}
@@ -89,7 +100,7 @@ func (e *Executor) Reconcile(ctx context.Context, wf *v1alpha1.Workflow) (Result
 	}
 	st.ObservedGeneration = wf.Generation
 	if wf.Spec.Abort {
-		r.stopAll(ctx, v1alpha1.ReasonAborted, "aborted by request")
+		r.stopAll(ctx, top, v1alpha1.ReasonAborted, "aborted by request")
 		r.finish(v1alpha1.WorkflowAborted, v1alpha1.ReasonAborted, "aborted by request")
 		return r.res, nil
 	}
@@ -97,135 +108,90 @@ func (e *Executor) Reconcile(ctx context.Context, wf *v1alpha1.Workflow) (Result
 		left := d.Duration - r.now.Sub(st.StartedAt.Time)
 		if left <= 0 {
 			msg := fmt.Sprintf("the workflow ran longer than its activeDeadline of %s", d.Duration)
-			r.stopAll(ctx, v1alpha1.ReasonDeadline, msg)
+			r.stopAll(ctx, top, v1alpha1.ReasonDeadline, msg)
 			r.finish(v1alpha1.WorkflowFailed, v1alpha1.ReasonDeadline, msg)
 			return r.res, nil
 		}
 		r.res.after(left)
 	}
-	if err := r.stepNodes(ctx); err != nil {
+	res, err := r.runScope(ctx, top)
+	if err != nil {
 		return r.res, err
 	}
-	r.decide(ctx)
+	switch res.phase {
+	case v1alpha1.NodeSucceeded:
+		if len(res.outputs) > 0 {
+			st.Outputs = res.outputs
+		}
+		r.finish(v1alpha1.WorkflowSucceeded, v1alpha1.ReasonSucceeded, fmt.Sprintf("%d nodes succeeded", len(top.g.Order)))
+	case v1alpha1.NodeFailed:
+		r.stopAll(ctx, top, v1alpha1.ReasonWorkflowFailed, "the workflow failed")
+		done, err := r.runOnFailure(ctx, top, res)
+		if err != nil || !done {
+			return r.res, err
+		}
+		r.finish(v1alpha1.WorkflowFailed, res.reason, res.message+r.onFailureNote(top))
+	}
 	return r.res, nil
 }
 
-func (r *round) stepNodes(ctx context.Context) error {
+// topScope is the workflow's own DAG: its spec, or the snapshot of the
+// template it runs.
+func (r *round) topScope() (*scope, error) {
+	spec := &r.wf.Spec
+	if ref := spec.WorkflowTemplateRef; ref != "" {
+		var err error
+		if spec, err = r.templateSpec(ref); err != nil {
+			return nil, err
+		}
+	}
+	g, errs := dag.BuildScope(spec, nil, pathFor(r.wf))
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("invalid spec: %s", errs.ToAggregate())
+	}
+	inputs := map[string]json.RawMessage{}
+	for k, in := range spec.Inputs {
+		if in.Value == nil {
+			return nil, fmt.Errorf("invalid spec: input %q has no value", k)
+		}
+		inputs[k] = in.Value.Raw
+	}
+	return &scope{g: g, inputs: inputs}, nil
+}
+
+// templateSpec snapshots the WorkflowTemplate a workflow runs into its
+// status on the first round, with the workflow's input values over the
+// template's defaults, and reads the snapshot after that.
+func (r *round) templateSpec(ref string) (*v1alpha1.WorkflowSpec, error) {
 	st := &r.wf.Status
-	active := 0
-	for _, ns := range st.Nodes {
-		if ns.Phase != v1alpha1.NodeNotStarted && !ns.Phase.IsTerminal() {
-			active++
+	if st.TemplateSpec == nil {
+		if r.Templates == nil {
+			return nil, fmt.Errorf("spec.workflowTemplateRef: templates are not available to this engine")
 		}
-	}
-	limit := 0
-	if p := r.wf.Spec.Parallelism; p != nil {
-		limit = int(*p)
-	}
-	for _, name := range r.g.Order {
-		ns := st.Nodes[name]
-		if ns.Phase.IsTerminal() || !r.depsSucceeded(name) {
-			continue
-		}
-		if ns.Phase == v1alpha1.NodeNotStarted {
-			if limit > 0 && active >= limit {
-				continue
-			}
-			active++
-		}
-		if err := r.stepNode(ctx, name, &ns); err != nil {
-			st.Nodes[name] = ns
-			return fmt.Errorf("node %s: %w", name, err)
-		}
-		if ns.Phase.IsTerminal() {
-			active-- // its slot is free for a node later in this round
-		}
-		st.Nodes[name] = ns
-	}
-	return nil
-}
-
-func (r *round) depsSucceeded(name string) bool {
-	for _, d := range r.g.Deps[name] {
-		if r.wf.Status.Nodes[d].Phase != v1alpha1.NodeSucceeded {
-			return false
-		}
-	}
-	return true
-}
-
-// lookup resolves references against workflow inputs and node outputs.
-func (r *round) lookup(ref template.Ref) (json.RawMessage, error) {
-	switch ref.Kind {
-	case template.WorkflowInput:
-		if in, ok := r.wf.Spec.Inputs[ref.Name]; ok && in.Value != nil {
-			return in.Value.Raw, nil
-		}
-	case template.NodeOutput:
-		if v, ok := r.wf.Status.Nodes[ref.Node].Outputs[ref.Name]; ok {
-			return v.Raw, nil
-		}
-	}
-	return nil, fmt.Errorf("{{%s}} has no value", ref)
-}
-
-// decide sets the workflow's phase once a node failed or all succeeded.
-func (r *round) decide(ctx context.Context) {
-	st := &r.wf.Status
-	var failed []string
-	done := 0
-	for _, name := range r.g.Order {
-		switch st.Nodes[name].Phase {
-		case v1alpha1.NodeFailed:
-			failed = append(failed, name)
-		case v1alpha1.NodeSucceeded, v1alpha1.NodeSkipped:
-			done++
-		}
-	}
-	if len(failed) > 0 {
-		first := st.Nodes[failed[0]]
-		msg := fmt.Sprintf("node %s failed: %s", failed[0], first.Message)
-		if len(failed) > 1 {
-			msg += fmt.Sprintf(" (and %d more: %s)", len(failed)-1, strings.Join(failed[1:], ", "))
-		}
-		r.stopAll(ctx, v1alpha1.ReasonWorkflowFailed, "the workflow failed")
-		r.finish(v1alpha1.WorkflowFailed, v1alpha1.ReasonNodeFailed, msg)
-		return
-	}
-	if done < len(r.g.Order) {
-		return
-	}
-	outs := map[string]apiextJSON{}
-	for name, b := range r.wf.Spec.Outputs {
-		v, err := template.Resolve(b.Raw, r.lookup)
+		tpl, err := r.Templates.Get(r.wf.Namespace, ref)
 		if err != nil {
-			r.finish(v1alpha1.WorkflowFailed, "BadOutputs", fmt.Sprintf("spec.outputs[%s]: %v", name, err))
-			return
+			return nil, fmt.Errorf("spec.workflowTemplateRef: WorkflowTemplate %s/%s: %v", r.wf.Namespace, ref, err)
 		}
-		outs[name] = apiextJSON{Raw: v}
-	}
-	if len(outs) > 0 {
-		st.Outputs = outs
-	}
-	r.finish(v1alpha1.WorkflowSucceeded, v1alpha1.ReasonSucceeded, fmt.Sprintf("%d nodes succeeded", len(r.g.Order)))
-}
-
-// stopAll stops every node still running and skips those not started,
-// so nothing more starts: on a failure, an abort or a deadline.
-func (r *round) stopAll(ctx context.Context, reason, why string) {
-	st := &r.wf.Status
-	for _, name := range r.g.Order {
-		ns := st.Nodes[name]
-		switch {
-		case ns.Phase.IsTerminal():
-			continue
-		case ns.Phase == v1alpha1.NodeNotStarted:
-			ns.Phase, ns.Reason, ns.Message = v1alpha1.NodeSkipped, reason, "not run: "+why
-		default:
-			r.abortNode(ctx, name, &ns, reason, "stopped: "+why)
+		spec := tpl.Spec.DeepCopy()
+		for k, in := range r.wf.Spec.Inputs {
+			decl, ok := spec.Inputs[k]
+			if !ok {
+				return nil, fmt.Errorf("spec.inputs[%s]: template %s declares no input %q", k, ref, k)
+			}
+			decl.Value = in.Value
+			spec.Inputs[k] = decl
 		}
-		st.Nodes[name] = ns
+		b, err := json.Marshal(spec)
+		if err != nil {
+			return nil, err
+		}
+		st.TemplateSpec = &apiextJSON{Raw: b}
 	}
+	spec, err := dag.DecodeSpec(st.TemplateSpec.Raw)
+	if err != nil {
+		return nil, fmt.Errorf("status.templateSpec: %w", err)
+	}
+	return spec, nil
 }
 
 func (r *round) finish(phase v1alpha1.WorkflowPhase, reason, msg string) {

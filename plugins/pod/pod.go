@@ -46,10 +46,12 @@ func New() *Plugin { return &Plugin{} }
 // Type implements plugins.Plugin.
 func (*Plugin) Type() string { return "pod" }
 
-// Name is the attempt's pod name: workflow-node-attempt, shortened with a
-// hash when longer than a DNS label allows.
+// Name is the attempt's pod name: workflow-node-attempt, with a nested
+// node's path written with dots (sub.a, m.3), shortened with a hash when
+// longer than a DNS label allows. Node names never hold dots, so paths
+// cannot collide.
 func Name(id plugins.TaskID) string {
-	n := fmt.Sprintf("%s-%s-%d", id.Workflow, id.Node, id.Attempt)
+	n := fmt.Sprintf("%s-%s-%d", id.Workflow, NodeLabel(id.Node), id.Attempt)
 	if len(n) <= 63 {
 		return n
 	}
@@ -170,7 +172,7 @@ func Build(tc *plugins.TaskContext, name string) (*corev1.Pod, error) {
 	}
 	labels[LabelManaged] = "true"
 	labels[LabelWorkflowUID] = tc.ID.WorkflowUID
-	labels[LabelNode] = tc.ID.Node
+	labels[LabelNode] = NodeLabel(tc.ID.Node)
 	labels[LabelAttempt] = strconv.Itoa(int(tc.ID.Attempt))
 	annots[AnnotWorkflow] = tc.ID.Workflow
 	return &corev1.Pod{
@@ -185,6 +187,16 @@ func Build(tc *plugins.TaskContext, name string) (*corev1.Pod, error) {
 			}},
 		},
 	}, nil
+}
+
+// NodeLabel writes a node path as a label value: "/" becomes ".", and
+// paths too long for a label keep their end.
+func NodeLabel(path string) string {
+	v := strings.ReplaceAll(path, "/", ".")
+	if len(v) > 63 {
+		v = strings.TrimLeft(v[len(v)-63:], ".-")
+	}
+	return v
 }
 
 func envName(s string) string {

@@ -9,41 +9,32 @@ import (
 	"strings"
 	"time"
 
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/dag"
-	"github.com/rotor-dev/rotor/controller/template"
 	"github.com/rotor-dev/rotor/controller/values"
 	"github.com/rotor-dev/rotor/plugins"
 )
 
-type apiextJSON = apiextensionsv1.JSON
-
-// stepNode moves one runnable node forward: launches an attempt if none is
-// in flight, otherwise asks the plugin for the attempt's state.
-func (r *round) stepNode(ctx context.Context, name string, ns *v1alpha1.NodeStatus) error {
-	node := r.g.Nodes[name]
-	task := r.wf.Spec.Tasks[node.Task]
-	plugin, err := r.Plugins.Get(dag.TaskType(&task))
+// stepTask moves one task run at path id forward: launches an attempt if
+// none is in flight (after any retry backoff), otherwise asks the plugin
+// where the attempt stands; applies node and attempt timeouts.
+func (r *round) stepTask(ctx context.Context, id string, task *v1alpha1.TaskTemplate, inputs map[string]json.RawMessage, timeout *metav1.Duration, ns *v1alpha1.NodeStatus) error {
+	ns.Type = dag.TaskType(task)
+	plugin, err := r.Plugins.Get(ns.Type)
 	if err != nil {
 		r.failNode(ns, "NoPlugin", err.Error())
-		return nil
-	}
-	inputs, err := r.resolveInputs(node)
-	if err != nil {
-		r.failNode(ns, "BadInputs", err.Error())
 		return nil
 	}
 	if ns.StartedAt == nil {
 		ns.StartedAt = &r.now
 	}
-	if t := node.Timeout; t != nil && t.Duration > 0 {
-		left := t.Duration - r.now.Sub(ns.StartedAt.Time)
+	if timeout != nil && timeout.Duration > 0 {
+		left := timeout.Duration - r.now.Sub(ns.StartedAt.Time)
 		if left <= 0 {
-			r.abortNode(ctx, name, ns, v1alpha1.ReasonTimedOut, "")
-			r.failNode(ns, v1alpha1.ReasonTimedOut, fmt.Sprintf("the node ran longer than its timeout of %s (%d attempts)", t.Duration, len(ns.Attempts)))
+			r.abortAttempt(ctx, id, ns, v1alpha1.ReasonTimedOut, "stopped: the node timed out")
+			r.failNode(ns, v1alpha1.ReasonTimedOut, fmt.Sprintf("the node ran longer than its timeout of %s (%d attempts)", timeout.Duration, len(ns.Attempts)))
 			return nil
 		}
 		r.res.after(left)
@@ -54,15 +45,15 @@ func (r *round) stepNode(ctx context.Context, name string, ns *v1alpha1.NodeStat
 			return nil
 		}
 		ns.RetryAt = nil
-		if !r.newAttempt(name, &task, ns) {
+		if !r.newAttempt(id, task, ns) {
 			return nil
 		}
 	}
 	a := &ns.Attempts[len(ns.Attempts)-1]
-	tc, ok := r.taskContext(name, &task, inputs, a)
+	tc, ok := r.taskContext(id, task, inputs, a)
 	if !ok {
 		r.endAttempt(ns, a, plugins.PhaseInfo{Phase: plugins.PhaseSystemFailed, Reason: v1alpha1.ReasonNoCluster,
-			Message: fmt.Sprintf("cluster %s is no longer registered", a.Cluster)}, &task)
+			Message: fmt.Sprintf("cluster %s is no longer registered", a.Cluster)}, task)
 		return nil
 	}
 	if t := task.Timeout; t != nil && t.Duration > 0 && a.StartedAt != nil {
@@ -72,7 +63,7 @@ func (r *round) stepNode(ctx context.Context, name string, ns *v1alpha1.NodeStat
 				return err
 			}
 			r.endAttempt(ns, a, plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: v1alpha1.ReasonTimedOut,
-				Message: fmt.Sprintf("attempt %d timed out after %s", a.Number, t.Duration)}, &task)
+				Message: fmt.Sprintf("attempt %d timed out after %s", a.Number, t.Duration)}, task)
 			return nil
 		}
 		r.res.after(left)
@@ -93,26 +84,25 @@ func (r *round) stepNode(ctx context.Context, name string, ns *v1alpha1.NodeStat
 		a.Phase, a.Message = phase, info.Message
 		ns.Phase, ns.Reason, ns.Message = phase, info.Reason, info.Message
 	case plugins.PhaseSucceeded:
-		outs, err := checkOutputs(&task, info.Outputs)
+		outs, err := checkOutputs(task, info.Outputs)
 		if err != nil {
 			info = plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: v1alpha1.ReasonBadOutputs, Message: err.Error(), ExitCode: info.ExitCode}
-			r.endAttempt(ns, a, info, &task)
+			r.endAttempt(ns, a, info, task)
 			return nil
 		}
-		r.endAttempt(ns, a, info, &task)
+		r.endAttempt(ns, a, info, task)
 		ns.Outputs = outs
 	default:
-		r.endAttempt(ns, a, info, &task)
+		r.endAttempt(ns, a, info, task)
 	}
 	return nil
 }
 
 // newAttempt appends an attempt placed on a cluster; false if none fits
 // (the node stays queued and the round asks to be run again).
-func (r *round) newAttempt(name string, task *v1alpha1.TaskTemplate, ns *v1alpha1.NodeStatus) bool {
+func (r *round) newAttempt(id string, task *v1alpha1.TaskTemplate, ns *v1alpha1.NodeStatus) bool {
 	num := int32(len(ns.Attempts))
-	id := r.taskID(name, num)
-	c, err := r.Clusters.Pick(id, task)
+	c, err := r.Clusters.Pick(r.taskID(id, num), task)
 	if err != nil {
 		ns.Phase, ns.Reason, ns.Message = v1alpha1.NodeQueued, v1alpha1.ReasonNoCluster, err.Error()
 		r.res.after(5 * time.Second)
@@ -123,16 +113,16 @@ func (r *round) newAttempt(name string, task *v1alpha1.TaskTemplate, ns *v1alpha
 	return true
 }
 
-func (r *round) taskID(name string, attempt int32) plugins.TaskID {
-	return plugins.TaskID{Namespace: r.wf.Namespace, Workflow: r.wf.Name, WorkflowUID: string(r.wf.UID), Node: name, Attempt: attempt}
+func (r *round) taskID(id string, attempt int32) plugins.TaskID {
+	return plugins.TaskID{Namespace: r.wf.Namespace, Workflow: r.wf.Name, WorkflowUID: string(r.wf.UID), Node: id, Attempt: attempt}
 }
 
-func (r *round) taskContext(name string, task *v1alpha1.TaskTemplate, inputs map[string]json.RawMessage, a *v1alpha1.Attempt) (*plugins.TaskContext, bool) {
+func (r *round) taskContext(id string, task *v1alpha1.TaskTemplate, inputs map[string]json.RawMessage, a *v1alpha1.Attempt) (*plugins.TaskContext, bool) {
 	c, ok := r.Clusters.Get(a.Cluster)
 	if !ok {
 		return nil, false
 	}
-	return &plugins.TaskContext{ID: r.taskID(name, a.Number), Task: task, Inputs: inputs, Cluster: c, Launched: a.Pod != ""}, true
+	return &plugins.TaskContext{ID: r.taskID(id, a.Number), Task: task, Inputs: inputs, Cluster: c, Launched: a.Pod != ""}, true
 }
 
 // endAttempt records a finished attempt and decides the node's fate.
@@ -187,41 +177,21 @@ func (r *round) failNode(ns *v1alpha1.NodeStatus, reason, msg string) {
 	}
 }
 
-// abortNode stops the node's attempt in flight, if any, and marks the node
-// Aborted unless msg is empty (the caller decides the node's phase).
-func (r *round) abortNode(ctx context.Context, name string, ns *v1alpha1.NodeStatus, reason, msg string) {
-	node := r.g.Nodes[name]
-	task := r.wf.Spec.Tasks[node.Task]
-	if n := len(ns.Attempts); n > 0 && !ns.Attempts[n-1].Phase.IsTerminal() {
-		a := &ns.Attempts[n-1]
-		stopMsg := msg
-		if stopMsg == "" {
-			stopMsg = "stopped: " + reason
-		}
-		if p, err := r.Plugins.Get(dag.TaskType(&task)); err == nil {
-			if tc, ok := r.taskContext(name, &task, nil, a); ok {
-				if err := p.Abort(ctx, tc); err != nil {
-					stopMsg += fmt.Sprintf(" (stopping attempt %d failed: %v)", a.Number, err)
-				}
+// abortAttempt stops the attempt in flight at path id, if any.
+func (r *round) abortAttempt(ctx context.Context, id string, ns *v1alpha1.NodeStatus, reason, msg string) {
+	n := len(ns.Attempts)
+	if n == 0 || ns.Attempts[n-1].Phase.IsTerminal() {
+		return
+	}
+	a := &ns.Attempts[n-1]
+	if p, err := r.Plugins.Get(ns.Type); err == nil {
+		if tc, ok := r.taskContext(id, nil, nil, a); ok {
+			if err := p.Abort(ctx, tc); err != nil {
+				msg += fmt.Sprintf(" (stopping attempt %d failed: %v)", a.Number, err)
 			}
 		}
-		a.Phase, a.FinishedAt, a.Reason, a.Message = v1alpha1.NodeAborted, &r.now, reason, stopMsg
 	}
-	if msg != "" {
-		ns.Phase, ns.Reason, ns.Message, ns.FinishedAt = v1alpha1.NodeAborted, reason, msg, &r.now
-	}
-}
-
-func (r *round) resolveInputs(node *v1alpha1.Node) (map[string]json.RawMessage, error) {
-	out := make(map[string]json.RawMessage, len(node.Inputs))
-	for name, b := range node.Inputs {
-		v, err := template.Resolve(b.Raw, r.lookup)
-		if err != nil {
-			return nil, fmt.Errorf("input %s: %w", name, err)
-		}
-		out[name] = v
-	}
-	return out, nil
+	a.Phase, a.FinishedAt, a.Reason, a.Message = v1alpha1.NodeAborted, &r.now, reason, msg
 }
 
 // checkOutputs parses a task's output object and checks it against the
