@@ -46,8 +46,7 @@ e2e: tools build
 dev: tools build
 	-./bin/rotor dev down >/dev/null 2>&1
 	./bin/rotor dev up --detach
-	@for f in docs/examples/*.yaml; do echo; echo "== $$f"; ./bin/rotor submit -f "$$f" --wait --timeout 5m; done
-	@echo; ./bin/rotor list -A
+	./hack/run-examples.sh
 	@echo; echo "the sandbox is still running: 'bin/rotor dev status', 'bin/rotor dev down'"
 
 ## dev-down: stop the sandbox

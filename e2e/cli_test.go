@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -12,24 +13,56 @@ import (
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 )
 
-// TestExamples runs every workflow in docs/examples and expects success.
+// TestExamples runs every workflow in docs/examples, after registering the
+// templates in docs/examples/templates, and expects each to end as its
+// examples.rotor.dev/expect annotation says (default Succeeded).
 func TestExamples(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join(env.RepoRoot, "docs", "examples", "*.yaml"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no examples found: %v", err)
 	}
+	templates, _ := filepath.Glob(filepath.Join(env.RepoRoot, "docs", "examples", "templates", "*.yaml"))
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
+			t.Parallel()
+			ns := namespace(t)
+			for _, tf := range templates {
+				if out, code := rotorCLI(t, "submit", "-n", ns, "-f", tf); code != 0 {
+					t.Fatalf("register template %s: %s", tf, out)
+				}
+			}
 			src, err := os.ReadFile(f)
 			if err != nil {
 				t.Fatal(err)
 			}
-			wf := waitDone(t, submit(t, namespace(t), string(src)), 60*time.Second)
-			if wf.Status.Phase != v1alpha1.WorkflowSucceeded {
-				t.Fatalf("%s: %s: %s", f, wf.Status.Phase, wf.Status.Message)
+			wf := waitDone(t, submit(t, ns, string(src)), 90*time.Second)
+			want := v1alpha1.WorkflowPhase(wf.Annotations["examples.rotor.dev/expect"])
+			if want == "" {
+				want = v1alpha1.WorkflowSucceeded
 			}
+			if wf.Status.Phase != want {
+				t.Fatalf("%s: %s (%s), want %s", f, wf.Status.Phase, wf.Status.Message, want)
+			}
+			t.Logf("%s: %s, outputs %s", filepath.Base(f), wf.Status.Phase, outputsOf(wf))
 		})
 	}
+}
+
+func outputsOf(wf *v1alpha1.Workflow) string {
+	var parts []string
+	for _, k := range sortedKeys(wf.Status.Outputs) {
+		parts = append(parts, k+"="+string(wf.Status.Outputs[k].Raw))
+	}
+	return strings.Join(parts, " ")
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func rotorCLI(t *testing.T, args ...string) (string, int) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,10 +46,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+var nsSeq atomic.Int64
+
 // namespace creates a fresh tenant namespace for one test.
 func namespace(t *testing.T) string {
 	t.Helper()
-	ns := fmt.Sprintf("t-%d", time.Now().UnixNano()%1_000_000_000)
+	ns := fmt.Sprintf("t-%d", nsSeq.Add(1))
 	if err := env.CreateNamespaces(context.Background(), ns); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/dag"
@@ -22,48 +23,90 @@ import (
 	"github.com/rotor-dev/rotor/controller/manifest"
 )
 
-// readWorkflow reads and checks one Workflow from a YAML or JSON file
-// ("-" for stdin). It parses YAML 1.2, so keys like y and n stay strings.
-func readWorkflow(path string) (*v1alpha1.Workflow, error) {
+// readObject reads and checks one Workflow or WorkflowTemplate from a YAML
+// or JSON file ("-" for stdin). It parses YAML 1.2, so keys like y and n
+// stay strings.
+func readObject(path string) (wf *v1alpha1.Workflow, tpl *v1alpha1.WorkflowTemplate, err error) {
 	var data []byte
-	var err error
 	if path == "-" {
 		data, err = io.ReadAll(os.Stdin)
 	} else {
 		data, err = os.ReadFile(path)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	docs, err := manifest.ToJSON(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if len(docs) != 1 {
-		return nil, fmt.Errorf("%s: want exactly one Workflow, found %d documents", path, len(docs))
+		return nil, nil, fmt.Errorf("%s: want exactly one Workflow or WorkflowTemplate, found %d documents", path, len(docs))
 	}
-	wf := &v1alpha1.Workflow{}
+	var meta metav1.TypeMeta
+	_ = json.Unmarshal(docs[0], &meta)
+	gv := v1alpha1.SchemeGroupVersion.String()
+	var obj any
+	var objMeta *metav1.ObjectMeta
+	var errs field.ErrorList
+	switch {
+	case meta.APIVersion == gv && meta.Kind == "Workflow":
+		wf = &v1alpha1.Workflow{}
+		obj, objMeta = wf, &wf.ObjectMeta
+	case meta.APIVersion == gv && meta.Kind == "WorkflowTemplate":
+		tpl = &v1alpha1.WorkflowTemplate{}
+		obj, objMeta = tpl, &tpl.ObjectMeta
+	default:
+		return nil, nil, fmt.Errorf("%s: want kind Workflow or WorkflowTemplate, apiVersion %s; got kind %q, apiVersion %q", path, gv, meta.Kind, meta.APIVersion)
+	}
 	dec := json.NewDecoder(bytes.NewReader(docs[0]))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(wf); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if err := dec.Decode(obj); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	gv := v1alpha1.SchemeGroupVersion.String()
-	if wf.Kind != "Workflow" || wf.APIVersion != gv {
-		return nil, fmt.Errorf("%s: want kind Workflow, apiVersion %s; got kind %q, apiVersion %q", path, gv, wf.Kind, wf.APIVersion)
+	if objMeta.Name == "" && (tpl != nil || objMeta.GenerateName == "") {
+		return nil, nil, fmt.Errorf("%s: metadata.name is required", path)
 	}
-	if wf.Name == "" && wf.GenerateName == "" {
-		return nil, fmt.Errorf("%s: metadata.name (or metadata.generateName) is required", path)
+	if wf != nil {
+		_, errs = dag.Build(&wf.Spec)
+	} else {
+		_, errs = dag.BuildScope(&tpl.Spec, nil, field.NewPath("spec"))
 	}
-	if _, errs := dag.Build(&wf.Spec); len(errs) > 0 {
+	if len(errs) > 0 {
 		var b strings.Builder
-		fmt.Fprintf(&b, "%s: invalid workflow:", path)
+		fmt.Fprintf(&b, "%s: invalid %s:", path, strings.ToLower(meta.Kind))
 		for _, e := range errs {
 			fmt.Fprintf(&b, "\n  %s", e.Error())
 		}
-		return nil, fmt.Errorf("%s", b.String())
+		return nil, nil, fmt.Errorf("%s", b.String())
 	}
-	return wf, nil
+	return wf, tpl, nil
+}
+
+// applyTemplate creates a WorkflowTemplate or replaces its spec.
+func applyTemplate(cmd *cobra.Command, g *globals, tpl *v1alpha1.WorkflowTemplate) error {
+	if g.namespace != "" || tpl.Namespace == "" {
+		tpl.Namespace = g.ns()
+	}
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	api := c.RotorV1alpha1().WorkflowTemplates(tpl.Namespace)
+	old, err := api.Get(cmd.Context(), tpl.Name, metav1.GetOptions{})
+	verb := "created"
+	switch {
+	case apierrors.IsNotFound(err):
+		_, err = api.Create(cmd.Context(), tpl, metav1.CreateOptions{})
+	case err == nil:
+		old.Spec, verb = tpl.Spec, "updated"
+		_, err = api.Update(cmd.Context(), old, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("apply WorkflowTemplate %s/%s: %w", tpl.Namespace, tpl.Name, err)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "workflowtemplate %s/%s %s\n", tpl.Namespace, tpl.Name, verb)
+	return nil
 }
 
 func validateCmd() *cobra.Command {
@@ -72,9 +115,13 @@ func validateCmd() *cobra.Command {
 		Use:   "validate -f FILE",
 		Short: "Check a workflow file without submitting it",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			wf, err := readWorkflow(file)
+			wf, tpl, err := readObject(file)
 			if err != nil {
 				return err
+			}
+			if tpl != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: valid WorkflowTemplate (%d nodes)\n", file, len(tpl.Spec.Nodes))
+				return nil
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid (%d nodes)\n", file, len(wf.Spec.Nodes))
 			return nil
@@ -93,9 +140,12 @@ func submitCmd(g *globals) *cobra.Command {
 		Use:   "submit -f FILE [-n NS] [--wait]",
 		Short: "Validate and submit a workflow; with --wait, follow it to the end",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			wf, err := readWorkflow(file)
+			wf, tpl, err := readObject(file)
 			if err != nil {
 				return err
+			}
+			if tpl != nil {
+				return applyTemplate(cmd, g, tpl)
 			}
 			if g.namespace != "" || wf.Namespace == "" {
 				wf.Namespace = g.ns()

@@ -47,7 +47,17 @@ func Build(spec *v1alpha1.WorkflowSpec) (*Graph, field.ErrorList) {
 		}
 		return nil, nil // validated once the template is known
 	}
-	return BuildScope(spec, nil, root)
+	var missing field.ErrorList
+	for _, k := range sortedKeys(spec.Inputs) {
+		if spec.Inputs[k].Value == nil {
+			missing = append(missing, field.Required(root.Child("inputs").Key(k).Child("value"), "a workflow input needs a value"))
+		}
+	}
+	g, errs := BuildScope(spec, nil, root)
+	if len(missing) > 0 {
+		return nil, append(missing, errs...)
+	}
+	return g, errs
 }
 
 // BuildScope validates spec as a DAG whose tasks may also come from

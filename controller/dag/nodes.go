@@ -1,6 +1,7 @@
 package dag
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -322,6 +323,9 @@ func (g *Graph) validateOnFailure(n *v1alpha1.Node, p *field.Path) field.ErrorLi
 	if len(n.DependsOn) > 0 {
 		return field.ErrorList{field.Invalid(p.Child("dependsOn"), n.DependsOn, "onFailure runs after the failure; it has no dependencies")}
 	}
+	if g.Nodes[n.Name] != nil {
+		return field.ErrorList{field.Invalid(p.Child("name"), n.Name, fmt.Sprintf("onFailure node %q has the name of a node in spec.nodes: rename it", n.Name))}
+	}
 	t, ok := g.Tasks[n.Task]
 	if !ok {
 		return field.ErrorList{field.NotFound(p.Child("task"), n.Task)}
@@ -353,6 +357,13 @@ func (g *Graph) checkBinding(self string, raw json.RawMessage, want v1alpha1.Val
 	if err != nil {
 		return nil, field.ErrorList{field.Invalid(p, string(raw), err.Error())}
 	}
+	if !isString {
+		if refs, rerr := template.BindingRefs(raw); rerr == nil && len(refs) > 0 {
+			return g.checkComposite(self, raw, refs, want, failureRefs, p)
+		} else if rerr != nil {
+			return nil, field.ErrorList{field.Invalid(p, string(raw), rerr.Error())}
+		}
+	}
 	if !isString || len(tpl.Refs()) == 0 {
 		if want != "" {
 			if err := values.Check(want, raw); err != nil {
@@ -381,6 +392,35 @@ func (g *Graph) checkBinding(self string, raw json.RawMessage, want v1alpha1.Val
 		errs = append(errs, field.Invalid(p, string(raw), fmt.Sprintf("text with references renders to a string, the input wants %s", want)))
 	}
 	return deps, errs
+}
+
+// checkComposite checks an array or object binding holding references:
+// each reference must resolve, and the shape must be what want asks for.
+func (g *Graph) checkComposite(self string, raw json.RawMessage, refs []template.Ref, want v1alpha1.ValueType, failureRefs bool, p *field.Path) ([]string, field.ErrorList) {
+	var errs field.ErrorList
+	var deps []string
+	for _, r := range refs {
+		if _, err := g.refType(self, r, failureRefs); err != nil {
+			errs = append(errs, field.Invalid(p, string(raw), err.Error()))
+		} else if r.Kind == template.NodeOutput {
+			deps = append(deps, r.Node)
+		}
+	}
+	shape := v1alpha1.TypeObject
+	if c := bytes.TrimSpace(raw); len(c) > 0 && c[0] == '[' {
+		shape = v1alpha1.TypeArray
+	}
+	if want != "" && want != shape {
+		errs = append(errs, field.Invalid(p, string(raw), fmt.Sprintf("this binding builds %s %s, the input wants %s", article(shape), shape, want)))
+	}
+	return deps, errs
+}
+
+func article(t v1alpha1.ValueType) string {
+	if t == v1alpha1.TypeArray || t == v1alpha1.TypeObject || t == v1alpha1.TypeInteger {
+		return "an"
+	}
+	return "a"
 }
 
 func (g *Graph) refType(self string, r template.Ref, failureRefs bool) (v1alpha1.ValueType, error) {

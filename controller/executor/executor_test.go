@@ -20,6 +20,8 @@ import (
 // fakePlugin answers Handle from a per-node script; the last answer
 // repeats. It records inputs and aborts.
 type fakePlugin struct {
+	// script, if set, answers attempts that have no scripted answers.
+	script  func(id string, inputs map[string]json.RawMessage) plugins.PhaseInfo
 	answers map[string][]plugins.PhaseInfo
 	inputs  map[string]map[string]json.RawMessage
 	handled map[string]int
@@ -38,6 +40,11 @@ func (f *fakePlugin) Handle(_ context.Context, tc *plugins.TaskContext) (plugins
 	f.handled[n]++
 	script := f.answers[n]
 	if len(script) == 0 {
+		if f.script != nil {
+			a := f.script(n, tc.Inputs)
+			a.Resource = fmt.Sprintf("pod-%s-%d", n, tc.ID.Attempt)
+			return a, nil
+		}
 		return plugins.PhaseInfo{Phase: plugins.PhaseRunning, Resource: "pod-" + n}, nil
 	}
 	a := script[0]
@@ -59,6 +66,15 @@ func (o oneCluster) Pick(plugins.TaskID, *v1alpha1.TaskTemplate) (*plugins.Clust
 	return o.c, nil
 }
 func (o oneCluster) Get(name string) (*plugins.Cluster, bool) { return o.c, name == o.c.Name }
+
+func parseSpec(t *testing.T, src string) v1alpha1.WorkflowSpec {
+	t.Helper()
+	var spec v1alpha1.WorkflowSpec
+	if err := manifest.Unmarshal([]byte(src), &spec); err != nil {
+		t.Fatal(err)
+	}
+	return spec
+}
 
 func setup(t *testing.T, src string) (*Executor, *fakePlugin, *clocktesting.FakeClock, *v1alpha1.Workflow) {
 	t.Helper()

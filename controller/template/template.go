@@ -12,7 +12,9 @@
 package template
 
 import (
+	"bytes"
 	"encoding/json"
+	"sort"
 	"fmt"
 	"strings"
 
@@ -150,11 +152,19 @@ func (t *Template) RenderString(lookup Lookup) (string, error) {
 
 // Resolve evaluates a binding, a JSON value. A string holding exactly one
 // reference yields the referenced value unchanged; a string with text and
-// references yields a JSON string; any other value is a literal.
+// references yields a JSON string; arrays and objects are resolved element
+// by element (so ["{{nodes.a.outputs.y}}", "{{nodes.b.outputs.y}}"]
+// gathers two outputs); any other value is a literal.
 func Resolve(binding json.RawMessage, lookup Lookup) (json.RawMessage, error) {
 	t, isString, err := ParseBinding(binding)
-	if err != nil || !isString {
-		return binding, err
+	if err != nil {
+		return nil, err
+	}
+	if !isString {
+		if c := bytes.TrimSpace(binding); len(c) > 0 && (c[0] == '[' || c[0] == '{') {
+			return resolveComposite(binding, lookup)
+		}
+		return binding, nil
 	}
 	if r, ok := t.Single(); ok {
 		return lookup(r)
@@ -167,6 +177,72 @@ func Resolve(binding json.RawMessage, lookup Lookup) (json.RawMessage, error) {
 		return nil, err
 	}
 	return json.Marshal(s)
+}
+
+func resolveComposite(binding json.RawMessage, lookup Lookup) (json.RawMessage, error) {
+	var arr []json.RawMessage
+	if err := json.Unmarshal(binding, &arr); err == nil {
+		for i, e := range arr {
+			v, err := Resolve(e, lookup)
+			if err != nil {
+				return nil, err
+			}
+			arr[i] = v
+		}
+		return json.Marshal(arr)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(binding, &obj); err != nil {
+		return nil, fmt.Errorf("binding is not valid JSON: %w", err)
+	}
+	for k, e := range obj {
+		v, err := Resolve(e, lookup)
+		if err != nil {
+			return nil, err
+		}
+		obj[k] = v
+	}
+	return json.Marshal(obj)
+}
+
+// BindingRefs lists every reference in a binding, inside arrays and
+// objects too.
+func BindingRefs(binding json.RawMessage) ([]Ref, error) {
+	t, isString, err := ParseBinding(binding)
+	if err != nil {
+		return nil, err
+	}
+	if isString {
+		return t.Refs(), nil
+	}
+	var arr []json.RawMessage
+	var obj map[string]json.RawMessage
+	var elems []json.RawMessage
+	if json.Unmarshal(binding, &arr) == nil {
+		elems = arr
+	} else if json.Unmarshal(binding, &obj) == nil {
+		for _, k := range sortedKeys(obj) {
+			elems = append(elems, obj[k])
+		}
+	}
+	var out []Ref
+	for _, e := range elems {
+		refs, err := BindingRefs(e)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, refs...)
+	}
+	return out, nil
+}
+
+func sortedKeys(m map[string]json.RawMessage) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // ParseBinding parses a binding if it is a JSON string; isString is false

@@ -83,3 +83,15 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestResolveComposite(t *testing.T) {
+	scope := lookupFrom(map[string]string{"nodes.a.outputs.y": `9`, "nodes.b.outputs.s": `"x"`})
+	got, err := Resolve(json.RawMessage(`["{{nodes.a.outputs.y}}", 2, {"k": "v={{nodes.b.outputs.s}}"}]`), scope)
+	if err != nil || string(got) != `[9,2,{"k":"v=x"}]` {
+		t.Fatalf("Resolve = %s, %v", got, err)
+	}
+	refs, err := BindingRefs(json.RawMessage(`{"a": ["{{nodes.a.outputs.y}}"], "b": "{{nodes.b.outputs.s}}"}`))
+	if err != nil || fmt.Sprint(refs) != "[nodes.a.outputs.y nodes.b.outputs.s]" {
+		t.Fatalf("BindingRefs = %v, %v", refs, err)
+	}
+}
