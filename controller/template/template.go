@@ -14,8 +14,8 @@ package template
 import (
 	"bytes"
 	"encoding/json"
-	"sort"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/rotor-dev/rotor/controller/values"
