@@ -37,25 +37,17 @@ import (
 	"github.com/rotor-dev/rotor/plugins/pod"
 )
 
-type config struct {
-	kubeconfig string
-	namespace  string
-	listen     string
-	workers    int
-	logLevel   string
-}
-
 func main() {
 	var cfg config
-	flag.StringVar(&cfg.kubeconfig, "kubeconfig", "", "kubeconfig of the control cluster (default: in-cluster)")
-	flag.StringVar(&cfg.namespace, "namespace", "rotor-system", "Rotor's namespace: where cluster kubeconfig Secrets live")
-	flag.StringVar(&cfg.listen, "listen", "127.0.0.1:9090", "address for /metrics, /healthz and /readyz")
-	flag.IntVar(&cfg.workers, "workers", 8, "concurrent reconcile workers")
-	flag.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
+	cfg.bind(flag.CommandLine)
 	flag.Parse()
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(cfg.logLevel)); err != nil {
 		fmt.Fprintf(os.Stderr, "bad --log-level %q: use debug, info, warn or error\n", cfg.logLevel)
+		os.Exit(2)
+	}
+	if err := cfg.validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "rotor-propeller:", err)
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
@@ -68,9 +60,6 @@ func main() {
 }
 
 func run(ctx context.Context, cfg config, log *slog.Logger) error {
-	if cfg.workers < 1 {
-		return fmt.Errorf("--workers must be at least 1, got %d", cfg.workers)
-	}
 	rc, err := clientcmd.BuildConfigFromFlags("", cfg.kubeconfig)
 	if err != nil {
 		return fmt.Errorf("load kubeconfig: %w", err)
@@ -95,14 +84,14 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	defer registry.Stop()
 	templates := factory.Rotor().V1alpha1().WorkflowTemplates()
 	exec := &executor.Executor{
-		Plugins: plugins.NewRegistry(pod.New()), Clusters: registry, Clock: clock.RealClock{},
+		Plugins: plugins.NewRegistry(pod.New(cfg.pod)), Clusters: registry, Clock: clock.RealClock{},
 		Templates: templateGetter{templates.Lister()}, MaxSystemRetries: 5,
 	}
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(rotorscheme.Scheme, corev1.EventSource{Component: "rotor-propeller"})
-	ctrl = propeller.New(rotor, factory.Rotor().V1alpha1().Workflows(), exec, propeller.Options{Logger: log, Events: recorder})
+	ctrl = propeller.New(rotor, factory.Rotor().V1alpha1().Workflows(), exec, propeller.Options{Logger: log, Events: recorder, Resync: cfg.resync})
 	clusters := factory.Rotor().V1alpha1().Clusters()
 	_, _ = clusters.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { syncCluster(ctx, registry, o.(*v1alpha1.Cluster), log) },

@@ -37,11 +37,23 @@ const (
 	OutputFile = "/dev/termination-log"
 )
 
+// Config holds cluster-wide settings of the pod plugin.
+type Config struct {
+	// InterruptibleNodeSelector and InterruptibleTolerations are added to
+	// the pods of interruptible attempts, to land them on preemptible
+	// capacity.
+	InterruptibleNodeSelector map[string]string
+	InterruptibleTolerations  []corev1.Toleration
+}
+
 // Plugin runs container tasks as pods.
-type Plugin struct{}
+type Plugin struct{ cfg Config }
 
 // New returns the pod plugin.
-func New() *Plugin { return &Plugin{} }
+func New(cfg Config) *Plugin { return &Plugin{cfg: cfg} }
+
+// LabelInterruptible marks pods of attempts that may be preempted.
+const LabelInterruptible = "rotor.dev/interruptible"
 
 // Type implements plugins.Plugin.
 func (*Plugin) Type() string { return "pod" }
@@ -90,7 +102,7 @@ func (p *Plugin) Handle(ctx context.Context, tc *plugins.TaskContext) (plugins.P
 }
 
 func (p *Plugin) create(ctx context.Context, tc *plugins.TaskContext, name string) (plugins.PhaseInfo, error) {
-	pod, err := Build(tc, name)
+	pod, err := p.Build(tc, name)
 	if err != nil {
 		return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: "BadTask", Message: err.Error()}, nil
 	}
@@ -116,8 +128,15 @@ func ensureNamespace(ctx context.Context, tc *plugins.TaskContext) error {
 	return nil
 }
 
+// Interruptible reports whether an attempt may run on preemptible
+// capacity: the task allows it and this is not the last attempt its
+// retries allow.
+func Interruptible(tc *plugins.TaskContext) bool {
+	return tc.Task.Interruptible && tc.ID.Attempt < tc.Task.Retries
+}
+
 // Build renders the attempt's pod.
-func Build(tc *plugins.TaskContext, name string) (*corev1.Pod, error) {
+func (p *Plugin) Build(tc *plugins.TaskContext, name string) (*corev1.Pod, error) {
 	c := tc.Task.Container
 	if c == nil {
 		return nil, fmt.Errorf("task has no container")
@@ -175,7 +194,7 @@ func Build(tc *plugins.TaskContext, name string) (*corev1.Pod, error) {
 	labels[LabelNode] = NodeLabel(tc.ID.Node)
 	labels[LabelAttempt] = strconv.Itoa(int(tc.ID.Attempt))
 	annots[AnnotWorkflow] = tc.ID.Workflow
-	return &corev1.Pod{
+	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: tc.ID.Namespace, Labels: labels, Annotations: annots},
 		Spec: corev1.PodSpec{
 			RestartPolicy: corev1.RestartPolicyNever,
@@ -186,7 +205,35 @@ func Build(tc *plugins.TaskContext, name string) (*corev1.Pod, error) {
 				TerminationMessagePolicy: corev1.TerminationMessageReadFile,
 			}},
 		},
-	}, nil
+	}
+	if o := tc.Task.Pod; o != nil {
+		pod.Spec.NodeSelector = copyMap(o.NodeSelector)
+		pod.Spec.Tolerations = append(pod.Spec.Tolerations, o.Tolerations...)
+		pod.Spec.ServiceAccountName = o.ServiceAccountName
+		pod.Spec.PriorityClassName = o.PriorityClassName
+	}
+	if Interruptible(tc) {
+		labels[LabelInterruptible] = "true"
+		if len(p.cfg.InterruptibleNodeSelector) > 0 && pod.Spec.NodeSelector == nil {
+			pod.Spec.NodeSelector = map[string]string{}
+		}
+		for k, v := range p.cfg.InterruptibleNodeSelector {
+			pod.Spec.NodeSelector[k] = v
+		}
+		pod.Spec.Tolerations = append(pod.Spec.Tolerations, p.cfg.InterruptibleTolerations...)
+	}
+	return pod, nil
+}
+
+func copyMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }
 
 // NodeLabel writes a node path as a label value: "/" becomes ".", and

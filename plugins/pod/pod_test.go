@@ -33,7 +33,7 @@ func TestBuildRendersInputs(t *testing.T) {
 		}, Metadata: &v1alpha1.TaskMetadata{Annotations: map[string]string{"sim.rotor.dev/duration": "1s"}}},
 		Inputs: map[string]json.RawMessage{"x": json.RawMessage(`9`), "name": json.RawMessage(`"bob"`)},
 	}
-	p, err := Build(tc, "wf-a-0")
+	p, err := New(Config{}).Build(tc, "wf-a-0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,5 +82,37 @@ func TestPhaseOf(t *testing.T) {
 				t.Fatalf("outputs = %s", got.Outputs)
 			}
 		})
+	}
+}
+
+func TestBuildPodOptionsAndInterruptible(t *testing.T) {
+	cfg := Config{
+		InterruptibleNodeSelector: map[string]string{"capacity": "spot"},
+		InterruptibleTolerations:  []corev1.Toleration{{Key: "spot", Operator: corev1.TolerationOpExists}},
+	}
+	task := &v1alpha1.TaskTemplate{
+		Retries: 2, Interruptible: true,
+		Container: &v1alpha1.ContainerSpec{Image: "x", Command: []string{"true"}},
+		Pod: &v1alpha1.PodOptions{NodeSelector: map[string]string{"gpu": "a100"}, ServiceAccountName: "runner",
+			Tolerations: []corev1.Toleration{{Key: "gpu", Operator: corev1.TolerationOpExists}}},
+	}
+	for _, tc := range []struct {
+		attempt       int32
+		interruptible bool
+	}{{0, true}, {1, true}, {2, false}, {5, false}} {
+		p, err := New(cfg).Build(&plugins.TaskContext{ID: plugins.TaskID{Attempt: tc.attempt}, Task: task}, "p")
+		if err != nil {
+			t.Fatal(err)
+		}
+		spot := p.Spec.NodeSelector["capacity"] == "spot"
+		if spot != tc.interruptible || (p.Labels[LabelInterruptible] == "true") != tc.interruptible || len(p.Spec.Tolerations) != map[bool]int{true: 2, false: 1}[tc.interruptible] {
+			t.Errorf("attempt %d: node selector %v, tolerations %v, labels %v; want interruptible=%v", tc.attempt, p.Spec.NodeSelector, p.Spec.Tolerations, p.Labels, tc.interruptible)
+		}
+		if p.Spec.NodeSelector["gpu"] != "a100" || p.Spec.ServiceAccountName != "runner" {
+			t.Errorf("attempt %d: task pod options lost: %v %s", tc.attempt, p.Spec.NodeSelector, p.Spec.ServiceAccountName)
+		}
+	}
+	if task.Pod.NodeSelector["capacity"] != "" {
+		t.Fatal("Build changed the task's own node selector")
 	}
 }

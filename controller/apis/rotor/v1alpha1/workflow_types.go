@@ -129,6 +129,51 @@ type TaskTemplate struct {
 	// at most max. Unset: retries start at once.
 	// +optional
 	Backoff *Backoff `json:"backoff,omitempty"`
+	// Pod customizes the pods of a pod task.
+	// +optional
+	Pod *PodOptions `json:"pod,omitempty"`
+	// Interruptible lets attempts run on preemptible capacity (the
+	// propeller's --interruptible-* settings), except the last attempt the
+	// task's retries allow, which runs on regular capacity.
+	// +optional
+	Interruptible bool `json:"interruptible,omitempty"`
+	// HTTP is the request the http plugin makes (type: http).
+	// +optional
+	HTTP *HTTPTask `json:"http,omitempty"`
+}
+
+// PodOptions are pod-level settings of a pod task.
+type PodOptions struct {
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	// +optional
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+	// ServiceAccountName is the service account the pod runs as in the
+	// target cluster's namespace.
+	// +optional
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+	// +optional
+	PriorityClassName string `json:"priorityClassName,omitempty"`
+}
+
+// HTTPTask calls an HTTP endpoint. The JSON object it answers with is the
+// task's outputs; an answer with a statusURL is polled until done.
+type HTTPTask struct {
+	// URL may use {{inputs.NAME}}.
+	URL string `json:"url"`
+	// +kubebuilder:validation:Enum=GET;POST;PUT
+	// +optional
+	Method string `json:"method,omitempty"`
+	// Headers may use {{inputs.NAME}}.
+	// +optional
+	Headers map[string]string `json:"headers,omitempty"`
+	// Body may use {{inputs.NAME}}; default for POST and PUT: the task's
+	// inputs as a JSON object.
+	// +optional
+	Body string `json:"body,omitempty"`
+	// PollInterval spaces status polls of an asynchronous call (default 2s).
+	// +optional
+	PollInterval *metav1.Duration `json:"pollInterval,omitempty"`
 }
 
 // Backoff is an exponential retry delay.

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/rotor-dev/rotor/plugins/pod"
+)
+
+// config is every setting of a replica, filled from flags and checked in
+// validate, the one place defaults and limits live.
+type config struct {
+	kubeconfig    string
+	namespace     string
+	listen        string
+	workers       int
+	logLevel      string
+	resync        time.Duration
+	etcdEndpoints string
+	cachePrefix   string
+
+	interruptibleSelector    string
+	interruptibleTolerations string
+
+	pod pod.Config
+}
+
+func (c *config) bind(fs *flag.FlagSet) {
+	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig of the control cluster (default: in-cluster)")
+	fs.StringVar(&c.namespace, "namespace", "rotor-system", "Rotor's namespace: where cluster kubeconfig Secrets live")
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:9090", "address for /metrics, /healthz and /readyz")
+	fs.IntVar(&c.workers, "workers", 8, "concurrent reconcile workers")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.DurationVar(&c.resync, "resync", 30*time.Second, "how often a running workflow is looked at without any event")
+	fs.StringVar(&c.etcdEndpoints, "etcd-endpoints", "", "comma-separated etcd client URLs for the task cache (empty: caching off)")
+	fs.StringVar(&c.cachePrefix, "cache-prefix", "/rotor/cache/", "etcd key prefix of the task cache")
+	fs.StringVar(&c.interruptibleSelector, "interruptible-node-selector", "", "node selector added to interruptible attempts, k=v[,k=v]")
+	fs.StringVar(&c.interruptibleTolerations, "interruptible-tolerations", "", "tolerations added to interruptible attempts, key[=value]:Effect[,...]")
+}
+
+func (c *config) validate() error {
+	if c.workers < 1 {
+		return fmt.Errorf("--workers must be at least 1, got %d", c.workers)
+	}
+	if c.resync < time.Second {
+		return fmt.Errorf("--resync must be at least 1s, got %s", c.resync)
+	}
+	if !strings.HasSuffix(c.cachePrefix, "/") {
+		return fmt.Errorf("--cache-prefix must end with /, got %q", c.cachePrefix)
+	}
+	sel, err := parseSelector(c.interruptibleSelector)
+	if err != nil {
+		return fmt.Errorf("--interruptible-node-selector: %w", err)
+	}
+	tols, err := parseTolerations(c.interruptibleTolerations)
+	if err != nil {
+		return fmt.Errorf("--interruptible-tolerations: %w", err)
+	}
+	c.pod = pod.Config{InterruptibleNodeSelector: sel, InterruptibleTolerations: tols}
+	return nil
+}
+
+func parseSelector(s string) (map[string]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%q is not key=value", kv)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func parseTolerations(s string) ([]corev1.Toleration, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []corev1.Toleration
+	for _, item := range strings.Split(s, ",") {
+		kv, effect, ok := strings.Cut(item, ":")
+		switch corev1.TaintEffect(effect) {
+		case corev1.TaintEffectNoSchedule, corev1.TaintEffectPreferNoSchedule, corev1.TaintEffectNoExecute:
+		default:
+			return nil, fmt.Errorf("%q: effect must be NoSchedule, PreferNoSchedule or NoExecute", item)
+		}
+		if !ok || kv == "" {
+			return nil, fmt.Errorf("%q is not key[=value]:Effect", item)
+		}
+		t := corev1.Toleration{Effect: corev1.TaintEffect(effect), Operator: corev1.TolerationOpExists}
+		if k, v, hasValue := strings.Cut(kv, "="); hasValue {
+			t.Key, t.Value, t.Operator = k, v, corev1.TolerationOpEqual
+		} else {
+			t.Key = kv
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
