@@ -12,11 +12,13 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -33,6 +35,7 @@ import (
 	rotorinformers "github.com/rotor-dev/rotor/controller/generated/informers/externalversions"
 	rotorlisters "github.com/rotor-dev/rotor/controller/generated/listers/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/propeller"
+	"github.com/rotor-dev/rotor/controller/taskcache"
 	"github.com/rotor-dev/rotor/plugins"
 	"github.com/rotor-dev/rotor/plugins/pod"
 )
@@ -82,10 +85,23 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	var ctrl *propeller.Controller
 	registry := cluster.NewRegistry(kube, cfg.namespace, func(name string, p *corev1.Pod) { ctrl.EnqueuePod(name, p) }, log)
 	defer registry.Stop()
+	var taskCache executor.Cache
+	if cfg.etcdEndpoints != "" {
+		etcd, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(cfg.etcdEndpoints, ","), DialTimeout: 5 * time.Second})
+		if err != nil {
+			return fmt.Errorf("connect to etcd %s for the task cache: %w", cfg.etcdEndpoints, err)
+		}
+		defer etcd.Close()
+		taskCache = taskcache.NewStore(etcd, cfg.cachePrefix)
+		log.Info("task cache on", "etcd", cfg.etcdEndpoints, "prefix", cfg.cachePrefix)
+	}
 	templates := factory.Rotor().V1alpha1().WorkflowTemplates()
 	exec := &executor.Executor{
 		Plugins: plugins.NewRegistry(pod.New(cfg.pod)), Clusters: registry, Clock: clock.RealClock{},
 		Templates: templateGetter{templates.Lister()}, MaxSystemRetries: 5,
+	}
+	if taskCache != nil {
+		exec.Cache = taskCache
 	}
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})

@@ -47,7 +47,9 @@ type Executor struct {
 	Plugins   *plugins.Registry
 	Clusters  Clusters
 	Templates Templates
-	Clock     clock.PassiveClock
+	// Cache, if set, serves tasks that declare cache.
+	Cache Cache
+	Clock clock.PassiveClock
 	// MaxSystemRetries bounds retries for failures that are not the
 	// task's fault, so a cluster that loses every pod cannot loop forever.
 	MaxSystemRetries int

@@ -51,7 +51,7 @@ func (r *round) stepTarget(ctx context.Context, sc *scope, id string, t *v1alpha
 		return r.stepSub(ctx, sc, id, t.Workflow, inputs, ns)
 	}
 	task := sc.g.Tasks[t.Task]
-	return r.stepTask(ctx, id, &task, inputs, timeout, ns)
+	return r.stepTask(ctx, id, t.Task, &task, inputs, timeout, ns)
 }
 
 // stepSub runs a nested DAG whose nodes live under id/. Its spec is
@@ -281,7 +281,7 @@ func (r *round) stepDynamic(ctx context.Context, sc *scope, n *v1alpha1.Node, id
 		return nil
 	}
 	if ns.Spec == nil {
-		if err := r.stepTask(ctx, id, &task, inputs, n.Timeout, ns); err != nil || ns.Phase != v1alpha1.NodeSucceeded {
+		if err := r.stepTask(ctx, id, n.Task, &task, inputs, n.Timeout, ns); err != nil || ns.Phase != v1alpha1.NodeSucceeded {
 			return err
 		}
 		frag, err := fragmentSpec(ns.Outputs["fragment"].Raw, &task, inputs)

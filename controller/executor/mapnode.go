@@ -72,7 +72,7 @@ func (r *round) stepMap(ctx context.Context, sc *scope, n *v1alpha1.Node, id str
 		for k, v := range base {
 			inputs[k] = v
 		}
-		err := r.stepTask(ctx, cid, &task, inputs, n.Timeout, &child)
+		err := r.stepTask(ctx, cid, m.Task, &task, inputs, n.Timeout, &child)
 		r.wf.Status.Nodes[cid] = child
 		if err != nil {
 			return err

@@ -188,7 +188,7 @@ func (r *round) runOnFailure(ctx context.Context, top *scope, failed scopeResult
 	inputs, err := r.resolve(sc, n.Inputs)
 	if err != nil {
 		r.failNode(&ns, "BadInputs", err.Error())
-	} else if err := r.stepTask(ctx, n.Name, &task, inputs, n.Timeout, &ns); err != nil {
+	} else if err := r.stepTask(ctx, n.Name, n.Task, &task, inputs, n.Timeout, &ns); err != nil {
 		r.wf.Status.Nodes[n.Name] = ns
 		return false, err
 	}

@@ -20,7 +20,30 @@ import (
 // stepTask moves one task run at path id forward: launches an attempt if
 // none is in flight (after any retry backoff), otherwise asks the plugin
 // where the attempt stands; applies node and attempt timeouts.
-func (r *round) stepTask(ctx context.Context, id string, task *v1alpha1.TaskTemplate, inputs map[string]json.RawMessage, timeout *metav1.Duration, ns *v1alpha1.NodeStatus) error {
+func (r *round) stepTask(ctx context.Context, id, taskName string, task *v1alpha1.TaskTemplate, inputs map[string]json.RawMessage, timeout *metav1.Duration, ns *v1alpha1.NodeStatus) error {
+	key, cached := r.cacheKey(taskName, task, inputs)
+	if !cached {
+		return r.runTask(ctx, id, task, inputs, timeout, ns)
+	}
+	if n := len(ns.Attempts); n == 0 || ns.Attempts[n-1].Phase.IsTerminal() {
+		if c := r.checkCache(ctx, key, id, task, ns); c != cacheRun {
+			if ns.StartedAt == nil {
+				ns.StartedAt = &r.now
+			}
+			return nil
+		}
+	} else if task.Cache.Serialize {
+		_, _, _ = r.Cache.Reserve(ctx, key, r.owner(id), r.now.Time, reservationTTL) // renew
+	}
+	err := r.runTask(ctx, id, task, inputs, timeout, ns)
+	if err == nil && ns.Phase.IsTerminal() {
+		r.afterAttempt(ctx, key, id, task, ns)
+	}
+	return err
+}
+
+// runTask runs the attempts of one task node.
+func (r *round) runTask(ctx context.Context, id string, task *v1alpha1.TaskTemplate, inputs map[string]json.RawMessage, timeout *metav1.Duration, ns *v1alpha1.NodeStatus) error {
 	ns.Type = dag.TaskType(task)
 	plugin, err := r.Plugins.Get(ns.Type)
 	if err != nil {

@@ -113,3 +113,60 @@ func TestKwokRuntime(t *testing.T) {
 		}
 	})
 }
+
+// TestMapConcurrencyFromTheAPIServer runs a map over 50 items with
+// concurrency 5, each pod lasting 300ms, and samples the target's pods
+// while it runs: never more than 5 may be active at once.
+func TestMapConcurrencyFromTheAPIServer(t *testing.T) {
+	env := harness.New(t, harness.Options{Targets: 1, Runtime: localcluster.RuntimeKwok, Replicas: 1})
+	ctx := context.Background()
+	if err := env.CreateNamespaces(ctx, "maps"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	maxActive := 0
+	samples := 0
+	go func() {
+		defer close(done)
+		for {
+			pods, err := env.Targets[0].CoreV1().Pods("maps").List(ctx, metav1.ListOptions{})
+			if err == nil {
+				active := 0
+				for _, p := range pods.Items {
+					if p.Status.Phase != "Succeeded" && p.Status.Phase != "Failed" && p.DeletionTimestamp == nil {
+						active++
+					}
+				}
+				maxActive = max(maxActive, active)
+				samples++
+				if len(pods.Items) == 50 && active == 0 {
+					return
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	wf := run(t, env, "maps", `apiVersion: rotor.dev/v1alpha1
+kind: Workflow
+metadata: {name: fifty}
+spec:
+  inputs: {xs: {type: array, value: [0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49]}}
+  tasks:
+    work:
+      inputs: {x: integer}
+      outputs: {ok: boolean}
+      metadata: {annotations: {sim.rotor.dev/duration: 300ms, sim.rotor.dev/outputs: '{"ok": true}'}}
+      container: {image: busybox}
+  nodes:
+  - {name: m, map: {task: work, over: "{{workflow.inputs.xs}}", item: x, concurrency: 5}}
+  outputs: {oks: "{{nodes.m.outputs.ok}}"}
+`)
+	<-done
+	if wf.Status.Phase != v1alpha1.WorkflowSucceeded {
+		t.Fatalf("map: %s (%s)", wf.Status.Phase, wf.Status.Message)
+	}
+	t.Logf("50 items, concurrency 5: at most %d active pods over %d samples, %s", maxActive, samples, wf.Status.FinishedAt.Sub(wf.Status.StartedAt.Time))
+	if maxActive > 5 || maxActive < 4 {
+		t.Fatalf("at most %d pods were active at once, want 5 (concurrency)", maxActive)
+	}
+}

@@ -105,6 +105,6 @@ func (e *Env) StartPropeller(i int, extraArgs ...string) (*Process, error) {
 		return nil, err
 	}
 	args := append([]string{"--kubeconfig=" + kc, "--namespace=" + RotorNamespace,
-		"--listen=127.0.0.1:" + strconv.Itoa(port)}, extraArgs...)
+		"--listen=127.0.0.1:" + strconv.Itoa(port), "--etcd-endpoints=" + e.EtcdEndpoint}, extraArgs...)
 	return e.StartProcess(name, "rotor-propeller", args, nil)
 }

@@ -140,6 +140,22 @@ type TaskTemplate struct {
 	// HTTP is the request the http plugin makes (type: http).
 	// +optional
 	HTTP *HTTPTask `json:"http,omitempty"`
+	// Cache reuses the outputs of an earlier successful run of this task
+	// with the same version and inputs, in the same namespace.
+	// +optional
+	Cache *TaskCache `json:"cache,omitempty"`
+}
+
+// TaskCache says how a task's outputs are cached.
+type TaskCache struct {
+	// Version is part of the cache key: bump it when the task's code
+	// changes so old outputs are not reused.
+	// +kubebuilder:validation:MinLength=1
+	Version string `json:"version"`
+	// Serialize lets only one execution of a key run at a time; the others
+	// wait for its result.
+	// +optional
+	Serialize bool `json:"serialize,omitempty"`
 }
 
 // PodOptions are pod-level settings of a pod task.

@@ -1,0 +1,98 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+	"github.com/rotor-dev/rotor/plugins/pod"
+)
+
+const cachedWorkflow = `apiVersion: rotor.dev/v1alpha1
+kind: Workflow
+metadata: {name: NAME}
+spec:
+  inputs: {n: {type: integer, value: 6}}
+  tasks:
+    square:
+      inputs: {x: integer}
+      outputs: {y: integer}
+      cache: {version: v1, serialize: true}
+      container: {image: busybox, command: [sh, -c, 'echo "{\"y\": $(( {{inputs.x}} * {{inputs.x}} ))}" > $ROTOR_OUTPUT_FILE']}
+  nodes: [{name: a, task: square, inputs: {x: "{{workflow.inputs.n}}"}}]
+  outputs: {y: "{{nodes.a.outputs.y}}"}
+`
+
+func podsOf(t *testing.T, wf *v1alpha1.Workflow) int {
+	t.Helper()
+	pods, err := env.Targets[0].CoreV1().Pods(wf.Namespace).List(context.Background(), metav1.ListOptions{LabelSelector: pod.LabelWorkflowUID + "=" + string(wf.UID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(pods.Items)
+}
+
+func TestCacheHitCreatesNoPod(t *testing.T) {
+	ns := namespace(t)
+	first := waitDone(t, submit(t, ns, strings.Replace(cachedWorkflow, "NAME", "first", 1)), 60*time.Second)
+	if first.Status.Phase != v1alpha1.WorkflowSucceeded || podsOf(t, first) != 1 {
+		t.Fatalf("first run: %s with %d pods", first.Status.Phase, podsOf(t, first))
+	}
+	second := waitDone(t, submit(t, ns, strings.Replace(cachedWorkflow, "NAME", "second", 1)), 60*time.Second)
+	if second.Status.Phase != v1alpha1.WorkflowSucceeded || string(second.Status.Outputs["y"].Raw) != "36" {
+		t.Fatalf("second run: %s, y = %s", second.Status.Phase, second.Status.Outputs["y"].Raw)
+	}
+	if n := podsOf(t, second); n != 0 || second.Status.Nodes["a"].Reason != "CacheHit" {
+		t.Fatalf("second run created %d pods, node %+v; want a cache hit and none", n, second.Status.Nodes["a"])
+	}
+	out, code := rotorCLI(t, "cache", "ls", "-n", ns, "--etcd-endpoints", env.EtcdEndpoint)
+	if code != 0 || !strings.Contains(out, "square") || !strings.Contains(out, ns+"/first/a") {
+		t.Fatalf("rotor cache ls: exit %d:\n%s", code, out)
+	}
+	if out, code := rotorCLI(t, "cache", "ls", "-n", "someone-else", "--etcd-endpoints", env.EtcdEndpoint); code != 0 || strings.Contains(out, "square") {
+		t.Fatalf("another tenant sees the cache: %s", out)
+	}
+	if out, code := rotorCLI(t, "cache", "rm", "square", "-n", ns, "--etcd-endpoints", env.EtcdEndpoint); code != 0 || !strings.Contains(out, "deleted 1") {
+		t.Fatalf("rotor cache rm: exit %d: %s", code, out)
+	}
+	third := waitDone(t, submit(t, ns, strings.Replace(cachedWorkflow, "NAME", "third", 1)), 60*time.Second)
+	if n := podsOf(t, third); third.Status.Phase != v1alpha1.WorkflowSucceeded || n != 1 {
+		t.Fatalf("after rm: %s with %d pods, want a real run", third.Status.Phase, n)
+	}
+}
+
+func TestApprovalGate(t *testing.T) {
+	ns := namespace(t)
+	src := `apiVersion: rotor.dev/v1alpha1
+kind: Workflow
+metadata: {name: NAME}
+spec:
+  tasks:
+    ship: {outputs: {done: boolean}, container: {image: x, command: [sh, -c, 'echo "{\"done\": true}" > $ROTOR_OUTPUT_FILE']}}
+  nodes:
+  - {name: review, gate: {approve: {message: "release v2?"}}}
+  - {name: deploy, task: ship, dependsOn: [review]}
+`
+	for _, answer := range []string{"approve", "reject"} {
+		wf := waitNode(t, submit(t, ns, strings.Replace(src, "NAME", answer+"d", 1)), "review", v1alpha1.NodeRunning)
+		if msg := wf.Status.Nodes["review"].Message; !strings.Contains(msg, "release v2?") {
+			t.Fatalf("gate message %q", msg)
+		}
+		time.Sleep(300 * time.Millisecond)
+		if podsOf(t, wf) != 0 {
+			t.Fatal("deploy started before the gate was answered")
+		}
+		if out, code := rotorCLI(t, answer, "-n", ns, wf.Name, "review"); code != 0 {
+			t.Fatalf("rotor %s: %s", answer, out)
+		}
+		wf = waitDone(t, wf, 30*time.Second)
+		want := map[string]v1alpha1.WorkflowPhase{"approve": v1alpha1.WorkflowSucceeded, "reject": v1alpha1.WorkflowFailed}[answer]
+		if wf.Status.Phase != want {
+			t.Fatalf("%s: workflow %s (%s), want %s", answer, wf.Status.Phase, wf.Status.Message, want)
+		}
+	}
+}
