@@ -106,7 +106,9 @@ func TestSerializedCacheWaitsForTheRunningExecution(t *testing.T) {
 	mc := newMemCache()
 	e1, fp1, wf1 := cachedRun(t, mc, "team-a", "u1", cachedSpec)
 	e2, fp2, wf2 := cachedRun(t, mc, "team-a", "u2", cachedSpec)
-	fp1.script = func(string, map[string]jsonRaw) plugins.PhaseInfo { return plugins.PhaseInfo{Phase: plugins.PhaseRunning} }
+	fp1.script = func(string, map[string]jsonRaw) plugins.PhaseInfo {
+		return plugins.PhaseInfo{Phase: plugins.PhaseRunning}
+	}
 	step(t, e1, wf1)
 	step(t, e2, wf2)
 	if fp2.handled["a"] != 0 || wf2.Status.Nodes["a"].Reason != "WaitingForCache" {
