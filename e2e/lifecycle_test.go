@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -136,5 +139,45 @@ func TestEventsOnPhaseChanges(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatalf("events %v, want WorkflowRunning, WorkflowFailed and NodeFailed", reasons)
+	}
+}
+
+func TestRelaunchRecoverRerunsOnlyTheFailedPart(t *testing.T) {
+	ns := namespace(t)
+	flag := filepath.Join(t.TempDir(), "fixed")
+	wf := waitDone(t, submit(t, ns, fmt.Sprintf(`apiVersion: rotor.dev/v1alpha1
+kind: Workflow
+metadata: {name: fragile}
+spec:
+  tasks:
+    ok: {inputs: {i: integer}, outputs: {v: integer}, container: {image: x, command: [sh, -c, 'echo "{\"v\": {{inputs.i}}}" > $ROTOR_OUTPUT_FILE']}}
+    needs-fix: {inputs: {i: integer}, outputs: {v: integer}, container: {image: x, command: [sh, -c, '[ -f %s ] || exit 9; echo "{\"v\": {{inputs.i}}}" > $ROTOR_OUTPUT_FILE']}}
+  nodes:
+  - {name: a, task: ok, inputs: {i: 1}}
+  - {name: b, task: needs-fix, inputs: {i: "{{nodes.a.outputs.v}}"}}
+  - {name: c, task: ok, inputs: {i: "{{nodes.b.outputs.v}}"}}
+  outputs: {c: "{{nodes.c.outputs.v}}"}
+`, flag)), 60*time.Second)
+	if wf.Status.Phase != v1alpha1.WorkflowFailed {
+		t.Fatalf("first run %s, want Failed at b", wf.Status.Phase)
+	}
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code := rotorCLI(t, "relaunch", wf.Name, "-n", ns, "--recover", "--wait")
+	if code != 0 || !strings.Contains(out, "output c = 1") {
+		t.Fatalf("rotor relaunch --recover: exit %d:\n%s", code, out)
+	}
+	list, err := env.Rotor.RotorV1alpha1().Workflows(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil || len(list.Items) != 2 {
+		t.Fatalf("want 2 workflows, got %d (%v)", len(list.Items), err)
+	}
+	for _, w := range list.Items {
+		if w.Name == wf.Name {
+			continue
+		}
+		if a := w.Status.Nodes["a"]; a.Reason != v1alpha1.ReasonRecovered || len(a.Attempts) != 0 || podsOf(t, &w) != 2 {
+			t.Fatalf("relaunched run: a = %+v, %d pods; want a recovered and only b and c run", a, podsOf(t, &w))
+		}
 	}
 }

@@ -99,6 +99,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	exec := &executor.Executor{
 		Plugins: plugins.NewRegistry(pod.New(cfg.pod)), Clusters: registry, Clock: clock.RealClock{},
 		Templates: templateGetter{templates.Lister()}, MaxSystemRetries: 5,
+		Workflows: workflowGetter{factory.Rotor().V1alpha1().Workflows().Lister()},
 	}
 	if taskCache != nil {
 		exec.Cache = taskCache
@@ -170,4 +171,13 @@ type templateGetter struct {
 
 func (t templateGetter) Get(namespace, name string) (*v1alpha1.WorkflowTemplate, error) {
 	return t.lister.WorkflowTemplates(namespace).Get(name)
+}
+
+// workflowGetter reads Workflows from the informer cache (recovery).
+type workflowGetter struct {
+	lister rotorlisters.WorkflowLister
+}
+
+func (w workflowGetter) Get(namespace, name string) (*v1alpha1.Workflow, error) {
+	return w.lister.Workflows(namespace).Get(name)
 }

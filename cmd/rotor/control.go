@@ -82,3 +82,59 @@ func approveCmd(g *globals, verb string) *cobra.Command {
 		},
 	}
 }
+
+func relaunchCmd(g *globals) *cobra.Command {
+	var recover, wait bool
+	cmd := &cobra.Command{
+		Use:   "relaunch NAME [--recover] [--wait]",
+		Short: "Start a new execution of a workflow's spec and inputs; with --recover, reuse every node that succeeded",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ns := g.ns()
+			src, err := c.RotorV1alpha1().Workflows(ns).Get(cmd.Context(), args[0], metav1.GetOptions{})
+			if err != nil {
+				return fmt.Errorf("relaunch %s/%s: %w", ns, args[0], err)
+			}
+			wf := &v1alpha1.Workflow{
+				ObjectMeta: metav1.ObjectMeta{
+					GenerateName: src.Name + "-", Namespace: ns, Labels: src.Labels,
+					Annotations: map[string]string{"rotor.dev/relaunch-of": src.Name},
+				},
+				Spec: *src.Spec.DeepCopy(),
+			}
+			wf.Spec.Abort, wf.Spec.Approvals, wf.Spec.RecoverFrom = false, nil, ""
+			if recover {
+				wf.Spec.RecoverFrom = src.Name
+			}
+			created, err := c.RotorV1alpha1().Workflows(ns).Create(cmd.Context(), wf, metav1.CreateOptions{})
+			if err != nil {
+				return fmt.Errorf("relaunch %s/%s: %w", ns, src.Name, err)
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "workflow %s/%s submitted (relaunch of %s", ns, created.Name, src.Name)
+			if recover {
+				fmt.Fprint(out, ", recovering its succeeded nodes")
+			}
+			fmt.Fprintln(out, ")")
+			if !wait {
+				return nil
+			}
+			final, err := follow(cmd.Context(), c, ns, created.Name, out)
+			if err != nil {
+				return err
+			}
+			printSummary(out, final)
+			if final.Status.Phase != v1alpha1.WorkflowSucceeded {
+				return exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&recover, "recover", false, "reuse the outputs of every node that succeeded; run only the rest")
+	cmd.Flags().BoolVar(&wait, "wait", false, "follow the new execution until it ends")
+	return cmd
+}

@@ -49,6 +49,8 @@ type Executor struct {
 	Templates Templates
 	// Cache, if set, serves tasks that declare cache.
 	Cache Cache
+	// Workflows, if set, lets a workflow recover from an earlier one.
+	Workflows Workflows
 	Clock clock.PassiveClock
 	// MaxSystemRetries bounds retries for failures that are not the
 	// task's fault, so a cluster that loses every pod cannot loop forever.
@@ -101,6 +103,10 @@ func (e *Executor) Reconcile(ctx context.Context, wf *v1alpha1.Workflow) (Result
 		st.Nodes = map[string]v1alpha1.NodeStatus{}
 	}
 	st.ObservedGeneration = wf.Generation
+	if err := r.recover(); err != nil {
+		r.finish(v1alpha1.WorkflowFailed, v1alpha1.ReasonInvalidSpec, err.Error())
+		return r.res, nil
+	}
 	if wf.Spec.Abort {
 		r.stopAll(ctx, top, v1alpha1.ReasonAborted, "aborted by request")
 		r.finish(v1alpha1.WorkflowAborted, v1alpha1.ReasonAborted, "aborted by request")

@@ -312,3 +312,49 @@ onFailure: {name: report, task: say, inputs: {msg: "{{failure.node}}: {{failure.
 		t.Fatalf("workflow %s %q", wf.Status.Phase, wf.Status.Message)
 	}
 }
+
+type fakeWorkflows map[string]*v1alpha1.Workflow
+
+func (f fakeWorkflows) Get(ns, name string) (*v1alpha1.Workflow, error) {
+	if w, ok := f[ns+"/"+name]; ok {
+		return w, nil
+	}
+	return nil, fmt.Errorf("workflow %q not found", name)
+}
+
+func TestRecoverRerunsOnlyTheFailedPart(t *testing.T) {
+	src := `inputs: {xs: {type: array, value: [1, 2, 3]}}` + kindTasks + `
+nodes:
+- {name: a, task: sq, inputs: {x: 2}}
+- name: m
+  map: {task: sq, over: "{{workflow.inputs.xs}}", item: x}
+- {name: c, task: sq, inputs: {x: "{{nodes.a.outputs.y}}"}, dependsOn: [m]}
+outputs: {c: "{{nodes.c.outputs.y}}"}
+`
+	e, fp, _, first := setup(t, src)
+	runUntilDone(t, e, fp, first, func(id string, in map[string]json.RawMessage) plugins.PhaseInfo {
+		if id == "m/1" {
+			return fail(1, "flaky item")
+		}
+		return squareAnswer(id, in)
+	})
+	if first.Status.Phase != v1alpha1.WorkflowFailed {
+		t.Fatalf("first run %s", first.Status.Phase)
+	}
+	e2, fp2, _, second := setup(t, src)
+	second.Name, second.UID, second.Spec.RecoverFrom = "wf-2", "uid-2", "wf"
+	e2.Workflows = fakeWorkflows{"ns/wf": first}
+	runUntilDone(t, e2, fp2, second, squareAnswer)
+	if second.Status.Phase != v1alpha1.WorkflowSucceeded || string(second.Status.Outputs["c"].Raw) != "16" {
+		t.Fatalf("recovered run %s (%s), c = %s", second.Status.Phase, second.Status.Message, second.Status.Outputs["c"].Raw)
+	}
+	// m/2 never ran the first time: the map stopped at the failure of m/1.
+	for id, want := range map[string]int{"a": 0, "m/0": 0, "m/1": 1, "m/2": 1, "c": 1} {
+		if fp2.handled[id] != want {
+			t.Errorf("%s ran %d times in the recovered run, want %d", id, fp2.handled[id], want)
+		}
+	}
+	if *second.Status.Recovered != 2 || second.Status.Nodes["a"].Reason != v1alpha1.ReasonRecovered {
+		t.Errorf("recovered %d nodes, a = %+v", *second.Status.Recovered, second.Status.Nodes["a"])
+	}
+}

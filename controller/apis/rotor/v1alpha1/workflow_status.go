@@ -59,6 +59,7 @@ const (
 	ReasonAborted          = "Aborted"
 	ReasonNoCaseMatched    = "NoCaseMatched"
 	ReasonRejected         = "Rejected"
+	ReasonRecovered        = "Recovered"
 )
 
 // WorkflowStatus is written only by the propeller replica that owns the
@@ -81,6 +82,9 @@ type WorkflowStatus struct {
 	// Outputs are the resolved workflow outputs, set on success.
 	// +optional
 	Outputs map[string]apiextensionsv1.JSON `json:"outputs,omitempty"`
+	// Recovered counts the nodes taken over from spec.recoverFrom.
+	// +optional
+	Recovered *int32 `json:"recovered,omitempty"`
 	// TemplateSpec is the spec of spec.workflowTemplateRef, snapshotted at
 	// the first round.
 	// +kubebuilder:validation:XPreserveUnknownFields

@@ -80,6 +80,11 @@ type WorkflowSpec struct {
 	// {{failure.node}} and {{failure.message}}.
 	// +optional
 	OnFailure *Node `json:"onFailure,omitempty"`
+	// RecoverFrom names an earlier execution of the same spec in this
+	// namespace: every node that succeeded there keeps its outputs and is
+	// not run again (rotor relaunch --recover sets it).
+	// +optional
+	RecoverFrom string `json:"recoverFrom,omitempty"`
 	// WorkflowTemplateRef runs a registered WorkflowTemplate; inputs here
 	// give its input values, and tasks and nodes must be empty.
 	// +optional

@@ -850,6 +850,11 @@ func (in *WorkflowStatus) DeepCopyInto(out *WorkflowStatus) {
 			(*out)[key] = *val.DeepCopy()
 		}
 	}
+	if in.Recovered != nil {
+		in, out := &in.Recovered, &out.Recovered
+		*out = new(int32)
+		**out = **in
+	}
 	if in.TemplateSpec != nil {
 		in, out := &in.TemplateSpec, &out.TemplateSpec
 		*out = new(apiextensionsv1.JSON)
