@@ -51,7 +51,7 @@ type Executor struct {
 	Cache Cache
 	// Workflows, if set, lets a workflow recover from an earlier one.
 	Workflows Workflows
-	Clock clock.PassiveClock
+	Clock     clock.PassiveClock
 	// MaxSystemRetries bounds retries for failures that are not the
 	// task's fault, so a cluster that loses every pod cannot loop forever.
 	MaxSystemRetries int
