@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -119,6 +120,14 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 			}
 		},
 	})
+	kubeFactory := informers.NewSharedInformerFactory(kube, 0)
+	exec.Quota = cluster.NewQuota(registry, kubeFactory.Core().V1().Namespaces().Lister(), time.Now)
+	kubeFactory.Start(ctx.Done())
+	for t, ok := range kubeFactory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("cache for %v did not sync", t)
+		}
+	}
 	factory.Start(ctx.Done())
 	for t, ok := range factory.WaitForCacheSync(ctx.Done()) {
 		if !ok {

@@ -37,6 +37,11 @@ type Clusters interface {
 	Get(name string) (*plugins.Cluster, bool)
 }
 
+// Quota admits new attempts against per-namespace caps.
+type Quota interface {
+	Admit(id plugins.TaskID) (ok bool, why string)
+}
+
 // Templates finds WorkflowTemplates.
 type Templates interface {
 	Get(namespace, name string) (*v1alpha1.WorkflowTemplate, error)
@@ -51,7 +56,9 @@ type Executor struct {
 	Cache Cache
 	// Workflows, if set, lets a workflow recover from an earlier one.
 	Workflows Workflows
-	Clock     clock.PassiveClock
+	// Quota, if set, caps task pods in flight per namespace.
+	Quota Quota
+	Clock clock.PassiveClock
 	// MaxSystemRetries bounds retries for failures that are not the
 	// task's fault, so a cluster that loses every pod cannot loop forever.
 	MaxSystemRetries int

@@ -125,6 +125,13 @@ func (r *round) runTask(ctx context.Context, id string, task *v1alpha1.TaskTempl
 // (the node stays queued and the round asks to be run again).
 func (r *round) newAttempt(id string, task *v1alpha1.TaskTemplate, ns *v1alpha1.NodeStatus) bool {
 	num := int32(len(ns.Attempts))
+	if r.Quota != nil {
+		if ok, why := r.Quota.Admit(r.taskID(id, num)); !ok {
+			ns.Phase, ns.Reason, ns.Message = v1alpha1.NodeQueued, "NamespaceQuota", why
+			r.res.after(2 * time.Second)
+			return false
+		}
+	}
 	c, err := r.Clusters.Pick(r.taskID(id, num), task)
 	if err != nil {
 		ns.Phase, ns.Reason, ns.Message = v1alpha1.NodeQueued, v1alpha1.ReasonNoCluster, err.Error()

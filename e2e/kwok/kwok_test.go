@@ -4,13 +4,18 @@ package kwok
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/rotor-dev/rotor/cluster"
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/manifest"
 	"github.com/rotor-dev/rotor/e2e/harness"
@@ -73,9 +78,67 @@ func run(t *testing.T, env *harness.Env, ns, src string) *v1alpha1.Workflow {
 	return got
 }
 
+// env is shared by this package's tests: a control cluster, one kwok
+// target and one propeller; each test uses its own namespace.
+var env *harness.Env
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "rotor-e2e-kwok-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	env, err = harness.Start(context.Background(), dir, harness.Options{Targets: 1, Runtime: localcluster.RuntimeKwok, Replicas: 1})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "start kwok environment (logs in %s): %v\n", dir, err)
+		os.Exit(1)
+	}
+	fmt.Printf("kwok environment ready in %s\n", env.Started.Round(time.Millisecond))
+	code := m.Run()
+	env.Stop()
+	if code == 0 {
+		_ = os.RemoveAll(dir)
+	} else {
+		fmt.Printf("e2e failed: component logs kept in %s\n", dir)
+	}
+	os.Exit(code)
+}
+
+// activeSampler polls a namespace's pods every 20ms until stop is closed
+// and records the most that were active (not finished) at once.
+func activeSampler(ns string, stop <-chan struct{}) (maxActive func() int) {
+	var mu sync.Mutex
+	most := 0
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			pods, err := env.Targets[0].CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+			if err != nil {
+				continue
+			}
+			active := 0
+			for _, p := range pods.Items {
+				if p.Status.Phase != "Succeeded" && p.Status.Phase != "Failed" && p.DeletionTimestamp == nil {
+					active++
+				}
+			}
+			mu.Lock()
+			most = max(most, active)
+			mu.Unlock()
+		}
+	}()
+	return func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return most
+	}
+}
+
 func TestKwokRuntime(t *testing.T) {
-	env := harness.New(t, harness.Options{Targets: 1, Runtime: localcluster.RuntimeKwok, Replicas: 1})
-	t.Logf("kwok environment ready in %s", env.Started)
 	ctx := context.Background()
 	if err := env.CreateNamespaces(ctx, "sim"); err != nil {
 		t.Fatal(err)
@@ -114,39 +177,7 @@ func TestKwokRuntime(t *testing.T) {
 	})
 }
 
-// TestMapConcurrencyFromTheAPIServer runs a map over 50 items with
-// concurrency 5, each pod lasting 300ms, and samples the target's pods
-// while it runs: never more than 5 may be active at once.
-func TestMapConcurrencyFromTheAPIServer(t *testing.T) {
-	env := harness.New(t, harness.Options{Targets: 1, Runtime: localcluster.RuntimeKwok, Replicas: 1})
-	ctx := context.Background()
-	if err := env.CreateNamespaces(ctx, "maps"); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	maxActive := 0
-	samples := 0
-	go func() {
-		defer close(done)
-		for {
-			pods, err := env.Targets[0].CoreV1().Pods("maps").List(ctx, metav1.ListOptions{})
-			if err == nil {
-				active := 0
-				for _, p := range pods.Items {
-					if p.Status.Phase != "Succeeded" && p.Status.Phase != "Failed" && p.DeletionTimestamp == nil {
-						active++
-					}
-				}
-				maxActive = max(maxActive, active)
-				samples++
-				if len(pods.Items) == 50 && active == 0 {
-					return
-				}
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
-	wf := run(t, env, "maps", `apiVersion: rotor.dev/v1alpha1
+const fiftyItems = `apiVersion: rotor.dev/v1alpha1
 kind: Workflow
 metadata: {name: fifty}
 spec:
@@ -158,15 +189,48 @@ spec:
       metadata: {annotations: {sim.rotor.dev/duration: 300ms, sim.rotor.dev/outputs: '{"ok": true}'}}
       container: {image: busybox}
   nodes:
-  - {name: m, map: {task: work, over: "{{workflow.inputs.xs}}", item: x, concurrency: 5}}
+  - {name: m, map: {task: work, over: "{{workflow.inputs.xs}}", item: x, concurrency: CONCURRENCY}}
   outputs: {oks: "{{nodes.m.outputs.ok}}"}
-`)
-	<-done
+`
+
+// TestMapConcurrencyFromTheAPIServer runs a map over 50 items with
+// concurrency 5, each pod lasting 300ms, sampling the target's pods while
+// it runs: never more than 5 may be active at once.
+func TestMapConcurrencyFromTheAPIServer(t *testing.T) {
+	if err := env.CreateNamespaces(context.Background(), "maps"); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	maxActive := activeSampler("maps", stop)
+	wf := run(t, env, "maps", strings.Replace(fiftyItems, "CONCURRENCY", "5", 1))
+	close(stop)
 	if wf.Status.Phase != v1alpha1.WorkflowSucceeded {
 		t.Fatalf("map: %s (%s)", wf.Status.Phase, wf.Status.Message)
 	}
-	t.Logf("50 items, concurrency 5: at most %d active pods over %d samples, %s", maxActive, samples, wf.Status.FinishedAt.Sub(wf.Status.StartedAt.Time))
-	if maxActive > 5 || maxActive < 4 {
-		t.Fatalf("at most %d pods were active at once, want 5 (concurrency)", maxActive)
+	t.Logf("50 items, concurrency 5: at most %d active pods, %s", maxActive(), wf.Status.FinishedAt.Sub(wf.Status.StartedAt.Time))
+	if maxActive() > 5 || maxActive() < 4 {
+		t.Fatalf("at most %d pods were active at once, want 5 (concurrency)", maxActive())
+	}
+}
+
+// TestNamespaceCap: with the namespace capped at 3 running task pods, an
+// uncapped map over 50 items never has more than 3 active.
+func TestNamespaceCap(t *testing.T) {
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "capped", Annotations: map[string]string{cluster.AnnotationMaxRunningPods: "3"}}}
+	if _, err := env.Kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // the replica's namespace cache
+	stop := make(chan struct{})
+	maxActive := activeSampler("capped", stop)
+	wf := run(t, env, "capped", strings.Replace(fiftyItems, "CONCURRENCY", "0", 1))
+	close(stop)
+	if wf.Status.Phase != v1alpha1.WorkflowSucceeded {
+		t.Fatalf("map: %s (%s)", wf.Status.Phase, wf.Status.Message)
+	}
+	t.Logf("50 items, namespace cap 3: at most %d active pods, %s", maxActive(), wf.Status.FinishedAt.Sub(wf.Status.StartedAt.Time))
+	if maxActive() > 3 || maxActive() < 2 {
+		t.Fatalf("at most %d pods were active at once, want 3 (the namespace cap)", maxActive())
 	}
 }
