@@ -65,6 +65,26 @@ type PhaseInfo struct {
 	// Resource names what the plugin launched (the pod). Once recorded,
 	// later rounds pass Launched=true.
 	Resource string
+	// State, when not empty, replaces the attempt's plugin state (kept in
+	// the attempt's status, at most 1 KiB) that later rounds get back.
+	State string
+	// CheckAfter asks for the next round no later than this (polling).
+	CheckAfter time.Duration
+}
+
+// MaxStateSize bounds PhaseInfo.State: it lives in the Workflow's status.
+const MaxStateSize = 1024
+
+// ClusterFree is implemented by plugins whose tasks run no pod (the http
+// plugin): their attempts are not placed on a target cluster.
+type ClusterFree interface {
+	ClusterFree() bool
+}
+
+// NeedsCluster reports whether p's attempts are placed on a cluster.
+func NeedsCluster(p Plugin) bool {
+	cf, ok := p.(ClusterFree)
+	return !ok || !cf.ClusterFree()
 }
 
 // TaskID identifies one attempt of one node of one workflow.
@@ -87,6 +107,8 @@ type TaskContext struct {
 	// Launched is true once an earlier round saw the attempt's resource
 	// created, so a missing resource means it was lost, not that it is new.
 	Launched bool
+	// State is what the plugin stored for this attempt (PhaseInfo.State).
+	State string
 }
 
 // Plugin runs one type of task.

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	rotorhttp "github.com/rotor-dev/rotor/plugins/http"
 	"github.com/rotor-dev/rotor/plugins/pod"
 )
 
@@ -25,8 +26,11 @@ type config struct {
 
 	interruptibleSelector    string
 	interruptibleTolerations string
+	httpAllowed              string
+	httpTimeout              time.Duration
 
-	pod pod.Config
+	pod  pod.Config
+	http rotorhttp.Config
 }
 
 func (c *config) bind(fs *flag.FlagSet) {
@@ -39,6 +43,8 @@ func (c *config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.etcdEndpoints, "etcd-endpoints", "", "comma-separated etcd client URLs for the task cache (empty: caching off)")
 	fs.StringVar(&c.cachePrefix, "cache-prefix", "/rotor/cache/", "etcd key prefix of the task cache")
 	fs.StringVar(&c.interruptibleSelector, "interruptible-node-selector", "", "node selector added to interruptible attempts, k=v[,k=v]")
+	fs.StringVar(&c.httpAllowed, "http-allowed-url-prefixes", "", "comma-separated URL prefixes http tasks may call (empty: any)")
+	fs.DurationVar(&c.httpTimeout, "http-timeout", 30*time.Second, "timeout of one request of an http task")
 	fs.StringVar(&c.interruptibleTolerations, "interruptible-tolerations", "", "tolerations added to interruptible attempts, key[=value]:Effect[,...]")
 }
 
@@ -61,6 +67,13 @@ func (c *config) validate() error {
 		return fmt.Errorf("--interruptible-tolerations: %w", err)
 	}
 	c.pod = pod.Config{InterruptibleNodeSelector: sel, InterruptibleTolerations: tols}
+	if c.httpTimeout <= 0 {
+		return fmt.Errorf("--http-timeout must be positive, got %s", c.httpTimeout)
+	}
+	c.http = rotorhttp.Config{Timeout: c.httpTimeout}
+	if c.httpAllowed != "" {
+		c.http.AllowedURLPrefixes = strings.Split(c.httpAllowed, ",")
+	}
 	return nil
 }
 

@@ -38,6 +38,7 @@ import (
 	"github.com/rotor-dev/rotor/controller/propeller"
 	"github.com/rotor-dev/rotor/controller/taskcache"
 	"github.com/rotor-dev/rotor/plugins"
+	rotorhttp "github.com/rotor-dev/rotor/plugins/http"
 	"github.com/rotor-dev/rotor/plugins/pod"
 )
 
@@ -98,7 +99,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	templates := factory.Rotor().V1alpha1().WorkflowTemplates()
 	exec := &executor.Executor{
-		Plugins: plugins.NewRegistry(pod.New(cfg.pod)), Clusters: registry, Clock: clock.RealClock{},
+		Plugins: plugins.NewRegistry(pod.New(cfg.pod), rotorhttp.New(cfg.http)), Clusters: registry, Clock: clock.RealClock{},
 		Templates: templateGetter{templates.Lister()}, MaxSystemRetries: 5,
 		Workflows: workflowGetter{factory.Rotor().V1alpha1().Workflows().Lister()},
 	}

@@ -68,7 +68,7 @@ func (r *round) runTask(ctx context.Context, id string, task *v1alpha1.TaskTempl
 			return nil
 		}
 		ns.RetryAt = nil
-		if !r.newAttempt(id, task, ns) {
+		if !r.newAttempt(id, task, ns, plugins.NeedsCluster(plugin)) {
 			return nil
 		}
 	}
@@ -98,6 +98,12 @@ func (r *round) runTask(ctx context.Context, id string, task *v1alpha1.TaskTempl
 	if info.Resource != "" {
 		a.Pod = info.Resource
 	}
+	if info.State != "" && len(info.State) <= plugins.MaxStateSize {
+		a.State = info.State
+	}
+	if info.CheckAfter > 0 {
+		r.res.after(info.CheckAfter)
+	}
 	switch info.Phase {
 	case plugins.PhaseQueued, plugins.PhaseRunning:
 		phase := v1alpha1.NodeQueued
@@ -123,8 +129,13 @@ func (r *round) runTask(ctx context.Context, id string, task *v1alpha1.TaskTempl
 
 // newAttempt appends an attempt placed on a cluster; false if none fits
 // (the node stays queued and the round asks to be run again).
-func (r *round) newAttempt(id string, task *v1alpha1.TaskTemplate, ns *v1alpha1.NodeStatus) bool {
+func (r *round) newAttempt(id string, task *v1alpha1.TaskTemplate, ns *v1alpha1.NodeStatus, needsCluster bool) bool {
 	num := int32(len(ns.Attempts))
+	if !needsCluster {
+		ns.Attempts = append(ns.Attempts, v1alpha1.Attempt{Number: num, Phase: v1alpha1.NodeQueued, StartedAt: &r.now})
+		ns.Phase = v1alpha1.NodeQueued
+		return true
+	}
 	if r.Quota != nil {
 		if ok, why := r.Quota.Admit(r.taskID(id, num)); !ok {
 			ns.Phase, ns.Reason, ns.Message = v1alpha1.NodeQueued, "NamespaceQuota", why
@@ -148,11 +159,16 @@ func (r *round) taskID(id string, attempt int32) plugins.TaskID {
 }
 
 func (r *round) taskContext(id string, task *v1alpha1.TaskTemplate, inputs map[string]json.RawMessage, a *v1alpha1.Attempt) (*plugins.TaskContext, bool) {
+	tc := &plugins.TaskContext{ID: r.taskID(id, a.Number), Task: task, Inputs: inputs, Launched: a.Pod != "", State: a.State}
+	if a.Cluster == "" {
+		return tc, true // a plugin that needs no cluster
+	}
 	c, ok := r.Clusters.Get(a.Cluster)
 	if !ok {
 		return nil, false
 	}
-	return &plugins.TaskContext{ID: r.taskID(id, a.Number), Task: task, Inputs: inputs, Cluster: c, Launched: a.Pod != ""}, true
+	tc.Cluster = c
+	return tc, true
 }
 
 // endAttempt records a finished attempt and decides the node's fate.

@@ -160,6 +160,10 @@ type Attempt struct {
 	// deleted, node or cluster lost): it does not spend the task's retries.
 	// +optional
 	System bool `json:"system,omitempty"`
+	// State is the plugin's own small state for this attempt (for example
+	// the status URL the http plugin polls).
+	// +optional
+	State string `json:"state,omitempty"`
 	// +optional
 	StartedAt *metav1.Time `json:"startedAt,omitempty"`
 	// +optional

@@ -1,0 +1,264 @@
+// Package http is the plugin for tasks that call an HTTP endpoint instead
+// of running a pod. A 2xx answer whose JSON object holds the task's
+// outputs ends the attempt. An answer {"statusURL": "..."} starts an
+// asynchronous call: the plugin polls that URL until it answers
+// {"state": "succeeded", "outputs": {...}} or {"state": "failed",
+// "message": "..."}; {"state": "running"} keeps it waiting. A
+// "cancelURL" in the first answer is POSTed when the attempt is aborted.
+//
+// Requests carry an Idempotency-Key header unique to the attempt, because
+// a request may be repeated if the engine restarts before it records the
+// answer. 4xx answers fail the attempt (the task's fault, retried with its
+// retries); network errors and 5xx answers are system failures.
+package http
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	nethttp "net/http"
+	"strings"
+	"time"
+
+	"github.com/rotor-dev/rotor/controller/template"
+	"github.com/rotor-dev/rotor/plugins"
+)
+
+// Config holds the plugin's settings.
+type Config struct {
+	// AllowedURLPrefixes, when not empty, are the only URL prefixes tasks
+	// may call: the engine runs inside the platform's network.
+	AllowedURLPrefixes []string
+	// Timeout bounds one request (default 30s).
+	Timeout time.Duration
+}
+
+// Plugin calls HTTP endpoints.
+type Plugin struct {
+	cfg    Config
+	client *nethttp.Client
+}
+
+// New returns the http plugin.
+func New(cfg Config) *Plugin {
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	return &Plugin{cfg: cfg, client: &nethttp.Client{Timeout: cfg.Timeout}}
+}
+
+// Type implements plugins.Plugin.
+func (*Plugin) Type() string { return "http" }
+
+// ClusterFree implements plugins.ClusterFree: no pod, no placement.
+func (*Plugin) ClusterFree() bool { return true }
+
+// state is what the plugin keeps between rounds of an asynchronous call.
+type state struct {
+	StatusURL string `json:"statusURL,omitempty"`
+	CancelURL string `json:"cancelURL,omitempty"`
+}
+
+// answer is the JSON an endpoint replies with.
+type answer struct {
+	StatusURL string          `json:"statusURL"`
+	CancelURL string          `json:"cancelURL"`
+	State     string          `json:"state"`
+	Outputs   json.RawMessage `json:"outputs"`
+	Message   string          `json:"message"`
+}
+
+// Handle makes the call, or polls an asynchronous one.
+func (p *Plugin) Handle(ctx context.Context, tc *plugins.TaskContext) (plugins.PhaseInfo, error) {
+	spec := tc.Task.HTTP
+	if spec == nil {
+		return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: "BadTask", Message: "an http task needs http: {url: ...}"}, nil
+	}
+	var st state
+	if tc.State != "" {
+		_ = json.Unmarshal([]byte(tc.State), &st)
+	}
+	if st.StatusURL != "" {
+		return p.poll(ctx, tc, st)
+	}
+	req, err := p.request(ctx, tc)
+	if err != nil {
+		return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: "BadRequest", Message: err.Error()}, nil
+	}
+	body, info, ok := p.do(req)
+	if !ok {
+		return info, nil
+	}
+	var a answer
+	if err := json.Unmarshal(body, &a); err == nil && a.StatusURL != "" {
+		if err := p.allowed(a.StatusURL); err != nil {
+			return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: "BadAnswer", Message: "statusURL: " + err.Error()}, nil
+		}
+		b, _ := json.Marshal(state{StatusURL: a.StatusURL, CancelURL: a.CancelURL})
+		return plugins.PhaseInfo{Phase: plugins.PhaseRunning, Message: "polling " + a.StatusURL, Resource: "http",
+			State: string(b), CheckAfter: pollInterval(tc)}, nil
+	}
+	return plugins.PhaseInfo{Phase: plugins.PhaseSucceeded, Outputs: body, Resource: "http"}, nil
+}
+
+func pollInterval(tc *plugins.TaskContext) time.Duration {
+	if d := tc.Task.HTTP.PollInterval; d != nil && d.Duration > 0 {
+		return d.Duration
+	}
+	return 2 * time.Second
+}
+
+func (p *Plugin) poll(ctx context.Context, tc *plugins.TaskContext, st state) (plugins.PhaseInfo, error) {
+	req, err := nethttp.NewRequestWithContext(ctx, nethttp.MethodGet, st.StatusURL, nil)
+	if err != nil {
+		return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: "BadAnswer", Message: err.Error()}, nil
+	}
+	req.Header.Set("Idempotency-Key", idempotencyKey(tc))
+	body, info, ok := p.do(req)
+	if !ok {
+		return info, nil
+	}
+	var a answer
+	if err := json.Unmarshal(body, &a); err != nil {
+		return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: "BadAnswer", Message: fmt.Sprintf("status answer is not JSON: %q", excerpt(body))}, nil
+	}
+	switch strings.ToLower(a.State) {
+	case "succeeded":
+		return plugins.PhaseInfo{Phase: plugins.PhaseSucceeded, Outputs: a.Outputs, Resource: "http"}, nil
+	case "failed":
+		return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: "CallFailed", Message: "the endpoint reported failure: " + a.Message}, nil
+	case "running", "pending", "":
+		return plugins.PhaseInfo{Phase: plugins.PhaseRunning, Message: "polling " + st.StatusURL, CheckAfter: pollInterval(tc)}, nil
+	}
+	return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: "BadAnswer", Message: fmt.Sprintf("unknown state %q: want running, succeeded or failed", a.State)}, nil
+}
+
+// do sends req; ok is false when info already says how the attempt ended.
+func (p *Plugin) do(req *nethttp.Request) (body []byte, info plugins.PhaseInfo, ok bool) {
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return nil, plugins.PhaseInfo{Phase: plugins.PhaseSystemFailed, Reason: "CallError", Message: fmt.Sprintf("%s %s: %v", req.Method, req.URL, err)}, false
+	}
+	defer resp.Body.Close()
+	body, err = io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return nil, plugins.PhaseInfo{Phase: plugins.PhaseSystemFailed, Reason: "CallError", Message: err.Error()}, false
+	}
+	switch {
+	case resp.StatusCode >= 500:
+		return nil, plugins.PhaseInfo{Phase: plugins.PhaseSystemFailed, Reason: "ServerError",
+			Message: fmt.Sprintf("%s %s answered %d: %s", req.Method, req.URL, resp.StatusCode, excerpt(body))}, false
+	case resp.StatusCode >= 300:
+		return nil, plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: "HTTPError",
+			Message: fmt.Sprintf("%s %s answered %d: %s", req.Method, req.URL, resp.StatusCode, excerpt(body))}, false
+	}
+	return body, plugins.PhaseInfo{}, true
+}
+
+func (p *Plugin) request(ctx context.Context, tc *plugins.TaskContext) (*nethttp.Request, error) {
+	spec := tc.Task.HTTP
+	render := func(s string) (string, error) {
+		t, err := template.Parse(s)
+		if err != nil {
+			return "", err
+		}
+		return t.RenderString(func(r template.Ref) (json.RawMessage, error) {
+			if v, ok := tc.Inputs[r.Name]; ok && r.Kind == template.TaskInput {
+				return v, nil
+			}
+			return nil, fmt.Errorf("{{%s}} has no value", r)
+		})
+	}
+	url, err := render(spec.URL)
+	if err != nil {
+		return nil, fmt.Errorf("url: %w", err)
+	}
+	if err := p.allowed(url); err != nil {
+		return nil, err
+	}
+	method := spec.Method
+	if method == "" {
+		method = nethttp.MethodPost
+	}
+	var body io.Reader
+	if method != nethttp.MethodGet {
+		b := spec.Body
+		if b == "" {
+			raw, _ := json.Marshal(tc.Inputs)
+			b = string(raw)
+		} else if b, err = render(b); err != nil {
+			return nil, fmt.Errorf("body: %w", err)
+		}
+		body = strings.NewReader(b)
+	}
+	req, err := nethttp.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", idempotencyKey(tc))
+	for k, v := range spec.Headers {
+		if v, err = render(v); err != nil {
+			return nil, fmt.Errorf("header %s: %w", k, err)
+		}
+		req.Header.Set(k, v)
+	}
+	return req, nil
+}
+
+func (p *Plugin) allowed(url string) error {
+	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
+		return fmt.Errorf("%q is not an http(s) URL", url)
+	}
+	if len(p.cfg.AllowedURLPrefixes) == 0 {
+		return nil
+	}
+	for _, pre := range p.cfg.AllowedURLPrefixes {
+		if strings.HasPrefix(url, pre) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s is not under an allowed URL prefix (%s): ask the platform team to allow it", url, strings.Join(p.cfg.AllowedURLPrefixes, ", "))
+}
+
+func idempotencyKey(tc *plugins.TaskContext) string {
+	return fmt.Sprintf("%s/%s/%d", tc.ID.WorkflowUID, tc.ID.Node, tc.ID.Attempt)
+}
+
+func excerpt(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > 300 {
+		s = s[:300] + "..."
+	}
+	return s
+}
+
+// Abort POSTs the cancel URL of an asynchronous call, if it gave one.
+func (p *Plugin) Abort(ctx context.Context, tc *plugins.TaskContext) error {
+	var st state
+	if tc.State == "" || json.Unmarshal([]byte(tc.State), &st) != nil || st.CancelURL == "" {
+		return nil
+	}
+	if err := p.allowed(st.CancelURL); err != nil {
+		return err
+	}
+	req, err := nethttp.NewRequestWithContext(ctx, nethttp.MethodPost, st.CancelURL, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Idempotency-Key", idempotencyKey(tc))
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("cancel %s: %w", st.CancelURL, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode != nethttp.StatusNotFound {
+		return errors.New("cancel " + st.CancelURL + ": " + resp.Status)
+	}
+	return nil
+}
+
+// Finalize holds nothing.
+func (p *Plugin) Finalize(context.Context, *plugins.TaskContext) error { return nil }
