@@ -53,7 +53,7 @@ type entry struct {
 // NewRegistry returns an empty registry. Secrets without a namespace are
 // read from namespace (Rotor's own).
 func NewRegistry(control kubernetes.Interface, namespace string, onPod PodHandler, log *slog.Logger) *Registry {
-	return &Registry{control: control, namespace: namespace, onPod: onPod, log: log, qps: 100, burst: 200, entries: map[string]*entry{}}
+	return &Registry{control: control, namespace: namespace, onPod: onPod, log: log, qps: 300, burst: 600, entries: map[string]*entry{}}
 }
 
 // Sync brings the entry of c up to date: builds a client from its Secret

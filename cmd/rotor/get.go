@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -12,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+	"github.com/rotor-dev/rotor/controller/executor"
 )
 
 func getCmd(g *globals) *cobra.Command {
@@ -67,24 +71,101 @@ func describe(out io.Writer, wf *v1alpha1.Workflow) {
 	if wf.Status.Message != "" {
 		fmt.Fprintf(out, "Message:   %s\n", wf.Status.Message)
 	}
+	if wf.Status.StartedAt != nil {
+		fmt.Fprintf(out, "Duration:  %s\n", duration(wf.Status.StartedAt, wf.Status.FinishedAt))
+	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nNODE\tPHASE\tATTEMPTS\tCLUSTER\tDURATION\tMESSAGE")
-	for _, n := range wf.Spec.Nodes {
-		st := wf.Status.Nodes[n.Name]
-		p := string(st.Phase)
-		if p == "" {
-			p = "NotStarted"
-		}
-		cluster := ""
-		if a := lastAttempt(st); a != nil {
-			cluster = a.Cluster
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", n.Name, p, len(st.Attempts), cluster, duration(st.StartedAt, st.FinishedAt), st.Message)
+	nodes, err := wf.Status.AllNodes()
+	if err != nil {
+		fmt.Fprintf(out, "(cannot read compacted node statuses: %v)\n", err)
+		nodes = wf.Status.Nodes
 	}
+	children := childIndex(nodes)
+	top := []string{}
+	for _, n := range wf.Spec.Nodes {
+		top = append(top, n.Name)
+	}
+	if len(top) == 0 { // a workflow that runs a template
+		top = children[""]
+	}
+	if of := wf.Spec.OnFailure; of != nil {
+		top = append(top, of.Name)
+	}
+	var walk func(ids []string, indent string)
+	walk = func(ids []string, indent string) {
+		for i, id := range ids {
+			branch, next := "", indent
+			if indent != "" || strings.Contains(id, "/") {
+				if i == len(ids)-1 {
+					branch, next = "└─ ", indent+"   "
+				} else {
+					branch, next = "├─ ", indent+"│  "
+				}
+			}
+			row(tw, indent+branch+lastSegment(id), nodes[id])
+			walk(children[id], next)
+		}
+	}
+	walk(top, "")
 	tw.Flush()
 	for _, k := range sortedKeys(wf.Status.Outputs) {
 		fmt.Fprintf(out, "Output %s = %s\n", k, wf.Status.Outputs[k].Raw)
 	}
+}
+
+func row(tw io.Writer, label string, st v1alpha1.NodeStatus) {
+	p := string(st.Phase)
+	if p == "" {
+		p = "NotStarted"
+	}
+	attempts, cluster, dur := "", "", duration(st.StartedAt, st.FinishedAt)
+	if n := len(st.Attempts); n > 0 {
+		attempts, cluster = strconv.Itoa(n), st.Attempts[n-1].Cluster
+	}
+	if info, ok := executor.ParseCompact(st.Compact); ok {
+		attempts, cluster = strconv.Itoa(int(info.Attempts)), info.Cluster
+		dur = info.FinishedAt.Sub(info.StartedAt).String()
+	}
+	msg := st.Message
+	if len(msg) > 120 {
+		msg = msg[:117] + "..."
+	}
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", label, p, attempts, cluster, dur, msg)
+}
+
+// childIndex maps each node path to its direct children, in natural order
+// (m/2 before m/10); "" maps to the top-level nodes.
+func childIndex(nodes map[string]v1alpha1.NodeStatus) map[string][]string {
+	out := map[string][]string{}
+	for id := range nodes {
+		parent := ""
+		if i := strings.LastIndex(id, "/"); i >= 0 {
+			parent = id[:i]
+		}
+		out[parent] = append(out[parent], id)
+	}
+	for _, ids := range out {
+		sort.Slice(ids, func(i, j int) bool { return naturalLess(ids[i], ids[j]) })
+	}
+	return out
+}
+
+func naturalLess(a, b string) bool {
+	la, lb := lastSegment(a), lastSegment(b)
+	na, errA := strconv.Atoi(la)
+	nb, errB := strconv.Atoi(lb)
+	if errA == nil && errB == nil {
+		return na < nb
+	}
+	return a < b
+}
+
+func lastSegment(id string) string {
+	if i := strings.LastIndex(id, "/"); i >= 0 {
+		return id[i+1:]
+	}
+	return id
 }
 
 func duration(start, end *metav1.Time) string {
@@ -120,7 +201,8 @@ func listCmd(g *globals) *cobra.Command {
 			fmt.Fprintln(tw, "NAMESPACE\tNAME\tPHASE\tNODES\tAGE\tMESSAGE")
 			for _, wf := range list.Items {
 				done := 0
-				for _, st := range wf.Status.Nodes {
+				nodes, _ := wf.Status.AllNodes()
+				for _, st := range nodes {
 					if st.Phase == v1alpha1.NodeSucceeded {
 						done++
 					}

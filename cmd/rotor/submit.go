@@ -200,13 +200,17 @@ func follow(ctx context.Context, c versioned.Interface, ns, name string, out io.
 		if err != nil {
 			return nil, fmt.Errorf("follow %s/%s: %w", ns, name, err)
 		}
-		names := make([]string, 0, len(wf.Status.Nodes))
-		for n := range wf.Status.Nodes {
+		nodes, err := wf.Status.AllNodes()
+		if err != nil {
+			return nil, fmt.Errorf("follow %s/%s: %w", ns, name, err)
+		}
+		names := make([]string, 0, len(nodes))
+		for n := range nodes {
 			names = append(names, n)
 		}
 		sort.Strings(names)
 		for _, n := range names {
-			st := wf.Status.Nodes[n]
+			st := nodes[n]
 			line := string(st.Phase)
 			if a := lastAttempt(st); a != nil && a.Cluster != "" {
 				line += fmt.Sprintf(" (attempt %d on %s)", a.Number, a.Cluster)

@@ -17,13 +17,17 @@ import (
 // retry.
 func (e *Executor) Cleanup(ctx context.Context, wf *v1alpha1.Workflow) (skipped []string, err error) {
 	var errs []error
-	ids := make([]string, 0, len(wf.Status.Nodes))
-	for id := range wf.Status.Nodes {
+	nodes, err := wf.Status.AllNodes()
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(nodes))
+	for id := range nodes {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
 	for _, id := range ids {
-		ns := wf.Status.Nodes[id]
+		ns := expand(nodes[id])
 		if ns.Type == "" {
 			continue
 		}

@@ -98,6 +98,10 @@ func (e *Executor) Reconcile(ctx context.Context, wf *v1alpha1.Workflow) (Result
 		return Result{}, nil
 	}
 	r := &round{Executor: e, wf: wf, now: metav1.NewTime(e.Clock.Now())}
+	if err := r.unpack(); err != nil {
+		return Result{}, err
+	}
+	defer r.pack()
 	top, err := r.topScope()
 	if err != nil {
 		r.finish(v1alpha1.WorkflowFailed, v1alpha1.ReasonInvalidSpec, err.Error())

@@ -36,7 +36,11 @@ func (r *round) recover() error {
 		st.TemplateSpec = src.Status.TemplateSpec.DeepCopy()
 	}
 	n := int32(0)
-	for id, ns := range src.Status.Nodes {
+	srcNodes, err := src.Status.AllNodes()
+	if err != nil {
+		return fmt.Errorf("spec.recoverFrom: %w", err)
+	}
+	for id, ns := range srcNodes {
 		if ns.Phase != v1alpha1.NodeSucceeded {
 			continue
 		}

@@ -162,6 +162,11 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		// outlive a deleted workflow. The update's event brings us back.
 		wf := cached.DeepCopy()
 		wf.Finalizers = append(wf.Finalizers, Finalizer)
+		if len(wf.Spec.Nodes) > executor.CompactAbove {
+			// The creator's managedFields list every field of a large spec
+			// and can double the object; one empty entry strips them.
+			wf.ManagedFields = []metav1.ManagedFieldsEntry{{}}
+		}
 		if _, err := c.client.RotorV1alpha1().Workflows(ns).Update(ctx, wf, metav1.UpdateOptions{}); err != nil {
 			return 0, fmt.Errorf("add finalizer to %s: %w", key, err)
 		}

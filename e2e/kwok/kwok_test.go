@@ -4,6 +4,7 @@ package kwok
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -232,5 +233,72 @@ func TestNamespaceCap(t *testing.T) {
 	t.Logf("50 items, namespace cap 3: at most %d active pods, %s", maxActive(), wf.Status.FinishedAt.Sub(wf.Status.StartedAt.Time))
 	if maxActive() > 3 || maxActive() < 2 {
 		t.Fatalf("at most %d pods were active at once, want 3 (the namespace cap)", maxActive())
+	}
+}
+
+// TestFiveThousandNodes runs a 5,000-node workflow (50 chains of 100
+// zero-duration tasks, each reading its predecessor's output) to the end
+// and reports the size of the Workflow object, which must stay far under
+// etcd's 1.5 MiB limit.
+func TestFiveThousandNodes(t *testing.T) {
+	ctx := context.Background()
+	if err := env.CreateNamespaces(ctx, "big"); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	b.WriteString(`apiVersion: rotor.dev/v1alpha1
+kind: Workflow
+metadata: {name: big}
+spec:
+  tasks:
+    step:
+      inputs: {i: integer}
+      outputs: {v: integer}
+      metadata: {annotations: {sim.rotor.dev/outputs: '{"v": 1}'}}
+      container: {image: busybox}
+  nodes:
+`)
+	for c := 0; c < 50; c++ {
+		fmt.Fprintf(&b, "  - {name: c%d-0, task: step, inputs: {i: 0}}\n", c)
+		for i := 1; i < 100; i++ {
+			fmt.Fprintf(&b, "  - {name: c%d-%d, task: step, inputs: {i: \"{{nodes.c%d-%d.outputs.v}}\"}}\n", c, i, c, i-1)
+		}
+	}
+	start := time.Now()
+	wf := &v1alpha1.Workflow{}
+	if err := manifest.Unmarshal([]byte(b.String()), wf); err != nil {
+		t.Fatal(err)
+	}
+	wf.Namespace = "big"
+	if _, err := env.Rotor.RotorV1alpha1().Workflows("big").Create(ctx, wf, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var got *v1alpha1.Workflow
+	largest := 0
+	err := wait.PollUntilContextTimeout(ctx, time.Second, 10*time.Minute, true, func(ctx context.Context) (bool, error) {
+		w, err := env.Rotor.RotorV1alpha1().Workflows("big").Get(ctx, "big", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		raw, _ := json.Marshal(w)
+		if len(raw) > largest && os.Getenv("ROTOR_DUMP_LARGEST") != "" {
+			_ = os.WriteFile(os.Getenv("ROTOR_DUMP_LARGEST"), raw, 0o644)
+		}
+		largest = max(largest, len(raw))
+		got = w
+		return w.Status.Phase.IsTerminal(), nil
+	})
+	if err != nil {
+		all, _ := got.Status.AllNodes()
+		t.Fatalf("5,000-node workflow not done after 10m: %d of %d nodes have a status", len(all), 5000)
+	}
+	raw, _ := json.Marshal(got)
+	t.Logf("5,000 nodes %s in %s; Workflow object %d bytes at the end, %d at most while running (etcd limit 1,572,864)",
+		got.Status.Phase, time.Since(start).Round(time.Second), len(raw), largest)
+	if got.Status.Phase != v1alpha1.WorkflowSucceeded {
+		t.Fatalf("phase %s: %s", got.Status.Phase, got.Status.Message)
+	}
+	if largest > 1<<20 {
+		t.Fatalf("the Workflow reached %d bytes: not far enough under etcd's 1.5 MiB", largest)
 	}
 }

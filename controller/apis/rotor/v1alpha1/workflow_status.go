@@ -82,6 +82,11 @@ type WorkflowStatus struct {
 	// Outputs are the resolved workflow outputs, set on success.
 	// +optional
 	Outputs map[string]apiextensionsv1.JSON `json:"outputs,omitempty"`
+	// CompactedNodes holds, gzipped and base64-encoded, the statuses of
+	// the succeeded nodes of a large workflow (see docs/design.md, "Large
+	// workflows"). Read nodes with AllNodes, which merges them in.
+	// +optional
+	CompactedNodes string `json:"compactedNodes,omitempty"`
 	// Recovered counts the nodes taken over from spec.recoverFrom.
 	// +optional
 	Recovered *int32 `json:"recovered,omitempty"`
@@ -136,6 +141,11 @@ type NodeStatus struct {
 	// Case is the branch case taken: its index, or "else".
 	// +optional
 	Case string `json:"case,omitempty"`
+	// Compact replaces attempts, type and times of a succeeded task node
+	// in a large workflow (see docs/design.md, "Large workflows"), as
+	// "CLUSTER:ATTEMPTS:STARTUNIX:MILLIS".
+	// +optional
+	Compact string `json:"compact,omitempty"`
 }
 
 // Attempt is one try at running a node's task.
