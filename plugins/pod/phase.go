@@ -16,8 +16,19 @@ var systemReasons = map[string]bool{
 	"Shutdown": true, "NodeShutdown": true, "Terminated": true, "UnexpectedAdmissionError": true,
 }
 
-// phaseOf maps a pod's status to an attempt phase. It is pure.
-func phaseOf(pod *corev1.Pod) plugins.PhaseInfo {
+// StartGrace is how long a container may fail to start (image pull,
+// config errors) before the attempt counts as a system failure and is
+// retried, possibly elsewhere.
+const StartGrace = 3 * time.Minute
+
+// startFailures are waiting reasons of a container that cannot start.
+var startFailures = map[string]bool{
+	"ErrImagePull": true, "ImagePullBackOff": true, "CreateContainerConfigError": true,
+	"CreateContainerError": true, "RunContainerError": true,
+}
+
+// phaseOf maps a pod's status to an attempt phase at time now. It is pure.
+func phaseOf(pod *corev1.Pod, now time.Time) plugins.PhaseInfo {
 	var started *time.Time
 	if pod.Status.StartTime != nil {
 		t := pod.Status.StartTime.Time
@@ -53,6 +64,21 @@ func phaseOf(pod *corev1.Pod) plugins.PhaseInfo {
 		return plugins.PhaseInfo{Phase: plugins.PhaseRunning, StartedAt: started, Message: "running on " + pod.Spec.NodeName}
 	}
 	msg := "pod pending"
+	for _, cs := range pod.Status.ContainerStatuses {
+		w := cs.State.Waiting
+		if w == nil {
+			continue
+		}
+		switch {
+		case w.Reason == "InvalidImageName":
+			return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: w.Reason, Message: "the image name is invalid: " + w.Message}
+		case startFailures[w.Reason] && now.Sub(pod.CreationTimestamp.Time) > StartGrace:
+			return plugins.PhaseInfo{Phase: plugins.PhaseSystemFailed, Reason: "NeverStarted",
+				Message: fmt.Sprintf("the container did not start within %s (%s: %s)", StartGrace, w.Reason, w.Message)}
+		case startFailures[w.Reason]:
+			msg = fmt.Sprintf("waiting to start: %s: %s", w.Reason, w.Message)
+		}
+	}
 	for _, c := range pod.Status.Conditions {
 		if c.Type == corev1.PodScheduled && c.Status != corev1.ConditionTrue && c.Message != "" {
 			msg = "pod unschedulable: " + c.Message

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -96,7 +97,7 @@ func (p *Plugin) Handle(ctx context.Context, tc *plugins.TaskContext) (plugins.P
 		return plugins.PhaseInfo{}, fmt.Errorf("pod %s/%s in cluster %s belongs to another workflow (uid %s): delete it or rename the workflow",
 			tc.ID.Namespace, name, tc.Cluster.Name, pod.Labels[LabelWorkflowUID])
 	}
-	info := phaseOf(pod)
+	info := phaseOf(pod, time.Now())
 	info.Resource = name
 	return info, nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -74,7 +75,7 @@ func TestPhaseOf(t *testing.T) {
 		{"evicted is system", corev1.PodStatus{Phase: corev1.PodFailed, Reason: "Evicted", Message: "low memory"}, plugins.PhaseSystemFailed, "low memory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := phaseOf(&corev1.Pod{Status: tc.status})
+			got := phaseOf(&corev1.Pod{Status: tc.status}, time.Now())
 			if got.Phase != tc.want || !strings.Contains(got.Message, tc.msg) {
 				t.Fatalf("phaseOf = %s %q, want %s containing %q", got.Phase, got.Message, tc.want, tc.msg)
 			}
@@ -114,5 +115,30 @@ func TestBuildPodOptionsAndInterruptible(t *testing.T) {
 	}
 	if task.Pod.NodeSelector["capacity"] != "" {
 		t.Fatal("Build changed the task's own node selector")
+	}
+}
+
+func TestContainersThatNeverStart(t *testing.T) {
+	created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	waiting := func(reason string) *corev1.Pod {
+		p := &corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodPending, ContainerStatuses: []corev1.ContainerStatus{{
+			Name: ContainerName, State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: "nope"}}}}}}
+		p.CreationTimestamp.Time = created
+		return p
+	}
+	for _, tc := range []struct {
+		reason string
+		after  time.Duration
+		want   plugins.Phase
+	}{
+		{"ImagePullBackOff", time.Minute, plugins.PhaseQueued},
+		{"ImagePullBackOff", StartGrace + time.Second, plugins.PhaseSystemFailed},
+		{"CreateContainerConfigError", StartGrace + time.Second, plugins.PhaseSystemFailed},
+		{"InvalidImageName", 0, plugins.PhaseFailed},
+		{"ContainerCreating", time.Hour, plugins.PhaseQueued},
+	} {
+		if got := phaseOf(waiting(tc.reason), created.Add(tc.after)); got.Phase != tc.want {
+			t.Errorf("%s after %s: %s (%s), want %s", tc.reason, tc.after, got.Phase, got.Message, tc.want)
+		}
 	}
 }
