@@ -1,0 +1,139 @@
+package ring
+
+import (
+	"fmt"
+	"math/rand"
+	"testing"
+)
+
+func names(rng *rand.Rand, n int) []Member {
+	out := make([]Member, n)
+	for i := range out {
+		out[i] = Member{Name: fmt.Sprintf("propeller-%08x", rng.Uint32()), Weight: 1}
+	}
+	return out
+}
+
+func mustAssign(t testing.TB, cfg Config, ms []Member) Assignment {
+	t.Helper()
+	a, err := Assign(cfg, ms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestLoadBound: no member ever holds more than its capacity, and every
+// partition has an owner, for random memberships and weights.
+func TestLoadBound(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	for iter := 0; iter < 200; iter++ {
+		cfg := Config{Partitions: 1 + rng.Intn(512)}
+		ms := names(rng, 1+rng.Intn(12))
+		total := 0
+		for i := range ms {
+			ms[i].Weight = 1 + rng.Intn(3)
+			total += ms[i].Weight
+		}
+		a := mustAssign(t, cfg, ms)
+		loads := a.Loads()
+		for _, m := range ms {
+			if c := Capacity(cfg, m.Weight, total); loads[m.Name] > c {
+				t.Fatalf("iteration %d: %s (weight %d) holds %d > capacity %d", iter, m.Name, m.Weight, loads[m.Name], c)
+			}
+		}
+		if loads[""] != 0 {
+			t.Fatalf("iteration %d: %d partitions without owner", iter, loads[""])
+		}
+	}
+}
+
+// TestDeterministic: the same membership in any order gives the same
+// assignment.
+func TestDeterministic(t *testing.T) {
+	rng := rand.New(rand.NewSource(2))
+	for iter := 0; iter < 50; iter++ {
+		ms := names(rng, 2+rng.Intn(8))
+		a := mustAssign(t, Config{}, ms)
+		rng.Shuffle(len(ms), func(i, j int) { ms[i], ms[j] = ms[j], ms[i] })
+		if b := mustAssign(t, Config{}, ms); Moved(a, b) != 0 {
+			t.Fatalf("iteration %d: reordering members moved %d partitions", iter, Moved(a, b))
+		}
+	}
+}
+
+// TestMinimalMovement: going from N to N+1 members moves close to the
+// minimum P/(N+1); going from N+1 back to N moves about the removed
+// member's load. Averaged over random names, the excess over the minimum
+// must stay within a few percent of P.
+func TestMinimalMovement(t *testing.T) {
+	const P = 256
+	rng := rand.New(rand.NewSource(3))
+	for n := 1; n <= 10; n++ {
+		var movedAdd, movedRemove, minAdd, minRemove float64
+		const trials = 20
+		for trial := 0; trial < trials; trial++ {
+			ms := names(rng, n+1)
+			before := mustAssign(t, Config{Partitions: P}, ms[:n])
+			after := mustAssign(t, Config{Partitions: P}, ms)
+			movedAdd += float64(Moved(before, after))
+			minAdd += float64(after.Loads()[ms[n].Name])
+			// Remove a random member from the N+1.
+			k := rng.Intn(n + 1)
+			rest := append(append([]Member{}, ms[:k]...), ms[k+1:]...)
+			shrunk := mustAssign(t, Config{Partitions: P}, rest)
+			movedRemove += float64(Moved(after, shrunk))
+			minRemove += float64(after.Loads()[ms[k].Name])
+		}
+		excessAdd := (movedAdd - minAdd) / trials / P
+		excessRemove := (movedRemove - minRemove) / trials / P
+		t.Logf("N=%2d → %2d: moved %.1f (minimum %.1f, ideal P/(N+1) = %.1f); %2d → %2d: moved %.1f (minimum %.1f)",
+			n, n+1, movedAdd/trials, minAdd/trials, float64(P)/float64(n+1), n+1, n, movedRemove/trials, minRemove/trials)
+		if excessAdd > 0.05 || excessRemove > 0.05 {
+			t.Errorf("N=%d: excess movement %.1f%% (add) / %.1f%% (remove) of P, want ≤ 5%%", n, 100*excessAdd, 100*excessRemove)
+		}
+	}
+}
+
+func TestWeights(t *testing.T) {
+	a := mustAssign(t, Config{Partitions: 300}, []Member{{Name: "big", Weight: 2}, {Name: "small", Weight: 1}})
+	l := a.Loads()
+	if l["big"] < 170 || l["small"] < 80 {
+		t.Fatalf("loads %v, want about 200/100 for weights 2/1", l)
+	}
+}
+
+func TestInjectedHashForcesPositions(t *testing.T) {
+	// With every point and partition hashing to 0, ties break by member
+	// name: a fills up to its capacity ceil(1.01 × 4 / 2) = 3, then b.
+	cfg := Config{Partitions: 4, LoadFactor: 1.01, PointsPerWeight: 1, Hash: func([]byte) uint64 { return 0 }}
+	a := mustAssign(t, cfg, []Member{{Name: "b"}, {Name: "a"}})
+	if fmt.Sprint(a) != "[a a a b]" {
+		t.Fatalf("assignment %v, want [a a a b]", a)
+	}
+}
+
+func TestDuplicateMember(t *testing.T) {
+	if _, err := Assign(Config{}, []Member{{Name: "a"}, {Name: "a"}}); err == nil {
+		t.Fatal("duplicate member accepted")
+	}
+}
+
+func TestPartitionOf(t *testing.T) {
+	counts := make([]int, 16)
+	for i := 0; i < 16000; i++ {
+		counts[PartitionOf(fmt.Sprintf("team-%d", i), 16)]++
+	}
+	for p, c := range counts {
+		if c < 800 || c > 1200 {
+			t.Fatalf("partition %d got %d of 16000 namespaces, want about 1000", p, c)
+		}
+	}
+}
+
+func BenchmarkAssign(b *testing.B) {
+	ms := names(rand.New(rand.NewSource(4)), 16)
+	for b.Loop() {
+		_, _ = Assign(Config{Partitions: 256}, ms)
+	}
+}
