@@ -64,6 +64,7 @@ FUZZTIME ?= 60s
 fuzz:
 	$(GO) test ./controller/template -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./controller/dag -run '^$$' -fuzz '^FuzzBuild$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./controller/expr -run '^$$' -fuzz '^FuzzExpr$$' -fuzztime $(FUZZTIME)
 
 ## bench-harness: time the e2e harness start-up (median of 5)
 bench-harness: tools build
