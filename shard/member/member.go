@@ -134,25 +134,35 @@ func (m *Member) Run(ctx context.Context) error {
 			return ctx.Err()
 		case <-t.C():
 		}
-		sent := m.clock.Now()
-		rctx, cancel := context.WithTimeout(ctx, m.ttl/3)
-		resp, err := m.client.KeepAliveOnce(rctx, m.id)
-		cancel()
-		switch {
-		case err == nil && resp.TTL > 0:
-			m.validity.Renewed(sent, time.Duration(resp.TTL)*time.Second)
-		case isLeaseGone(err), err == nil:
-			m.log.Error("membership lease lost: stopping all reconciling", "lease", int64(m.id))
-			m.markLost()
-			return ErrLost
-		default:
-			m.log.Warn("membership renewal failed, will retry", "err", err, "validFor", m.validity.Remaining(m.clock.Now()))
-			if !m.Valid() {
-				m.markLost()
-				return ErrLost
-			}
+		if err := m.RenewOnce(ctx); err != nil {
+			return err
 		}
 	}
+}
+
+// RenewOnce sends one keepalive. It returns ErrLost once the lease is
+// gone (or the deadline passed without a renewal); other failures are
+// logged and left to the next renewal.
+func (m *Member) RenewOnce(ctx context.Context) error {
+	sent := m.clock.Now()
+	rctx, cancel := context.WithTimeout(ctx, m.ttl/3)
+	resp, err := m.client.KeepAliveOnce(rctx, m.id)
+	cancel()
+	switch {
+	case err == nil && resp.TTL > 0:
+		m.validity.Renewed(sent, time.Duration(resp.TTL)*time.Second)
+		return nil
+	case isLeaseGone(err), err == nil:
+		m.log.Error("membership lease lost: stopping all reconciling", "lease", int64(m.id))
+		m.markLost()
+		return ErrLost
+	}
+	m.log.Warn("membership renewal failed, will retry", "err", err, "validFor", m.validity.Remaining(m.clock.Now()))
+	if !m.Valid() {
+		m.markLost()
+		return ErrLost
+	}
+	return nil
 }
 
 func (m *Member) markLost() {

@@ -1,0 +1,196 @@
+package manager
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rotor-dev/rotor/manager/handoff"
+	"github.com/rotor-dev/rotor/manager/leader"
+	"github.com/rotor-dev/rotor/manager/ring"
+	"github.com/rotor-dev/rotor/manager/shardmap"
+	"github.com/rotor-dev/rotor/shard/member"
+)
+
+// Config configures a manager instance.
+type Config struct {
+	// Name identifies this instance in the election.
+	Name string
+	// Prefix is the etcd prefix of the whole layout (package shardmap).
+	Prefix string
+	Ring   ring.Config
+	// SessionTTL bounds how long a dead leader blocks the standby.
+	SessionTTL time.Duration
+	// Resync re-plans even without events (default 1s).
+	Resync time.Duration
+	Logger *slog.Logger
+	// OnMap, if set, is called with every map this instance publishes.
+	OnMap func(handoff.Map)
+}
+
+// Manager campaigns, and while leading keeps the shard map current.
+type Manager struct {
+	client *clientv3.Client
+	cfg    Config
+	keys   shardmap.Keys
+	log    *slog.Logger
+}
+
+// New returns a manager; Run starts it.
+func New(client *clientv3.Client, cfg Config) *Manager {
+	if cfg.Resync == 0 {
+		cfg.Resync = time.Second
+	}
+	if cfg.SessionTTL == 0 {
+		cfg.SessionTTL = 10 * time.Second
+	}
+	if cfg.Ring.Partitions == 0 {
+		cfg.Ring.Partitions = 256
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Manager{client: client, cfg: cfg, keys: shardmap.Keys{Prefix: cfg.Prefix}, log: cfg.Logger.With("manager", cfg.Name)}
+}
+
+// Run campaigns until ctx ends, leading whenever it wins. On return it
+// resigns, so a standby takes over at once.
+func (m *Manager) Run(ctx context.Context) error {
+	for ctx.Err() == nil {
+		l, err := leader.Campaign(ctx, m.client, m.keys.Leader(), m.cfg.Name, m.cfg.SessionTTL)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			m.log.Warn("campaign failed, retrying", "err", err)
+			time.Sleep(time.Second)
+			continue
+		}
+		m.log.Info("leading the shard manager")
+		err = m.lead(ctx, l)
+		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = l.Resign(rctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			m.log.Warn("leadership ended", "err", err)
+		}
+	}
+	return nil
+}
+
+func (m *Manager) lead(ctx context.Context, l *leader.Leader) error {
+	doc, rev, err := shardmap.Load(ctx, m.client, m.keys, m.cfg.Ring.Partitions)
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events := m.client.Watch(wctx, m.cfg.Prefix+"/", clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+	tick := time.NewTicker(m.cfg.Resync)
+	defer tick.Stop()
+	cur := doc.Map
+	for {
+		next, err := m.step(ctx, l, cur)
+		if errors.Is(err, leader.ErrNotLeader) {
+			return err
+		}
+		if err != nil {
+			m.log.Warn("planning the shard map failed", "err", err)
+		} else {
+			cur = next
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-l.Done():
+			return errors.New("election session lost")
+		case resp, ok := <-events:
+			if !ok || resp.Err() != nil {
+				return fmt.Errorf("watch %s: %v", m.cfg.Prefix, resp.Err())
+			}
+			drain(events)
+		case <-tick.C:
+		}
+	}
+}
+
+// drain swallows events already queued: one plan covers them all.
+func drain(ch clientv3.WatchChan) {
+	for {
+		select {
+		case <-ch:
+		default:
+			return
+		}
+	}
+}
+
+// step reads members and acknowledgements, plans, and publishes a change.
+func (m *Manager) step(ctx context.Context, l *leader.Leader, cur handoff.Map) (handoff.Map, error) {
+	members, acks, err := m.snapshot(ctx)
+	if err != nil {
+		return cur, err
+	}
+	next, err := Plan(cur, members, acks, m.cfg.Ring)
+	if err != nil {
+		return cur, err
+	}
+	if reflect.DeepEqual(next, cur) {
+		return cur, nil
+	}
+	b, _ := json.Marshal(shardmap.Doc{Partitions: m.cfg.Ring.Partitions, Map: next, Leader: m.cfg.Name})
+	ops := []clientv3.Op{clientv3.OpPut(m.keys.Map(), string(b))}
+	for p := range next {
+		if next[p].Owner != cur[p].Owner && cur[p].Owner != "" {
+			ops = append(ops, clientv3.OpDelete(m.keys.ReleasedKey(cur[p].Owner, p))) // consumed
+		}
+	}
+	if err := l.Write(ctx, ops...); err != nil {
+		return cur, err
+	}
+	moved := 0
+	for p := range next {
+		if next[p].Owner != cur[p].Owner {
+			moved++
+		}
+	}
+	m.log.Info("shard map published", "members", len(members), "moved", moved, "releasing", next.Moving())
+	if m.cfg.OnMap != nil {
+		m.cfg.OnMap(next)
+	}
+	return next, nil
+}
+
+func (m *Manager) snapshot(ctx context.Context) (map[string]member.Info, map[string]map[int]int64, error) {
+	resp, err := m.client.Get(ctx, m.cfg.Prefix+"/", clientv3.WithPrefix())
+	if err != nil {
+		return nil, nil, fmt.Errorf("read membership: %w", err)
+	}
+	members := map[string]member.Info{}
+	acks := map[string]map[int]int64{}
+	for _, kv := range resp.Kvs {
+		key := string(kv.Key)
+		switch {
+		case strings.HasPrefix(key, m.keys.Members()):
+			var info member.Info
+			if json.Unmarshal(kv.Value, &info) == nil && info.Name != "" {
+				members[info.Name] = info
+			}
+		case strings.HasPrefix(key, m.keys.Released()):
+			if name, p, epoch, ok := shardmap.ParseReleased(m.keys, key, kv.Value); ok {
+				if acks[name] == nil {
+					acks[name] = map[int]int64{}
+				}
+				acks[name][p] = epoch
+			}
+		}
+	}
+	return members, acks, nil
+}
