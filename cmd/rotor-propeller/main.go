@@ -110,7 +110,9 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(rotorscheme.Scheme, corev1.EventSource{Component: "rotor-propeller"})
-	ctrl = propeller.New(rotor, factory.Rotor().V1alpha1().Workflows(), exec, propeller.Options{Logger: log, Events: recorder, Resync: cfg.resync})
+	wfInformer := factory.Rotor().V1alpha1().Workflows()
+	ctrl = propeller.New(rotor, propeller.AllNamespaces(wfInformer), exec, propeller.Options{Logger: log, Events: recorder, Resync: cfg.resync})
+	ctrl.Watch(wfInformer.Informer())
 	clusters := factory.Rotor().V1alpha1().Clusters()
 	_, _ = clusters.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { syncCluster(ctx, registry, o.(*v1alpha1.Cluster), log) },

@@ -10,6 +10,7 @@ package propeller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -27,16 +28,15 @@ import (
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/executor"
 	versioned "github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
-	informers "github.com/rotor-dev/rotor/controller/generated/informers/externalversions/rotor/v1alpha1"
-	listers "github.com/rotor-dev/rotor/controller/generated/listers/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/plugins/pod"
 )
+
+var errLeaseExpired = errors.New("membership lease deadline passed: not writing")
 
 // Controller reconciles Workflows.
 type Controller struct {
 	client   versioned.Interface
-	lister   listers.WorkflowLister
-	synced   cache.InformerSynced
+	scope    Scope
 	queue    workqueue.TypedRateLimitingInterface[string]
 	exec     *executor.Executor
 	log      *slog.Logger
@@ -58,8 +58,9 @@ type Options struct {
 	Events record.EventRecorder
 }
 
-// New wires a controller to a Workflow informer.
-func New(client versioned.Interface, inf informers.WorkflowInformer, exec *executor.Executor, opts Options) *Controller {
+// New returns a controller over scope. Feed it Workflow events with
+// Enqueue (AllNamespaces: Watch does it) and pod events with EnqueuePod.
+func New(client versioned.Interface, scope Scope, exec *executor.Executor, opts Options) *Controller {
 	if opts.Resync == 0 {
 		opts.Resync = 30 * time.Second
 	}
@@ -70,19 +71,24 @@ func New(client versioned.Interface, inf informers.WorkflowInformer, exec *execu
 		opts.Events = &record.FakeRecorder{}
 	}
 	c := &Controller{
-		client: client, lister: inf.Lister(), synced: inf.Informer().HasSynced, exec: exec,
+		client: client, scope: scope, exec: exec,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "workflows"}),
 		log: opts.Logger, resync: opts.Resync, metrics: newMetrics(), observer: opts.Observer, events: opts.Events,
 	}
-	_, _ = inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueue,
-		UpdateFunc: func(_, o any) { c.enqueue(o) },
-	})
 	return c
 }
 
-func (c *Controller) enqueue(obj any) {
+// Watch feeds an informer's Workflow events to the controller.
+func (c *Controller) Watch(inf cache.SharedIndexInformer) {
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.Enqueue,
+		UpdateFunc: func(_, o any) { c.Enqueue(o) },
+	})
+}
+
+// Enqueue queues a Workflow (or its tombstone).
+func (c *Controller) Enqueue(obj any) {
 	key, err := cache.MetaNamespaceKeyFunc(obj)
 	if err != nil {
 		utilruntime.HandleError(err)
@@ -102,7 +108,7 @@ func (c *Controller) EnqueuePod(_ string, p *corev1.Pod) {
 func (c *Controller) Run(ctx context.Context, workers int) error {
 	defer utilruntime.HandleCrash()
 	defer c.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
+	if !cache.WaitForCacheSync(ctx.Done(), c.scope.HasSynced) {
 		return fmt.Errorf("workflow cache did not sync")
 	}
 	c.log.Info("propeller workers starting", "workers", workers)
@@ -147,17 +153,33 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	if err != nil {
 		return 0, nil
 	}
-	cached, err := c.lister.Workflows(ns).Get(name)
+	epoch, release, owned := c.scope.Acquire(ns)
+	if !owned {
+		return 0, nil // another replica's namespace
+	}
+	defer release()
+	cached, err := c.scope.Get(ns, name)
 	if apierrors.IsNotFound(err) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, err
 	}
+	if cached.Status.ShardEpoch > epoch {
+		// A newer owner wrote this object: we are not its writer any more.
+		c.scope.Fenced(ns, cached.Status.ShardEpoch)
+		return 0, nil
+	}
 	if cached.DeletionTimestamp != nil {
+		if !c.scope.CanWrite() {
+			return 0, errLeaseExpired
+		}
 		return 0, c.finalize(ctx, cached)
 	}
 	if !hasFinalizer(cached) {
+		if !c.scope.CanWrite() {
+			return 0, errLeaseExpired
+		}
 		// The finalizer goes on before the first pod exists, so no pod can
 		// outlive a deleted workflow. The update's event brings us back.
 		wf := cached.DeepCopy()
@@ -178,6 +200,12 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	wf := cached.DeepCopy()
 	res, rerr := c.exec.Reconcile(ctx, wf)
 	if !equality.Semantic.DeepEqual(cached.Status, wf.Status) {
+		wf.Status.ShardEpoch = epoch
+		if !c.scope.CanWrite() {
+			// The round ran past the lease deadline: its work is redone by
+			// whoever owns the partition now (every step is idempotent).
+			return 0, errLeaseExpired
+		}
 		updated, err := c.client.RotorV1alpha1().Workflows(ns).UpdateStatus(ctx, wf, metav1.UpdateOptions{})
 		if err != nil {
 			// A conflict means our cache was stale: the next round reads

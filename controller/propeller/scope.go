@@ -1,0 +1,49 @@
+package propeller
+
+import (
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+	informers "github.com/rotor-dev/rotor/controller/generated/informers/externalversions/rotor/v1alpha1"
+	listers "github.com/rotor-dev/rotor/controller/generated/listers/rotor/v1alpha1"
+)
+
+// Scope is what a replica may reconcile: which namespaces, at which
+// partition epoch, and whether its lease still lets it write. A sharded
+// replica's scope follows the shard map; an unsharded one owns everything
+// at epoch 0.
+type Scope interface {
+	// Acquire marks a round in flight on namespace and returns the epoch
+	// to stamp on writes; ok is false when the namespace is not ours (the
+	// round is dropped). release must be called when the round ends.
+	Acquire(namespace string) (epoch int64, release func(), ok bool)
+	// Get returns a cached Workflow of an acquired namespace.
+	Get(namespace, name string) (*v1alpha1.Workflow, error)
+	// CanWrite reports whether the lease still allows writing now.
+	CanWrite() bool
+	// Fenced reports an object carrying a newer epoch than ours: another
+	// replica owns the namespace's partition now.
+	Fenced(namespace string, seen int64)
+	// HasSynced reports whether the caches of the scope are filled.
+	HasSynced() bool
+}
+
+// everything is the scope of an unsharded replica.
+type everything struct {
+	lister listers.WorkflowLister
+	synced cache.InformerSynced
+}
+
+// AllNamespaces is the scope of a single unsharded replica, fed by one
+// cluster-wide Workflow informer.
+func AllNamespaces(inf informers.WorkflowInformer) Scope {
+	return &everything{lister: inf.Lister(), synced: inf.Informer().HasSynced}
+}
+
+func (e *everything) Acquire(string) (int64, func(), bool) { return 0, func() {}, true }
+func (e *everything) Get(ns, name string) (*v1alpha1.Workflow, error) {
+	return e.lister.Workflows(ns).Get(name)
+}
+func (e *everything) CanWrite() bool       { return true }
+func (e *everything) Fenced(string, int64) {}
+func (e *everything) HasSynced() bool      { return e.synced() }
