@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -29,6 +30,13 @@ type config struct {
 	httpAllowed              string
 	httpTimeout              time.Duration
 
+	sharded     bool
+	name        string
+	partitions  int
+	leaseTTL    time.Duration
+	shardPrefix string
+	drainWait   time.Duration
+
 	pod  pod.Config
 	http rotorhttp.Config
 }
@@ -45,12 +53,36 @@ func (c *config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.interruptibleSelector, "interruptible-node-selector", "", "node selector added to interruptible attempts, k=v[,k=v]")
 	fs.StringVar(&c.httpAllowed, "http-allowed-url-prefixes", "", "comma-separated URL prefixes http tasks may call (empty: any)")
 	fs.DurationVar(&c.httpTimeout, "http-timeout", 30*time.Second, "timeout of one request of an http task")
+	fs.BoolVar(&c.sharded, "shard", false, "reconcile only the partitions the shard manager assigns (needs --etcd-endpoints)")
+	fs.StringVar(&c.name, "name", "", "replica name in the membership (default: the host name)")
+	fs.IntVar(&c.partitions, "partitions", 256, "number of partitions; fixed at install, the same on every manager and replica")
+	fs.DurationVar(&c.leaseTTL, "lease-ttl", 10*time.Second, "membership lease TTL: a replica that stops renewing is replaced after this long")
+	fs.StringVar(&c.shardPrefix, "shard-prefix", "/rotor", "etcd prefix of the shard map and membership")
+	fs.DurationVar(&c.drainWait, "drain-timeout", 60*time.Second, "on SIGTERM, how long to wait for this replica's partitions to be handed over")
 	fs.StringVar(&c.interruptibleTolerations, "interruptible-tolerations", "", "tolerations added to interruptible attempts, key[=value]:Effect[,...]")
 }
 
 func (c *config) validate() error {
 	if c.workers < 1 {
 		return fmt.Errorf("--workers must be at least 1, got %d", c.workers)
+	}
+	if c.sharded {
+		if c.etcdEndpoints == "" {
+			return fmt.Errorf("--shard needs --etcd-endpoints")
+		}
+		if c.leaseTTL < 2*time.Second {
+			return fmt.Errorf("--lease-ttl must be at least 2s, got %s", c.leaseTTL)
+		}
+		if c.partitions < 1 {
+			return fmt.Errorf("--partitions must be at least 1, got %d", c.partitions)
+		}
+		if c.name == "" {
+			h, err := os.Hostname()
+			if err != nil {
+				return fmt.Errorf("--name not given and no host name: %w", err)
+			}
+			c.name = h
+		}
 	}
 	if c.resync < time.Second {
 		return fmt.Errorf("--resync must be at least 1s, got %s", c.resync)

@@ -37,9 +37,12 @@ import (
 	rotorlisters "github.com/rotor-dev/rotor/controller/generated/listers/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/propeller"
 	"github.com/rotor-dev/rotor/controller/taskcache"
+	"github.com/rotor-dev/rotor/manager/shardmap"
 	"github.com/rotor-dev/rotor/plugins"
 	rotorhttp "github.com/rotor-dev/rotor/plugins/http"
 	"github.com/rotor-dev/rotor/plugins/pod"
+	"github.com/rotor-dev/rotor/shard"
+	"github.com/rotor-dev/rotor/shard/member"
 )
 
 func main() {
@@ -88,10 +91,12 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	registry := cluster.NewRegistry(kube, cfg.namespace, func(name string, p *corev1.Pod) { ctrl.EnqueuePod(name, p) }, log)
 	defer registry.Stop()
 	var taskCache executor.Cache
+	var etcd *clientv3.Client
 	if cfg.etcdEndpoints != "" {
-		etcd, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(cfg.etcdEndpoints, ","), DialTimeout: 5 * time.Second})
+		var err error
+		etcd, err = clientv3.New(clientv3.Config{Endpoints: strings.Split(cfg.etcdEndpoints, ","), DialTimeout: 5 * time.Second})
 		if err != nil {
-			return fmt.Errorf("connect to etcd %s for the task cache: %w", cfg.etcdEndpoints, err)
+			return fmt.Errorf("connect to etcd %s: %w", cfg.etcdEndpoints, err)
 		}
 		defer etcd.Close()
 		taskCache = taskcache.NewStore(etcd, cfg.cachePrefix)
@@ -101,7 +106,6 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	exec := &executor.Executor{
 		Plugins: plugins.NewRegistry(pod.New(cfg.pod), rotorhttp.New(cfg.http)), Clusters: registry, Clock: clock.RealClock{},
 		Templates: templateGetter{templates.Lister()}, MaxSystemRetries: 5,
-		Workflows: workflowGetter{factory.Rotor().V1alpha1().Workflows().Lister()},
 	}
 	if taskCache != nil {
 		exec.Cache = taskCache
@@ -110,9 +114,34 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(rotorscheme.Scheme, corev1.EventSource{Component: "rotor-propeller"})
-	wfInformer := factory.Rotor().V1alpha1().Workflows()
-	ctrl = propeller.New(rotor, propeller.AllNamespaces(wfInformer), exec, propeller.Options{Logger: log, Events: recorder, Resync: cfg.resync})
-	ctrl.Watch(wfInformer.Informer())
+	opts := propeller.Options{Logger: log, Events: recorder, Resync: cfg.resync}
+	kubeFactory := informers.NewSharedInformerFactory(kube, 0)
+	namespaces := kubeFactory.Core().V1().Namespaces()
+	var replica *shard.Replica
+	var mem *member.Member
+	if cfg.sharded {
+		var err error
+		mem, err = member.Join(ctx, etcd, member.Config{
+			Prefix: shardmap.Keys{Prefix: cfg.shardPrefix}.Members(), Info: member.Info{Name: cfg.name, Weight: 1},
+			TTL: cfg.leaseTTL, Logger: log,
+		})
+		if err != nil {
+			return err
+		}
+		replica = shard.New(shard.Config{
+			Name: cfg.name, Keys: shardmap.Keys{Prefix: cfg.shardPrefix}, Partitions: cfg.partitions, Etcd: etcd,
+			Member: mem, Rotor: rotor, Namespaces: namespaces.Lister(), Enqueue: func(o any) { ctrl.Enqueue(o) }, Logger: log,
+		})
+		ctrl = propeller.New(rotor, replica, exec, opts)
+		exec.Workflows = scopeWorkflows{replica}
+		log.Info("sharded replica joined", "name", cfg.name, "partitions", cfg.partitions, "leaseTTL", cfg.leaseTTL)
+	} else {
+		wfInformer := factory.Rotor().V1alpha1().Workflows()
+		scope := propeller.AllNamespaces(wfInformer)
+		ctrl = propeller.New(rotor, scope, exec, opts)
+		exec.Workflows = scopeWorkflows{scope}
+		ctrl.Watch(wfInformer.Informer())
+	}
 	clusters := factory.Rotor().V1alpha1().Clusters()
 	_, _ = clusters.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { syncCluster(ctx, registry, o.(*v1alpha1.Cluster), log) },
@@ -123,8 +152,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 			}
 		},
 	})
-	kubeFactory := informers.NewSharedInformerFactory(kube, 0)
-	exec.Quota = cluster.NewQuota(registry, kubeFactory.Core().V1().Namespaces().Lister(), time.Now)
+	exec.Quota = cluster.NewQuota(registry, namespaces.Lister(), time.Now)
 	kubeFactory.Start(ctx.Done())
 	for t, ok := range kubeFactory.WaitForCacheSync(ctx.Done()) {
 		if !ok {
@@ -137,8 +165,44 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 			return fmt.Errorf("cache for %v did not sync", t)
 		}
 	}
+	if !cfg.sharded {
+		ready.Store(true)
+		return ctrl.Run(ctx, cfg.workers)
+	}
+	return runSharded(ctx, cfg, ctrl, replica, mem, &ready, log)
+}
+
+// runSharded runs the controller over the replica's shard. A lost lease
+// ends the process: a supervisor restarts it and it joins afresh. SIGTERM
+// asks the manager to move every partition away first (a graceful drain).
+func runSharded(ctx context.Context, cfg config, ctrl *propeller.Controller, replica *shard.Replica, mem *member.Member, ready *atomic.Bool, log *slog.Logger) error {
+	work, stopWork := context.WithCancel(context.Background())
+	defer stopWork()
+	memberDone := make(chan error, 1)
+	go func() { memberDone <- mem.Run(work) }()
+	replicaDone := make(chan error, 1)
+	go func() { replicaDone <- replica.Run(work) }()
+	go func() { _ = ctrl.Run(work, cfg.workers) }()
 	ready.Store(true)
-	return ctrl.Run(ctx, cfg.workers)
+	select {
+	case err := <-memberDone:
+		return fmt.Errorf("replica %s: %w", cfg.name, err)
+	case err := <-replicaDone:
+		return fmt.Errorf("replica %s: %w", cfg.name, err)
+	case <-ctx.Done():
+	}
+	log.Info("draining: asking the manager to move this replica's partitions", "timeout", cfg.drainWait)
+	dctx, cancel := context.WithTimeout(context.Background(), cfg.drainWait)
+	defer cancel()
+	if err := mem.SetDraining(dctx, true); err != nil {
+		log.Warn("could not ask for a drain; leaving at once", "err", err)
+		return nil
+	}
+	for replica.Owned() > 0 && dctx.Err() == nil {
+		time.Sleep(100 * time.Millisecond)
+	}
+	log.Info("drained; leaving the membership", "left", replica.Owned())
+	return nil
 }
 
 func syncCluster(ctx context.Context, r *cluster.Registry, c *v1alpha1.Cluster, log *slog.Logger) {
@@ -185,11 +249,10 @@ func (t templateGetter) Get(namespace, name string) (*v1alpha1.WorkflowTemplate,
 	return t.lister.WorkflowTemplates(namespace).Get(name)
 }
 
-// workflowGetter reads Workflows from the informer cache (recovery).
-type workflowGetter struct {
-	lister rotorlisters.WorkflowLister
-}
+// scopeWorkflows reads Workflows through the replica's scope (recovery
+// reads an earlier execution in the same namespace, so the same shard).
+type scopeWorkflows struct{ scope propeller.Scope }
 
-func (w workflowGetter) Get(namespace, name string) (*v1alpha1.Workflow, error) {
-	return w.lister.Workflows(namespace).Get(name)
+func (w scopeWorkflows) Get(namespace, name string) (*v1alpha1.Workflow, error) {
+	return w.scope.Get(namespace, name)
 }

@@ -39,7 +39,7 @@ func devCmd() *cobra.Command {
 	up.Flags().StringVar(&f.binDir, "bin-dir", "bin", "folder with etcd, kube-apiserver, kube-scheduler, kwok and the rotor binaries ('make tools build' fills it)")
 	up.Flags().StringVar(&f.crdDir, "crd-dir", "charts/rotor/crds", "folder with Rotor's CRD YAML")
 	up.Flags().IntVar(&f.clusters, "clusters", 2, "number of target clusters")
-	up.Flags().IntVar(&f.replicas, "replicas", 1, "number of rotor-propeller replicas")
+	up.Flags().IntVar(&f.replicas, "replicas", 1, "number of rotor-propeller replicas; more than one runs two rotor-managers and shards the namespaces")
 	up.Flags().StringVar(&f.runtime, "runtime", "process", "node runtime of the targets: process (runs commands locally) or kwok (simulated)")
 	up.Flags().BoolVar(&f.detach, "detach", false, "leave the sandbox running in the background and return")
 	status := &cobra.Command{
@@ -60,13 +60,13 @@ func devUp(ctx context.Context, out io.Writer, f *devFlags) error {
 	if f.clusters < 1 {
 		return fmt.Errorf("--clusters must be at least 1")
 	}
-	if f.replicas != 1 {
-		return fmt.Errorf("--replicas %d: only 1 replica is supported until sharding lands (issue 4); more replicas would all reconcile every workflow", f.replicas)
+	if f.replicas < 1 {
+		return fmt.Errorf("--replicas must be at least 1")
 	}
 	if env, err := localcluster.Load(f.dir); err == nil && anyAlive(env) {
 		return fmt.Errorf("a sandbox is already running in %s: run 'rotor dev down' first", f.dir)
 	}
-	for _, b := range []string{"etcd", "kube-apiserver", "kube-scheduler", "kwok", "rotor-propeller", "rotor-nodeagent"} {
+	for _, b := range []string{"etcd", "kube-apiserver", "kube-scheduler", "kwok", "rotor-propeller", "rotor-manager", "rotor-nodeagent"} {
 		if _, err := os.Stat(filepath.Join(f.binDir, b)); err != nil {
 			return fmt.Errorf("%s is missing from %s: run 'make tools build' first", b, f.binDir)
 		}
@@ -122,8 +122,20 @@ func setupRotor(ctx context.Context, env *localcluster.Env, replicas int) error 
 	if err := env.RegisterTargets(ctx); err != nil {
 		return err
 	}
+	if replicas == 1 {
+		_, err := env.StartPropeller(0)
+		return err
+	}
+	// Several replicas shard the namespaces: two managers (one leads) and
+	// sharded replicas with the production lease TTL.
+	o := localcluster.ShardingOptions{Partitions: 256, LeaseTTL: 10 * time.Second}
+	for i := 0; i < 2; i++ {
+		if _, err := env.StartManager(i, o); err != nil {
+			return err
+		}
+	}
 	for i := 0; i < replicas; i++ {
-		if _, err := env.StartPropeller(i); err != nil {
+		if _, err := env.StartShardedPropeller(i, o); err != nil {
 			return err
 		}
 	}

@@ -26,6 +26,11 @@ type Options struct {
 	Replicas int
 	// NoRotor starts only the clusters.
 	NoRotor bool
+	// Sharded runs Managers rotor-manager instances and the replicas in
+	// sharded mode.
+	Sharded  bool
+	Managers int
+	Sharding localcluster.ShardingOptions
 }
 
 // Env is a running environment with admin clients.
@@ -99,8 +104,20 @@ func Start(ctx context.Context, dir string, opts Options) (*Env, error) {
 		le.Stop()
 		return nil, err
 	}
+	for i := 0; i < opts.Managers && opts.Sharded; i++ {
+		if _, err := le.StartManager(i, opts.Sharding); err != nil {
+			le.Stop()
+			return nil, err
+		}
+	}
 	for i := 0; i < opts.Replicas; i++ {
-		if _, err := le.StartPropeller(i); err != nil {
+		start := le.StartPropeller
+		if opts.Sharded {
+			start = func(i int, _ ...string) (*localcluster.Process, error) {
+				return le.StartShardedPropeller(i, opts.Sharding)
+			}
+		}
+		if _, err := start(i); err != nil {
 			le.Stop()
 			return nil, err
 		}

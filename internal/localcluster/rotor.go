@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -107,4 +108,46 @@ func (e *Env) StartPropeller(i int, extraArgs ...string) (*Process, error) {
 	args := append([]string{"--kubeconfig=" + kc, "--namespace=" + RotorNamespace,
 		"--listen=127.0.0.1:" + strconv.Itoa(port), "--etcd-endpoints=" + e.EtcdEndpoint}, extraArgs...)
 	return e.StartProcess(name, "rotor-propeller", args, nil)
+}
+
+// ShardPrefix is the etcd prefix of the sandbox's shard map.
+const ShardPrefix = "/rotor"
+
+// ShardingOptions configure sharded Rotor processes.
+type ShardingOptions struct {
+	Partitions int
+	// LeaseTTL of replicas and managers (default 3s: fast tests).
+	LeaseTTL time.Duration
+}
+
+func (o *ShardingOptions) defaults() {
+	if o.Partitions == 0 {
+		o.Partitions = 64
+	}
+	if o.LeaseTTL == 0 {
+		o.LeaseTTL = 3 * time.Second
+	}
+}
+
+// StartManager starts instance i of rotor-manager.
+func (e *Env) StartManager(i int, o ShardingOptions) (*Process, error) {
+	o.defaults()
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	name := "rotor-manager-" + strconv.Itoa(i)
+	return e.StartProcess(name, "rotor-manager", []string{
+		"--etcd-endpoints=" + e.EtcdEndpoint, "--name=" + name, "--shard-prefix=" + ShardPrefix,
+		"--partitions=" + strconv.Itoa(o.Partitions), "--session-ttl=" + o.LeaseTTL.String(),
+		"--listen=127.0.0.1:" + strconv.Itoa(port),
+	}, nil)
+}
+
+// StartShardedPropeller starts replica i of rotor-propeller in sharded mode.
+func (e *Env) StartShardedPropeller(i int, o ShardingOptions) (*Process, error) {
+	o.defaults()
+	return e.StartPropeller(i, "--shard", "--name=rotor-propeller-"+strconv.Itoa(i),
+		"--partitions="+strconv.Itoa(o.Partitions), "--lease-ttl="+o.LeaseTTL.String(),
+		"--shard-prefix="+ShardPrefix, "--drain-timeout=30s")
 }

@@ -1,0 +1,223 @@
+// Package sharding tests Rotor with several sharded replicas and two shard
+// managers on real apiservers and etcd, and reads the control apiserver's
+// audit log to check who wrote what.
+package sharding
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+	"github.com/rotor-dev/rotor/controller/manifest"
+	"github.com/rotor-dev/rotor/e2e/harness"
+	"github.com/rotor-dev/rotor/internal/localcluster"
+	"github.com/rotor-dev/rotor/manager/shardmap"
+)
+
+const chain = `apiVersion: rotor.dev/v1alpha1
+kind: Workflow
+metadata: {name: NAME}
+spec:
+  tasks:
+    step:
+      inputs: {i: integer}
+      outputs: {v: integer}
+      metadata: {annotations: {sim.rotor.dev/outputs: '{"v": 1}'}}
+      container: {image: busybox}
+  nodes:
+  - {name: a, task: step, inputs: {i: 0}}
+  - {name: b, task: step, inputs: {i: "{{nodes.a.outputs.v}}"}}
+`
+
+// waitStableMap waits until the shard map gives every partition to one of
+// n replicas with nothing moving, and returns it.
+func waitStableMap(t *testing.T, env *harness.Env, n int) *shardmap.Doc {
+	t.Helper()
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{env.EtcdEndpoint}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var doc *shardmap.Doc
+	err = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		resp, err := c.Get(ctx, shardmap.Keys{Prefix: localcluster.ShardPrefix}.Map())
+		if err != nil || len(resp.Kvs) == 0 {
+			return false, nil
+		}
+		if doc, err = shardmap.Decode(resp.Kvs[0].Value); err != nil {
+			return false, nil
+		}
+		owners := map[string]bool{}
+		for _, p := range doc.Map {
+			if p.Owner == "" {
+				return false, nil
+			}
+			owners[p.Owner] = true
+		}
+		return doc.Map.Moving() == 0 && len(owners) == n, nil
+	})
+	if err != nil {
+		t.Fatalf("shard map not stable over %d replicas: %+v", n, doc)
+	}
+	return doc
+}
+
+func submitMany(t *testing.T, env *harness.Env, namespaces, perNamespace int) []*v1alpha1.Workflow {
+	t.Helper()
+	ctx := context.Background()
+	var out []*v1alpha1.Workflow
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make(chan error, namespaces)
+	for n := 0; n < namespaces; n++ {
+		ns := fmt.Sprintf("tenant-%02d", n)
+		if err := env.CreateNamespaces(ctx, ns); err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			for i := 0; i < perNamespace; i++ {
+				wf := &v1alpha1.Workflow{}
+				if err := manifest.Unmarshal([]byte(strings.Replace(chain, "NAME", fmt.Sprintf("wf-%02d", i), 1)), wf); err != nil {
+					errs <- err
+					return
+				}
+				created, err := env.Rotor.RotorV1alpha1().Workflows(ns).Create(ctx, wf, metav1.CreateOptions{})
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				out = append(out, created)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func waitAllDone(t *testing.T, env *harness.Env, want int, timeout time.Duration) []v1alpha1.Workflow {
+	t.Helper()
+	var items []v1alpha1.Workflow
+	done := 0
+	err := wait.PollUntilContextTimeout(context.Background(), time.Second, timeout, true, func(ctx context.Context) (bool, error) {
+		list, err := env.Rotor.RotorV1alpha1().Workflows("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil
+		}
+		items, done = list.Items, 0
+		for _, wf := range items {
+			if wf.Status.Phase.IsTerminal() {
+				done++
+			}
+		}
+		return done == want, nil
+	})
+	if err != nil {
+		env.Report(t)
+		t.Fatalf("%d of %d workflows done after %s", done, want, timeout)
+	}
+	return items
+}
+
+// auditWrite is one successful write of a workflow's status.
+type auditWrite struct {
+	User string
+	At   time.Time
+}
+
+// statusWriters reads the audit log: successful writes of workflows and
+// workflows/status, per namespace/name, in order.
+func statusWriters(t *testing.T, path string) map[string][]auditWrite {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("audit log: %v", err)
+	}
+	defer f.Close()
+	out := map[string][]auditWrite{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var ev struct {
+			Stage string `json:"stage"`
+			Verb  string `json:"verb"`
+			User  struct {
+				Username string `json:"username"`
+			} `json:"user"`
+			ObjectRef struct {
+				Resource, Namespace, Name, Subresource string
+			} `json:"objectRef"`
+			ResponseStatus struct {
+				Code int `json:"code"`
+			} `json:"responseStatus"`
+			StageTimestamp time.Time `json:"stageTimestamp"`
+		}
+		if json.Unmarshal(sc.Bytes(), &ev) != nil || ev.Stage != "ResponseComplete" || ev.ResponseStatus.Code >= 300 {
+			continue
+		}
+		if ev.ObjectRef.Resource != "workflows" || (ev.Verb != "update" && ev.Verb != "patch") {
+			continue
+		}
+		if !strings.HasPrefix(ev.User.Username, "rotor-propeller-") {
+			continue
+		}
+		key := ev.ObjectRef.Namespace + "/" + ev.ObjectRef.Name
+		out[key] = append(out[key], auditWrite{User: ev.User.Username, At: ev.StageTimestamp})
+	}
+	return out
+}
+
+// TestShardedReplicasOneWriterEach: 3 replicas, 60 namespaces, 600
+// workflows: all succeed, each replica reconciles only its shard, and the
+// audit log shows every workflow written by exactly one replica.
+func TestShardedReplicasOneWriterEach(t *testing.T) {
+	env := harness.New(t, harness.Options{Targets: 1, Runtime: localcluster.RuntimeKwok, Replicas: 3, Sharded: true, Managers: 2})
+	doc := waitStableMap(t, env, 3)
+	loads := map[string]int{}
+	for _, p := range doc.Map {
+		loads[p.Owner]++
+	}
+	t.Logf("shard map: %d partitions over 3 replicas: %v", len(doc.Map), loads)
+	start := time.Now()
+	submitMany(t, env, 60, 10)
+	items := waitAllDone(t, env, 600, 5*time.Minute)
+	t.Logf("600 workflows (1,200 task nodes) done in %s", time.Since(start).Round(time.Second))
+	for _, wf := range items {
+		if wf.Status.Phase != v1alpha1.WorkflowSucceeded || wf.Status.ShardEpoch == 0 {
+			t.Fatalf("%s/%s: %s at epoch %d (%s)", wf.Namespace, wf.Name, wf.Status.Phase, wf.Status.ShardEpoch, wf.Status.Message)
+		}
+	}
+	time.Sleep(2 * time.Second) // the audit log is flushed in batches
+	writers := statusWriters(t, env.Control.AuditLog)
+	perReplica := map[string]int{}
+	for _, wf := range items {
+		key := wf.Namespace + "/" + wf.Name
+		users := map[string]bool{}
+		for _, w := range writers[key] {
+			users[w.User] = true
+		}
+		if len(users) != 1 {
+			t.Errorf("%s written by %v, want exactly one replica", key, users)
+		}
+		for u := range users {
+			perReplica[u]++
+		}
+	}
+	t.Logf("workflows per writing replica (audit log): %v", perReplica)
+}
