@@ -119,6 +119,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	namespaces := kubeFactory.Core().V1().Namespaces()
 	var replica *shard.Replica
 	var mem *member.Member
+	memberDone := make(chan error, 1)
 	if cfg.sharded {
 		var err error
 		mem, err = member.Join(ctx, etcd, member.Config{
@@ -128,6 +129,10 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
+		// Renew from the start: syncing caches can take longer than a TTL.
+		memberCtx, stopMember := context.WithCancel(context.Background())
+		defer stopMember()
+		go func() { memberDone <- mem.Run(memberCtx) }()
 		replica = shard.New(shard.Config{
 			Name: cfg.name, Keys: shardmap.Keys{Prefix: cfg.shardPrefix}, Partitions: cfg.partitions, Etcd: etcd,
 			Member: mem, Rotor: rotor, Namespaces: namespaces.Lister(), Enqueue: func(o any) { ctrl.Enqueue(o) }, Logger: log,
@@ -169,17 +174,15 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		ready.Store(true)
 		return ctrl.Run(ctx, cfg.workers)
 	}
-	return runSharded(ctx, cfg, ctrl, replica, mem, &ready, log)
+	return runSharded(ctx, cfg, ctrl, replica, mem, memberDone, &ready, log)
 }
 
 // runSharded runs the controller over the replica's shard. A lost lease
 // ends the process: a supervisor restarts it and it joins afresh. SIGTERM
 // asks the manager to move every partition away first (a graceful drain).
-func runSharded(ctx context.Context, cfg config, ctrl *propeller.Controller, replica *shard.Replica, mem *member.Member, ready *atomic.Bool, log *slog.Logger) error {
+func runSharded(ctx context.Context, cfg config, ctrl *propeller.Controller, replica *shard.Replica, mem *member.Member, memberDone <-chan error, ready *atomic.Bool, log *slog.Logger) error {
 	work, stopWork := context.WithCancel(context.Background())
 	defer stopWork()
-	memberDone := make(chan error, 1)
-	go func() { memberDone <- mem.Run(work) }()
 	replicaDone := make(chan error, 1)
 	go func() { replicaDone <- replica.Run(work) }()
 	go func() { _ = ctrl.Run(work, cfg.workers) }()

@@ -73,7 +73,8 @@ func Start(ctx context.Context, dir string, opts Options) (*Env, error) {
 		bin = v
 	}
 	var users []string
-	for i := 0; i < opts.Replicas; i++ {
+	// Two spare identities, for replicas a test adds later.
+	for i := 0; i < opts.Replicas+2; i++ {
 		users = append(users, fmt.Sprintf("rotor-propeller-%d", i))
 	}
 	start := time.Now()
