@@ -10,8 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/rotor-dev/rotor/manager/autoscale"
 	"github.com/rotor-dev/rotor/manager/handoff"
 	"github.com/rotor-dev/rotor/manager/leader"
 	"github.com/rotor-dev/rotor/manager/ring"
@@ -33,6 +35,11 @@ type Config struct {
 	Logger *slog.Logger
 	// OnMap, if set, is called with every map this instance publishes.
 	OnMap func(handoff.Map)
+	// Autoscale turns the replicas' reported load into a desired count.
+	Autoscale autoscale.Config
+	// Scale, if set, applies the desired count (e.g. a StatefulSet's
+	// scale subresource); called by the leader when the count changes.
+	Scale func(ctx context.Context, replicas int) error
 }
 
 // Manager campaigns, and while leading keeps the shard map current.
@@ -41,6 +48,9 @@ type Manager struct {
 	cfg    Config
 	keys   shardmap.Keys
 	log    *slog.Logger
+
+	samples []autoscale.Sample
+	applied int
 }
 
 // New returns a manager; Run starts it.
@@ -74,7 +84,10 @@ func (m *Manager) Run(ctx context.Context) error {
 			continue
 		}
 		m.log.Info("leading the shard manager")
+		isLeader.Set(1)
+		m.samples, m.applied = nil, 0
 		err = m.lead(ctx, l)
+		isLeader.Set(0)
 		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = l.Resign(rctx)
 		cancel()
@@ -138,6 +151,7 @@ func (m *Manager) step(ctx context.Context, l *leader.Leader, cur handoff.Map) (
 	if err != nil {
 		return cur, err
 	}
+	m.autoscale(ctx, members)
 	next, err := Plan(cur, members, acks, m.cfg.Ring)
 	if err != nil {
 		return cur, err
@@ -194,3 +208,45 @@ func (m *Manager) snapshot(ctx context.Context) (map[string]member.Info, map[str
 	}
 	return members, acks, nil
 }
+
+// autoscale records the load the members report and exports (and, with
+// Scale, applies) the desired replica count.
+func (m *Manager) autoscale(ctx context.Context, members map[string]member.Info) {
+	load := 0
+	for _, info := range members {
+		load += info.Workflows
+	}
+	now := time.Now()
+	m.samples = append(m.samples, autoscale.Sample{At: now, Workflows: load})
+	var desired int
+	desired, m.samples = autoscale.Desired(m.cfg.Autoscale, m.samples, now)
+	activeWorkflows.Set(float64(load))
+	desiredReplicas.Set(float64(desired))
+	liveReplicas.Set(float64(len(members)))
+	if m.cfg.Scale == nil || desired == m.applied {
+		return
+	}
+	if err := m.cfg.Scale(ctx, desired); err != nil {
+		m.log.Warn("applying the desired replica count failed", "desired", desired, "err", err)
+		return
+	}
+	m.log.Info("replica count set", "desired", desired, "activeWorkflows", load)
+	m.applied = desired
+}
+
+var (
+	desiredReplicas = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "rotor_manager_desired_replicas", Help: "Replicas the load calls for (autoscale signal).",
+	})
+	activeWorkflows = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "rotor_manager_active_workflows", Help: "Active workflows reported by all replicas.",
+	})
+	liveReplicas = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "rotor_manager_live_replicas", Help: "Replicas holding a membership lease.",
+	})
+	isLeader = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "rotor_manager_leader", Help: "1 while this instance leads.",
+	})
+)
+
+func init() { prometheus.MustRegister(desiredReplicas, activeWorkflows, liveReplicas, isLeader) }

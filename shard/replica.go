@@ -107,7 +107,10 @@ func (r *Replica) Run(ctx context.Context) error {
 				r.load(ev.Kv.Value)
 			}
 		case <-r.kick:
-		case <-tick.C: // re-send acknowledgements, pick up new namespaces
+		case <-tick.C: // re-send acknowledgements, pick up new namespaces, report load
+			if err := r.cfg.Member.SetLoad(ctx, r.ActiveWorkflows()); err != nil {
+				r.log.Warn("reporting load failed", "err", err)
+			}
 		}
 	}
 }
@@ -321,4 +324,24 @@ func (r *Replica) Owned() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.parts)
+}
+
+// ActiveWorkflows counts the workflows of the shard that have not ended.
+func (r *Replica) ActiveWorkflows() int {
+	r.mu.Lock()
+	watches := make([]*nsWatch, 0, len(r.watches))
+	for _, w := range r.watches {
+		watches = append(watches, w)
+	}
+	r.mu.Unlock()
+	n := 0
+	for _, w := range watches {
+		wfs, _ := w.lister.List(labels.Everything())
+		for _, wf := range wfs {
+			if !wf.Status.Phase.IsTerminal() {
+				n++
+			}
+		}
+	}
+	return n
 }

@@ -20,7 +20,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
 	"github.com/rotor-dev/rotor/manager"
+	"github.com/rotor-dev/rotor/manager/autoscale"
 	"github.com/rotor-dev/rotor/manager/ring"
 )
 
@@ -32,6 +37,14 @@ type config struct {
 	loadFactor float64
 	sessionTTL time.Duration
 	listen     string
+
+	targetPerReplica int
+	minReplicas      int
+	maxReplicas      int
+	scaleWindow      time.Duration
+	scaleTarget      string
+	kubeconfig       string
+	namespace        string
 }
 
 func main() {
@@ -43,6 +56,13 @@ func main() {
 	flag.Float64Var(&c.loadFactor, "load-factor", 1.25, "a replica holds at most this multiple of its fair share of partitions")
 	flag.DurationVar(&c.sessionTTL, "session-ttl", 10*time.Second, "election session TTL: how long a dead leader blocks the standby")
 	flag.StringVar(&c.listen, "listen", "127.0.0.1:9091", "address for /metrics and /healthz")
+	flag.IntVar(&c.targetPerReplica, "target-workflows-per-replica", 500, "active workflows one replica should carry (autoscale signal)")
+	flag.IntVar(&c.minReplicas, "min-replicas", 1, "lower bound of the desired replica count")
+	flag.IntVar(&c.maxReplicas, "max-replicas", 50, "upper bound of the desired replica count")
+	flag.DurationVar(&c.scaleWindow, "scale-down-window", 5*time.Minute, "the load must stay low this long before the desired count goes down")
+	flag.StringVar(&c.scaleTarget, "scale-target", "", "statefulset/NAME: set its replicas to the desired count (default: only export the metric)")
+	flag.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig of the control cluster, for --scale-target (default: in-cluster)")
+	flag.StringVar(&c.namespace, "namespace", "rotor-system", "namespace of the --scale-target")
 	flag.Parse()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	if err := c.validate(); err != nil {
@@ -69,6 +89,12 @@ func (c *config) validate() error {
 	}
 	if c.sessionTTL < 2*time.Second {
 		return fmt.Errorf("--session-ttl must be at least 2s, got %s", c.sessionTTL)
+	}
+	if c.targetPerReplica < 1 || c.minReplicas < 1 || c.maxReplicas < c.minReplicas {
+		return fmt.Errorf("need --target-workflows-per-replica ≥ 1 and 1 ≤ --min-replicas ≤ --max-replicas")
+	}
+	if c.scaleTarget != "" && !strings.HasPrefix(c.scaleTarget, "statefulset/") {
+		return fmt.Errorf("--scale-target %q: use statefulset/NAME", c.scaleTarget)
 	}
 	if c.name == "" {
 		h, err := os.Hostname()
@@ -97,8 +123,43 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	go func() { _ = srv.Serve(l) }()
 	defer srv.Close()
 	log.Info("rotor-manager starting", "name", c.name, "partitions", c.partitions, "listen", l.Addr().String())
-	return manager.New(etcd, manager.Config{
+	cfg := manager.Config{
 		Name: c.name, Prefix: c.prefix, SessionTTL: c.sessionTTL, Logger: log,
-		Ring: ring.Config{Partitions: c.partitions, LoadFactor: c.loadFactor},
-	}).Run(ctx)
+		Ring:      ring.Config{Partitions: c.partitions, LoadFactor: c.loadFactor},
+		Autoscale: autoscale.Config{TargetPerReplica: c.targetPerReplica, Min: c.minReplicas, Max: c.maxReplicas, Window: c.scaleWindow},
+	}
+	if c.scaleTarget != "" {
+		scale, err := statefulSetScaler(c)
+		if err != nil {
+			return err
+		}
+		cfg.Scale = scale
+	}
+	return manager.New(etcd, cfg).Run(ctx)
+}
+
+// statefulSetScaler sets a StatefulSet's replicas through its scale
+// subresource.
+func statefulSetScaler(c config) (func(context.Context, int) error, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig for --scale-target: %w", err)
+	}
+	kube, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	name := strings.TrimPrefix(c.scaleTarget, "statefulset/")
+	return func(ctx context.Context, n int) error {
+		sc, err := kube.AppsV1().StatefulSets(c.namespace).GetScale(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("read scale of statefulset %s/%s: %w", c.namespace, name, err)
+		}
+		if sc.Spec.Replicas == int32(n) {
+			return nil
+		}
+		sc.Spec.Replicas = int32(n)
+		_, err = kube.AppsV1().StatefulSets(c.namespace).UpdateScale(ctx, name, sc, metav1.UpdateOptions{})
+		return err
+	}, nil
 }

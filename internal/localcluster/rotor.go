@@ -118,6 +118,8 @@ type ShardingOptions struct {
 	Partitions int
 	// LeaseTTL of replicas and managers (default 3s: fast tests).
 	LeaseTTL time.Duration
+	// ManagerArgs are extra rotor-manager flags.
+	ManagerArgs []string
 }
 
 func (o *ShardingOptions) defaults() {
@@ -137,11 +139,12 @@ func (e *Env) StartManager(i int, o ShardingOptions) (*Process, error) {
 		return nil, err
 	}
 	name := "rotor-manager-" + strconv.Itoa(i)
-	return e.StartProcess(name, "rotor-manager", []string{
+	args := append([]string{
 		"--etcd-endpoints=" + e.EtcdEndpoint, "--name=" + name, "--shard-prefix=" + ShardPrefix,
 		"--partitions=" + strconv.Itoa(o.Partitions), "--session-ttl=" + o.LeaseTTL.String(),
-		"--listen=127.0.0.1:" + strconv.Itoa(port),
-	}, nil)
+		"--listen=127.0.0.1:" + strconv.Itoa(port), "--kubeconfig=" + e.Control.Kubeconfig, "--namespace=" + RotorNamespace,
+	}, o.ManagerArgs...)
+	return e.StartProcess(name, "rotor-manager", args, nil)
 }
 
 // StartShardedPropeller starts replica i of rotor-propeller in sharded mode.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -29,6 +30,9 @@ type Info struct {
 	Weight int    `json:"weight"`
 	// Draining asks the manager to move every partition away.
 	Draining bool `json:"draining,omitempty"`
+	// Workflows is the number of active workflows in the member's shard,
+	// for the autoscale signal.
+	Workflows int `json:"workflows,omitempty"`
 }
 
 // Member is one replica's membership. Run keeps it; Valid says whether the
@@ -43,6 +47,8 @@ type Member struct {
 	validity *lease.Validity
 	id       clientv3.LeaseID
 	lost     chan struct{}
+
+	mu sync.Mutex // guards info
 }
 
 // Config configures Join.
@@ -93,7 +99,9 @@ func Join(ctx context.Context, client *clientv3.Client, cfg Config) (*Member, er
 }
 
 func (m *Member) publish(ctx context.Context) error {
+	m.mu.Lock()
 	b, _ := json.Marshal(m.info)
+	m.mu.Unlock()
 	// Only under our own live lease: a member key never outlives its lease.
 	if _, err := m.client.Put(ctx, m.key, string(b), clientv3.WithLease(m.id)); err != nil {
 		return fmt.Errorf("member %s: publish %s: %w", m.info.Name, m.key, err)
@@ -113,7 +121,21 @@ func (m *Member) Lost() <-chan struct{} { return m.lost }
 
 // SetDraining republishes the member asking for (or cancelling) a drain.
 func (m *Member) SetDraining(ctx context.Context, draining bool) error {
+	m.mu.Lock()
 	m.info.Draining = draining
+	m.mu.Unlock()
+	return m.publish(ctx)
+}
+
+// SetLoad republishes the member with its current load, if it changed.
+func (m *Member) SetLoad(ctx context.Context, workflows int) error {
+	m.mu.Lock()
+	same := m.info.Workflows == workflows
+	m.info.Workflows = workflows
+	m.mu.Unlock()
+	if same {
+		return nil
+	}
 	return m.publish(ctx)
 }
 
