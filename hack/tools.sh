@@ -46,6 +46,10 @@ build hack/tools/gen "-s -w" \
   lister-gen=k8s.io/code-generator/cmd/lister-gen \
   informer-gen=k8s.io/code-generator/cmd/informer-gen \
   staticcheck=honnef.co/go/tools/cmd/staticcheck
+build hack/tools/proto "-s -w" \
+  buf=github.com/bufbuild/buf/cmd/buf \
+  protoc-gen-go=google.golang.org/protobuf/cmd/protoc-gen-go \
+  protoc-gen-go-grpc=google.golang.org/grpc/cmd/protoc-gen-go-grpc
 build hack/tools/etcd "-s -w" etcd=./cmd/etcd
 build hack/tools/kwok "-s -w" kwok=sigs.k8s.io/kwok/cmd/kwok
 build hack/tools/kube "$KUBE_LDFLAGS" \

@@ -10,7 +10,7 @@ API=$MOD/controller/apis/rotor/v1alpha1
 OUT=controller/generated
 HDR=hack/boilerplate.go.txt
 
-for t in controller-gen client-gen lister-gen informer-gen; do
+for t in controller-gen client-gen lister-gen informer-gen buf protoc-gen-go protoc-gen-go-grpc; do
   [[ -x "$BIN/$t" ]] || { echo "missing $BIN/$t: run 'make tools'" >&2; exit 1; }
 done
 
@@ -29,3 +29,7 @@ rm -rf "$OUT"
   --versioned-clientset-package "$MOD/$OUT/clientset/versioned" \
   --listers-package "$MOD/$OUT/listers" \
   --output-dir "$OUT/informers" --output-pkg "$MOD/$OUT/informers" "$API"
+
+echo "generate: admin API (buf, protoc-gen-go, protoc-gen-go-grpc)"
+rm -f manager/adminpb/*.pb.go
+PATH="$BIN:$PATH" "$BIN/buf" generate

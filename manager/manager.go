@@ -49,8 +49,9 @@ type Manager struct {
 	keys   shardmap.Keys
 	log    *slog.Logger
 
-	samples []autoscale.Sample
-	applied int
+	samples     []autoscale.Sample
+	applied     int
+	staleDrains []string
 }
 
 // New returns a manager; Run starts it.
@@ -152,6 +153,11 @@ func (m *Manager) step(ctx context.Context, l *leader.Leader, cur handoff.Map) (
 		return cur, err
 	}
 	m.autoscale(ctx, members)
+	for _, name := range m.staleDrains {
+		if err := l.Write(ctx, clientv3.OpDelete(m.keys.DrainKey(name))); err != nil {
+			return cur, err
+		}
+	}
 	next, err := Plan(cur, members, acks, m.cfg.Ring)
 	if err != nil {
 		return cur, err
@@ -189,9 +195,12 @@ func (m *Manager) snapshot(ctx context.Context) (map[string]member.Info, map[str
 	}
 	members := map[string]member.Info{}
 	acks := map[string]map[int]int64{}
+	drains := map[string]bool{}
 	for _, kv := range resp.Kvs {
 		key := string(kv.Key)
 		switch {
+		case strings.HasPrefix(key, m.keys.Drain()):
+			drains[strings.TrimPrefix(key, m.keys.Drain())] = true
 		case strings.HasPrefix(key, m.keys.Members()):
 			var info member.Info
 			if json.Unmarshal(kv.Value, &info) == nil && info.Name != "" {
@@ -204,6 +213,16 @@ func (m *Manager) snapshot(ctx context.Context) (map[string]member.Info, map[str
 				}
 				acks[name][p] = epoch
 			}
+		}
+	}
+	m.staleDrains = m.staleDrains[:0]
+	for name := range drains {
+		if info, ok := members[name]; ok {
+			info.Draining = true
+			members[name] = info
+		} else {
+			// The replica left: a restart under the same name starts afresh.
+			m.staleDrains = append(m.staleDrains, name)
 		}
 	}
 	return members, acks, nil

@@ -24,7 +24,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
 	"github.com/rotor-dev/rotor/manager"
+	"github.com/rotor-dev/rotor/manager/adminpb"
 	"github.com/rotor-dev/rotor/manager/autoscale"
 	"github.com/rotor-dev/rotor/manager/ring"
 )
@@ -45,6 +49,8 @@ type config struct {
 	scaleTarget      string
 	kubeconfig       string
 	namespace        string
+	adminListen      string
+	tlsCert, tlsKey  string
 }
 
 func main() {
@@ -63,6 +69,9 @@ func main() {
 	flag.StringVar(&c.scaleTarget, "scale-target", "", "statefulset/NAME: set its replicas to the desired count (default: only export the metric)")
 	flag.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig of the control cluster, for --scale-target (default: in-cluster)")
 	flag.StringVar(&c.namespace, "namespace", "rotor-system", "namespace of the --scale-target")
+	flag.StringVar(&c.adminListen, "admin-listen", "127.0.0.1:9092", "address of the gRPC admin API")
+	flag.StringVar(&c.tlsCert, "tls-cert-file", "", "TLS certificate of the admin API (required unless it listens on loopback)")
+	flag.StringVar(&c.tlsKey, "tls-key-file", "", "TLS key of the admin API")
 	flag.Parse()
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	if err := c.validate(); err != nil {
@@ -96,6 +105,12 @@ func (c *config) validate() error {
 	if c.scaleTarget != "" && !strings.HasPrefix(c.scaleTarget, "statefulset/") {
 		return fmt.Errorf("--scale-target %q: use statefulset/NAME", c.scaleTarget)
 	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return errors.New("give both --tls-cert-file and --tls-key-file, or neither")
+	}
+	if c.tlsCert == "" && !loopback(c.adminListen) {
+		return fmt.Errorf("--admin-listen %s is not a loopback address: give --tls-cert-file and --tls-key-file", c.adminListen)
+	}
 	if c.name == "" {
 		h, err := os.Hostname()
 		if err != nil {
@@ -122,6 +137,11 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	defer srv.Close()
+	stopAdmin, err := serveAdmin(c, etcd, log)
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
 	log.Info("rotor-manager starting", "name", c.name, "partitions", c.partitions, "listen", l.Addr().String())
 	cfg := manager.Config{
 		Name: c.name, Prefix: c.prefix, SessionTTL: c.sessionTTL, Logger: log,
@@ -162,4 +182,53 @@ func statefulSetScaler(c config) (func(context.Context, int) error, error) {
 		_, err = kube.AppsV1().StatefulSets(c.namespace).UpdateScale(ctx, name, sc, metav1.UpdateOptions{})
 		return err
 	}, nil
+}
+
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
+}
+
+// serveAdmin serves the gRPC admin API, with TLS when certificates are
+// given (validate allows plaintext only on loopback).
+func serveAdmin(c config, etcd *clientv3.Client, log *slog.Logger) (func(), error) {
+	var opts []grpc.ServerOption
+	if c.tlsCert != "" {
+		creds, err := credentials.NewServerTLSFromFile(c.tlsCert, c.tlsKey)
+		if err != nil {
+			return nil, fmt.Errorf("load admin TLS certificate: %w", err)
+		}
+		opts = append(opts, grpc.Creds(creds))
+	}
+	admin := manager.NewAdmin(etcd, c.prefix, c.partitions)
+	if rc, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig); err == nil {
+		if kube, err := kubernetes.NewForConfig(rc); err == nil {
+			admin.Namespaces = func() []string {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				list, err := kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+				if err != nil {
+					return nil
+				}
+				out := make([]string, 0, len(list.Items))
+				for _, ns := range list.Items {
+					out = append(out, ns.Name)
+				}
+				return out
+			}
+		}
+	}
+	srv := grpc.NewServer(opts...)
+	adminpb.RegisterAdminServer(srv, admin)
+	l, err := net.Listen("tcp", c.adminListen)
+	if err != nil {
+		return nil, fmt.Errorf("admin API: listen on %s: %w", c.adminListen, err)
+	}
+	log.Info("admin API serving", "addr", l.Addr().String(), "tls", c.tlsCert != "")
+	go func() { _ = srv.Serve(l) }()
+	return srv.Stop, nil
 }

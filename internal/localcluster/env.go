@@ -85,6 +85,8 @@ type Env struct {
 	Control      ClusterInfo   `json:"control"`
 	Targets      []ClusterInfo `json:"targets"`
 	Processes    []*Process    `json:"processes"`
+	// ManagerAdmin lists the admin API addresses of the managers started.
+	ManagerAdmin []string `json:"managerAdmin,omitempty"`
 	// Tokens maps user name to bearer token.
 	Tokens map[string]string `json:"tokens"`
 	CAPEM  []byte            `json:"caPEM"`

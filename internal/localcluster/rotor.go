@@ -138,8 +138,16 @@ func (e *Env) StartManager(i int, o ShardingOptions) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
+	admin, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	e.ManagerAdmin = append(e.ManagerAdmin, "127.0.0.1:"+strconv.Itoa(admin))
+	e.mu.Unlock()
 	name := "rotor-manager-" + strconv.Itoa(i)
 	args := append([]string{
+		"--admin-listen=127.0.0.1:" + strconv.Itoa(admin),
 		"--etcd-endpoints=" + e.EtcdEndpoint, "--name=" + name, "--shard-prefix=" + ShardPrefix,
 		"--partitions=" + strconv.Itoa(o.Partitions), "--session-ttl=" + o.LeaseTTL.String(),
 		"--listen=127.0.0.1:" + strconv.Itoa(port), "--kubeconfig=" + e.Control.Kubeconfig, "--namespace=" + RotorNamespace,

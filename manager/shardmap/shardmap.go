@@ -5,6 +5,7 @@
 //	PREFIX/shardmap             Doc (JSON), written only by the leader
 //	PREFIX/released/NAME/P      epoch a member released partition P at,
 //	                            under the member's lease
+//	PREFIX/drain/NAME           a drain request for a member (admin API)
 //	PREFIX/leader               the manager election
 package shardmap
 
@@ -36,6 +37,12 @@ func (k Keys) Released() string { return k.Prefix + "/released/" }
 func (k Keys) ReleasedKey(member string, partition int) string {
 	return k.Released() + member + "/" + strconv.Itoa(partition)
 }
+
+// Drain is the prefix of drain requests made through the admin API.
+func (k Keys) Drain() string { return k.Prefix + "/drain/" }
+
+// DrainKey is one drain request.
+func (k Keys) DrainKey(member string) string { return k.Drain() + member }
 
 // Leader is the election prefix.
 func (k Keys) Leader() string { return k.Prefix + "/leader" }

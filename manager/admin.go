@@ -1,0 +1,192 @@
+package manager
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/rotor-dev/rotor/manager/adminpb"
+	"github.com/rotor-dev/rotor/manager/ring"
+	"github.com/rotor-dev/rotor/manager/shardmap"
+	"github.com/rotor-dev/rotor/shard/member"
+)
+
+// Admin serves the admin API from etcd, so any manager instance answers.
+type Admin struct {
+	adminpb.UnimplementedAdminServer
+	client     *clientv3.Client
+	keys       shardmap.Keys
+	partitions int
+	// Namespaces, if set, lists the control cluster's namespaces, to show
+	// which ones each partition holds.
+	Namespaces func() []string
+}
+
+// NewAdmin returns the admin API over the layout under prefix.
+func NewAdmin(client *clientv3.Client, prefix string, partitions int) *Admin {
+	return &Admin{client: client, keys: shardmap.Keys{Prefix: prefix}, partitions: partitions}
+}
+
+// GetShardMap implements adminpb.AdminServer.
+func (a *Admin) GetShardMap(ctx context.Context, _ *adminpb.GetShardMapRequest) (*adminpb.ShardMap, error) {
+	doc, rev, err := shardmap.Load(ctx, a.client, a.keys, a.partitions)
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	return a.render(ctx, doc, rev)
+}
+
+func (a *Admin) render(ctx context.Context, doc *shardmap.Doc, rev int64) (*adminpb.ShardMap, error) {
+	resp, err := a.client.Get(ctx, a.keys.Prefix+"/", clientv3.WithPrefix())
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	infos := map[string]member.Info{}
+	drains := map[string]bool{}
+	for _, kv := range resp.Kvs {
+		key := string(kv.Key)
+		switch {
+		case strings.HasPrefix(key, a.keys.Members()):
+			var info member.Info
+			if json.Unmarshal(kv.Value, &info) == nil {
+				infos[info.Name] = info
+			}
+		case strings.HasPrefix(key, a.keys.Drain()):
+			drains[strings.TrimPrefix(key, a.keys.Drain())] = true
+		}
+	}
+	nsByPart := map[int][]string{}
+	if a.Namespaces != nil {
+		for _, ns := range a.Namespaces() {
+			p := ring.PartitionOf(ns, a.partitions)
+			nsByPart[p] = append(nsByPart[p], ns)
+		}
+	}
+	out := &adminpb.ShardMap{PartitionCount: int32(doc.Partitions), Leader: doc.Leader, Revision: rev}
+	counts := map[string]int32{}
+	for i, p := range doc.Map {
+		sort.Strings(nsByPart[i])
+		out.Partitions = append(out.Partitions, &adminpb.Partition{Index: int32(i), Owner: p.Owner, Epoch: p.Epoch, Next: p.Next, Namespaces: nsByPart[i]})
+		counts[p.Owner]++
+	}
+	names := make([]string, 0, len(infos))
+	for n := range infos {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		info := infos[n]
+		out.Members = append(out.Members, &adminpb.Member{Name: n, Weight: int32(info.Weight), Draining: info.Draining || drains[n],
+			Partitions: counts[n], Workflows: int32(info.Workflows)})
+	}
+	return out, nil
+}
+
+// WatchShardMap implements adminpb.AdminServer.
+func (a *Admin) WatchShardMap(_ *adminpb.WatchShardMapRequest, stream adminpb.Admin_WatchShardMapServer) error {
+	ctx := stream.Context()
+	doc, rev, err := shardmap.Load(ctx, a.client, a.keys, a.partitions)
+	if err != nil {
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	m, err := a.render(ctx, doc, rev)
+	if err != nil {
+		return err
+	}
+	if err := stream.Send(m); err != nil {
+		return err
+	}
+	for w := range a.client.Watch(ctx, a.keys.Map(), clientv3.WithRev(rev+1)) {
+		if err := w.Err(); err != nil {
+			return status.Error(codes.Unavailable, err.Error())
+		}
+		for _, ev := range w.Events {
+			doc, err := shardmap.Decode(ev.Kv.Value)
+			if err != nil {
+				continue
+			}
+			m, err := a.render(ctx, doc, ev.Kv.ModRevision)
+			if err != nil {
+				return err
+			}
+			if err := stream.Send(m); err != nil {
+				return err
+			}
+		}
+	}
+	return ctx.Err()
+}
+
+// DrainReplica implements adminpb.AdminServer.
+func (a *Admin) DrainReplica(ctx context.Context, req *adminpb.DrainReplicaRequest) (*adminpb.DrainReplicaResponse, error) {
+	if req.Replica == "" {
+		return nil, status.Error(codes.InvalidArgument, "replica is required")
+	}
+	resp, err := a.client.Get(ctx, a.keys.Members()+req.Replica)
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, status.Errorf(codes.NotFound, "no live replica %q: see rotor shards for the members", req.Replica)
+	}
+	if _, err := a.client.Put(ctx, a.keys.DrainKey(req.Replica), time.Now().UTC().Format(time.RFC3339)); err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	timeout := time.Duration(req.TimeoutSeconds) * time.Second
+	if timeout <= 0 {
+		timeout = time.Minute
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		left, err := a.owned(ctx, req.Replica)
+		if err != nil {
+			return nil, err
+		}
+		if !req.Wait || left == 0 {
+			return &adminpb.DrainReplicaResponse{Remaining: int32(left)}, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, status.Errorf(codes.DeadlineExceeded, "replica %s still owns %d partitions after %s", req.Replica, left, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (a *Admin) owned(ctx context.Context, replica string) (int, error) {
+	doc, _, err := shardmap.Load(ctx, a.client, a.keys, a.partitions)
+	if err != nil {
+		return 0, status.Error(codes.Unavailable, err.Error())
+	}
+	n := 0
+	for _, p := range doc.Map {
+		if p.Owner == replica {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Rebalance implements adminpb.AdminServer: drain requests are dropped,
+// so every live replica takes its share again.
+func (a *Admin) Rebalance(ctx context.Context, _ *adminpb.RebalanceRequest) (*adminpb.RebalanceResponse, error) {
+	if _, err := a.client.Delete(ctx, a.keys.Drain(), clientv3.WithPrefix()); err != nil {
+		return nil, status.Error(codes.Unavailable, fmt.Sprintf("clear drain requests: %v", err))
+	}
+	time.Sleep(500 * time.Millisecond) // let the leader replan
+	doc, _, err := shardmap.Load(ctx, a.client, a.keys, a.partitions)
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	return &adminpb.RebalanceResponse{Moving: int32(doc.Map.Moving())}, nil
+}
