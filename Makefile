@@ -20,8 +20,8 @@ generate: tools
 
 ## verify-generate: fail if generated files differ from a fresh regeneration
 verify-generate: generate
-	@if [[ -n "$$(git status --porcelain -- controller charts)" ]]; then \
-	  git status --porcelain -- controller charts; git diff --stat -- controller charts; \
+	@if [[ -n "$$(git status --porcelain -- controller charts manager/adminpb)" ]]; then \
+	  git status --porcelain -- controller charts manager/adminpb; git diff --stat -- controller charts manager/adminpb; \
 	  echo "generated files are stale: run 'make generate' and commit"; exit 1; fi
 	@echo "generated files are up to date"
 
