@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -202,6 +203,7 @@ func (r *Replica) syncWatches() {
 		}
 		f := rotorinformers.NewSharedInformerFactoryWithOptions(r.cfg.Rotor, 0, rotorinformers.WithNamespace(ns))
 		inf := f.Rotor().V1alpha1().Workflows()
+		_ = inf.Informer().SetTransform(StripManagedFields)
 		_, _ = inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    r.cfg.Enqueue,
 			UpdateFunc: func(_, o any) { r.cfg.Enqueue(o) },
@@ -344,4 +346,15 @@ func (r *Replica) ActiveWorkflows() int {
 		}
 	}
 	return n
+}
+
+// StripManagedFields drops managedFields from cached objects: the engine
+// never reads them, and they can be as large as the object itself.
+func StripManagedFields(obj any) (any, error) {
+	if m, ok := obj.(interface {
+		SetManagedFields([]metav1.ManagedFieldsEntry)
+	}); ok {
+		m.SetManagedFields(nil)
+	}
+	return obj, nil
 }

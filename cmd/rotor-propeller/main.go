@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -142,6 +143,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		log.Info("sharded replica joined", "name", cfg.name, "partitions", cfg.partitions, "leaseTTL", cfg.leaseTTL)
 	} else {
 		wfInformer := factory.Rotor().V1alpha1().Workflows()
+		_ = wfInformer.Informer().SetTransform(shard.StripManagedFields)
 		scope := propeller.AllNamespaces(wfInformer)
 		ctrl = propeller.New(rotor, scope, exec, opts)
 		exec.Workflows = scopeWorkflows{scope}
@@ -217,6 +219,10 @@ func syncCluster(ctx context.Context, r *cluster.Registry, c *v1alpha1.Cluster, 
 func serve(ctx context.Context, addr string, ready *atomic.Bool, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.Handler())
+	// Profiles, for the benchmarks and for operators chasing a slow round
+	// (the listener is loopback unless configured otherwise).
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !ready.Load() {
