@@ -30,9 +30,10 @@ build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
 ## test: every test: unit (with the race detector) and e2e on real apiservers
+## (e2e packages one at a time: their timing goals assume the machine to themselves)
 test: tools build
 	$(GO) test -race -count=1 $(UNIT_PKGS)
-	$(GO) test -count=1 -timeout 20m ./e2e/...
+	$(GO) test -count=1 -p 1 -timeout 20m ./e2e/...
 
 ## unit: unit tests only (no binaries needed)
 unit:
@@ -40,7 +41,7 @@ unit:
 
 ## e2e: end-to-end tests only
 e2e: tools build
-	$(GO) test -count=1 -timeout 20m -v ./e2e/...
+	$(GO) test -count=1 -p 1 -timeout 20m -v ./e2e/...
 
 ## dev: start the sandbox in the background and run every example in docs/examples
 dev: tools build

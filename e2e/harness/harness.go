@@ -127,7 +127,8 @@ func Start(ctx context.Context, dir string, opts Options) (*Env, error) {
 }
 
 // New starts an environment for one test, stopped at its end. On failure
-// it prints where every log is and the end of the Rotor logs.
+// it prints where every log is and the end of the Rotor logs; with
+// ROTOR_E2E_KEEP set it keeps the logs of a passing test too.
 func New(t testing.TB, opts Options) *Env {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "rotor-e2e-")
@@ -142,6 +143,10 @@ func New(t testing.TB, opts Options) *Env {
 		e.Stop()
 		if t.Failed() {
 			e.Report(t)
+			return
+		}
+		if os.Getenv("ROTOR_E2E_KEEP") != "" {
+			t.Logf("ROTOR_E2E_KEEP: logs kept in %s", filepath.Join(dir, "logs"))
 			return
 		}
 		_ = os.RemoveAll(dir)

@@ -3,12 +3,14 @@ package sharding
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/sync/errgroup"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
@@ -48,23 +50,43 @@ func process(t *testing.T, env *harness.Env, name string) *localcluster.Process 
 
 func submitSlow(t *testing.T, env *harness.Env, namespaces, per int) {
 	t.Helper()
+	submitIn(t, env, slowChain, "tenant", namespaces, per)
+}
+
+// submitIn submits per copies of spec in each of the namespaces
+// PREFIX-00, PREFIX-01, ...
+func submitIn(t *testing.T, env *harness.Env, spec, prefix string, namespaces, per int) {
+	t.Helper()
 	ctx := context.Background()
+	var names []string
 	for n := 0; n < namespaces; n++ {
-		ns := fmt.Sprintf("tenant-%02d", n)
-		if err := env.CreateNamespaces(ctx, ns); err != nil {
-			t.Fatal(err)
-		}
+		names = append(names, fmt.Sprintf("%s-%02d", prefix, n))
+	}
+	if err := env.CreateNamespaces(ctx, names...); err != nil {
+		t.Fatal(err)
+	}
+	// All at once, so that the whole batch is running when a test
+	// disturbs it, rather than its first half already finished.
+	var g errgroup.Group
+	g.SetLimit(16)
+	for _, ns := range names {
 		for i := 0; i < per; i++ {
-			wf := &v1alpha1.Workflow{}
-			_ = manifest.Unmarshal([]byte(strings.Replace(slowChain, "NAME", fmt.Sprintf("wf-%02d", i), 1)), wf)
-			if _, err := env.Rotor.RotorV1alpha1().Workflows(ns).Create(ctx, wf, metav1.CreateOptions{}); err != nil {
-				t.Fatal(err)
-			}
+			g.Go(func() error {
+				wf := &v1alpha1.Workflow{}
+				if err := manifest.Unmarshal([]byte(strings.Replace(spec, "NAME", fmt.Sprintf("wf-%02d", i), 1)), wf); err != nil {
+					return err
+				}
+				_, err := env.Rotor.RotorV1alpha1().Workflows(ns).Create(ctx, wf, metav1.CreateOptions{})
+				return err
+			})
 		}
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
 	}
 }
 
-// ownedBy returns the partitions a replica owns in the current map.
+// currentMap reads the shard map from etcd.
 func currentMap(t *testing.T, c *clientv3.Client) *shardmap.Doc {
 	t.Helper()
 	resp, err := c.Get(context.Background(), shardmap.Keys{Prefix: localcluster.ShardPrefix}.Map())
@@ -78,71 +100,130 @@ func currentMap(t *testing.T, c *clientv3.Client) *shardmap.Doc {
 	return doc
 }
 
-// TestReplicaKilled: SIGKILL a replica in the middle of a run. Its
-// partitions must be reconciled again by the others within the lease TTL
-// + 2 s (from the audit log), every workflow must succeed, and no task
-// attempt may be repeated because of the handoff.
+// TestReplicaKilled: SIGKILL a replica in the middle of a run, five times
+// (a different victim each round, restarted between rounds). In every
+// round all of the victim's partitions that carry work must be reconciled
+// again by the others within the lease TTL + 2 s (from the audit log),
+// every workflow must succeed, and no task attempt may be repeated
+// because of the handoff.
 func TestReplicaKilled(t *testing.T) {
-	const ttl = 3 * time.Second
+	const (
+		ttl    = 3 * time.Second
+		rounds = 5
+	)
+	opts := localcluster.ShardingOptions{LeaseTTL: ttl}
 	env := harness.New(t, harness.Options{Targets: 1, Runtime: localcluster.RuntimeKwok, Replicas: 3, Sharded: true, Managers: 2,
-		Sharding: localcluster.ShardingOptions{LeaseTTL: ttl}})
-	doc := waitStableMap(t, env, 3)
+		Sharding: opts})
 	c, err := clientv3.New(clientv3.Config{Endpoints: []string{env.EtcdEndpoint}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	submitSlow(t, env, 30, 5)
-	time.Sleep(2 * time.Second) // mid-run: first tasks running
-	victim := "rotor-propeller-1"
-	victimParts := map[int]bool{}
-	for p, s := range doc.Map {
-		if s.Owner == victim {
-			victimParts[p] = true
-		}
-	}
-	killedAt := time.Now()
-	if err := process(t, env, victim).Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	items := waitAllDone(t, env, 150, 4*time.Minute)
-	for _, wf := range items {
-		if wf.Status.Phase != v1alpha1.WorkflowSucceeded {
-			t.Fatalf("%s/%s: %s (%s)", wf.Namespace, wf.Name, wf.Status.Phase, wf.Status.Message)
-		}
-		for id, ns := range wf.Status.Nodes {
-			if len(ns.Attempts) != 1 {
-				t.Errorf("%s/%s node %s took %d attempts across the handoff", wf.Namespace, wf.Name, id, len(ns.Attempts))
+	var allBack, firstBack []time.Duration
+	for round := 0; round < rounds; round++ {
+		doc := waitStableMap(t, env, 3)
+		prefix := fmt.Sprintf("kill%d", round)
+		submitIn(t, env, slowChain, prefix, 30, 5)
+		time.Sleep(2 * time.Second) // mid-run: first tasks running
+		victimIdx := round % 3
+		victim := fmt.Sprintf("rotor-propeller-%d", victimIdx)
+		victimParts := map[int]bool{}
+		for p, s := range doc.Map {
+			if s.Owner == victim {
+				victimParts[p] = true
 			}
 		}
-	}
-	time.Sleep(2 * time.Second)
-	writers := statusWriters(t, env.Control.AuditLog)
-	var firstAfter time.Duration = -1
-	for key, ws := range writers {
-		ns := strings.SplitN(key, "/", 2)[0]
-		if !victimParts[ring.PartitionOf(ns, len(doc.Map))] {
-			continue
+		killedAt := time.Now()
+		if err := latestProcess(t, env, victim).Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
 		}
-		for _, w := range ws {
-			if w.User != victim && w.At.After(killedAt) {
-				if d := w.At.Sub(killedAt); firstAfter < 0 || d < firstAfter {
-					firstAfter = d
+		items := waitAllDone(t, env, 150*(round+1), 4*time.Minute)
+		for _, wf := range items {
+			if !strings.HasPrefix(wf.Namespace, prefix+"-") {
+				continue
+			}
+			if wf.Status.Phase != v1alpha1.WorkflowSucceeded {
+				t.Fatalf("%s/%s: %s (%s)", wf.Namespace, wf.Name, wf.Status.Phase, wf.Status.Message)
+			}
+			for id, ns := range wf.Status.Nodes {
+				if len(ns.Attempts) != 1 {
+					t.Errorf("%s/%s node %s took %d attempts across the handoff", wf.Namespace, wf.Name, id, len(ns.Attempts))
 				}
-				break
 			}
 		}
-	}
-	t.Logf("SIGKILL of %s (%d partitions): first write by a new owner %s later (lease TTL %s)", victim, len(victimParts), firstAfter.Round(time.Millisecond), ttl)
-	if firstAfter < 0 || firstAfter > ttl+2*time.Second {
-		t.Fatalf("the victim's partitions were reconciled again %s after the kill, want within TTL + 2s = %s", firstAfter, ttl+2*time.Second)
-	}
-	final := currentMap(t, c)
-	for p := range victimParts {
-		if final.Map[p].Owner == victim || final.Map[p].Epoch <= doc.Map[p].Epoch {
-			t.Errorf("partition %d: %+v after the kill (was %+v)", p, final.Map[p], doc.Map[p])
+		time.Sleep(2 * time.Second) // let the audit log flush
+		// Per partition of the victim's that had work: the first write by
+		// another replica after the kill. The round's figure is the
+		// slowest partition: until then some of its work stood still.
+		back := map[int]time.Duration{}
+		for key, ws := range statusWriters(t, env.Control.AuditLog) {
+			ns := strings.SplitN(key, "/", 2)[0]
+			if !strings.HasPrefix(ns, prefix+"-") {
+				continue
+			}
+			p := ring.PartitionOf(ns, len(doc.Map))
+			if !victimParts[p] {
+				continue
+			}
+			for _, w := range ws {
+				if w.User != victim && w.At.After(killedAt) {
+					if d, seen := back[p]; !seen || w.At.Sub(killedAt) < d {
+						back[p] = w.At.Sub(killedAt)
+					}
+					break
+				}
+			}
+		}
+		if len(back) == 0 {
+			t.Fatalf("round %d: no write by a new owner to any of %s's %d partitions", round, victim, len(victimParts))
+		}
+		var first, last time.Duration = -1, 0
+		for _, d := range back {
+			last = max(last, d)
+			if first < 0 || d < first {
+				first = d
+			}
+		}
+		t.Logf("round %d: SIGKILL of %s (%d partitions, %d with work): first partition back after %s, all back after %s (lease TTL %s)",
+			round, victim, len(victimParts), len(back), first.Round(time.Millisecond), last.Round(time.Millisecond), ttl)
+		// The goal is TTL + 2 s for the takeover, shown by the first write
+		// of a new owner. The slowest partition also waits for its queue
+		// on a loaded 2-core machine; it gets one more task length.
+		if first > ttl+2*time.Second {
+			t.Errorf("round %d: no partition of %s was reconciled again until %s after the kill, want within TTL + 2s = %s", round, victim, first, ttl+2*time.Second)
+		}
+		if last > ttl+2*time.Second+1500*time.Millisecond {
+			t.Errorf("round %d: a partition of %s was reconciled again only %s after the kill", round, victim, last)
+		}
+		allBack, firstBack = append(allBack, last), append(firstBack, first)
+		final := currentMap(t, c)
+		for p := range victimParts {
+			if final.Map[p].Owner == victim || final.Map[p].Epoch <= doc.Map[p].Epoch {
+				t.Errorf("round %d, partition %d: %+v after the kill (was %+v)", round, p, final.Map[p], doc.Map[p])
+			}
+		}
+		if _, err := env.StartShardedPropeller(victimIdx, opts); err != nil {
+			t.Fatalf("restart %s: %v", victim, err)
 		}
 	}
+	slices.Sort(allBack)
+	slices.Sort(firstBack)
+	t.Logf("SIGKILL over %d runs: all of the victim's partitions back p50 %s, max %s; first partition back p50 %s, max %s (lease TTL %s, goal TTL + 2s)",
+		rounds, allBack[rounds/2].Round(time.Millisecond), allBack[rounds-1].Round(time.Millisecond),
+		firstBack[rounds/2].Round(time.Millisecond), firstBack[rounds-1].Round(time.Millisecond), ttl)
+}
+
+// latestProcess returns the most recently started process of that name
+// (a replica restarted under the same name appears twice).
+func latestProcess(t *testing.T, env *harness.Env, name string) *localcluster.Process {
+	t.Helper()
+	for i := len(env.Processes) - 1; i >= 0; i-- {
+		if env.Processes[i].Name == name {
+			return env.Processes[i]
+		}
+	}
+	t.Fatalf("no process %s", name)
+	return nil
 }
 
 // TestReplicaFrozen: SIGSTOP a replica for twice its lease TTL, then
