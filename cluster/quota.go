@@ -99,6 +99,9 @@ func (r *Registry) podsOf(namespace string) (seen, active map[string]bool) {
 	defer r.mu.RUnlock()
 	seen, active = map[string]bool{}, map[string]bool{}
 	for _, e := range r.entries {
+		if e.cluster == nil {
+			continue
+		}
 		pods, err := e.cluster.Pods.Pods(namespace).List(labels.Everything())
 		if err != nil {
 			continue

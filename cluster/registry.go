@@ -8,16 +8,23 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/rotor-dev/rotor/cluster/placement"
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/plugins"
 	"github.com/rotor-dev/rotor/plugins/pod"
@@ -26,50 +33,87 @@ import (
 // DefaultSecretKey is the Secret key that holds a kubeconfig.
 const DefaultSecretKey = "kubeconfig"
 
+// AnnotationAllowedClusters on a namespace of the control cluster lists,
+// comma-separated, the only target clusters the tenant's tasks may run on.
+// Without it a tenant may use every cluster; an empty value allows none.
+const AnnotationAllowedClusters = "rotor.dev/allowed-clusters"
+
 // PodHandler is told about every change to a task pod in any cluster.
 type PodHandler func(cluster string, p *corev1.Pod)
 
-// Registry holds one entry per usable target cluster. Safe for concurrent
-// use.
+// Registry holds one entry per target cluster: its client and task-pod
+// cache, what placement needs to know of it, and the task pods in flight
+// there. Safe for concurrent use.
 type Registry struct {
-	control   kubernetes.Interface
-	namespace string
-	onPod     PodHandler
-	log       *slog.Logger
-	qps       float32
-	burst     int
+	control    kubernetes.Interface
+	namespace  string
+	onPod      PodHandler
+	log        *slog.Logger
+	namespaces corelisters.NamespaceLister
+	now        func() time.Time
 
 	mu      sync.RWMutex
 	entries map[string]*entry
 }
 
 type entry struct {
-	cluster *plugins.Cluster
-	gen     int64
-	stop    context.CancelFunc
-	synced  cache.InformerSynced
+	view placement.Cluster
+	// cluster is nil while no client could be built (view says why).
+	cluster  *plugins.Cluster
+	gen      int64
+	secretRV string
+	// secretChecked is when the kubeconfig Secret was last read.
+	secretChecked time.Time
+	stop          context.CancelFunc
+	synced        cache.InformerSynced
+	// active holds the task pods not yet finished (namespace/name), kept
+	// by the pod cache's events; pending holds pods placed here by this
+	// process that the cache has not shown yet, with when.
+	active  map[string]bool
+	pending map[string]time.Time
 }
 
 // NewRegistry returns an empty registry. Secrets without a namespace are
 // read from namespace (Rotor's own).
 func NewRegistry(control kubernetes.Interface, namespace string, onPod PodHandler, log *slog.Logger) *Registry {
-	return &Registry{control: control, namespace: namespace, onPod: onPod, log: log, qps: 300, burst: 600, entries: map[string]*entry{}}
+	return &Registry{control: control, namespace: namespace, onPod: onPod, log: log, now: time.Now, entries: map[string]*entry{}}
 }
 
-// Sync brings the entry of c up to date: builds a client from its Secret
-// and starts its pod cache. A Cluster that cannot be reached is logged and
-// left out of placement.
+// SetNamespaces gives the registry the control cluster's namespaces, where
+// tenants' allowed clusters are read from.
+func (r *Registry) SetNamespaces(l corelisters.NamespaceLister) { r.namespaces = l }
+
+// Sync brings the entry of c up to date: what placement knows of it at
+// once, and its client and pod cache when the Cluster's spec or its
+// kubeconfig Secret changed. A Cluster whose Secret is missing or invalid
+// stays listed, not ready, with the reason.
 func (r *Registry) Sync(ctx context.Context, c *v1alpha1.Cluster) error {
-	r.mu.RLock()
+	view := viewOf(c)
+	r.mu.Lock()
 	old := r.entries[c.Name]
-	r.mu.RUnlock()
-	if old != nil && old.gen == c.Generation {
+	if old == nil {
+		old = &entry{active: map[string]bool{}, pending: map[string]time.Time{}}
+		r.entries[c.Name] = old
+	}
+	old.view = mergeClientState(view, old)
+	gen, hadClient, checked := old.gen, old.cluster != nil, old.secretChecked
+	r.mu.Unlock()
+	if hadClient && gen == c.Generation && r.now().Sub(checked) < secretRecheck {
 		return nil
 	}
-	client, err := r.clientFor(ctx, c)
+	client, rv, err := r.clientFor(ctx, c)
 	if err != nil {
-		r.Remove(c.Name)
+		r.setBroken(c.Name, err)
 		return fmt.Errorf("cluster %s: %w", c.Name, err)
+	}
+	r.mu.RLock()
+	same := hadClient && gen == c.Generation && old.secretRV == rv
+	r.mu.RUnlock()
+	if same {
+		r.mu.Lock()
+		old.secretChecked = r.now()
+		r.mu.Unlock()
+		return nil
 	}
 	ictx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	factory := informers.NewSharedInformerFactoryWithOptions(client, 0,
@@ -79,70 +123,190 @@ func (r *Registry) Sync(ctx context.Context, c *v1alpha1.Cluster) error {
 	podInf := factory.Core().V1().Pods()
 	name := c.Name
 	_, _ = podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { r.onPod(name, o.(*corev1.Pod)) },
-		UpdateFunc: func(_, o any) { r.onPod(name, o.(*corev1.Pod)) },
+		AddFunc:    func(o any) { r.podChanged(name, o.(*corev1.Pod), false) },
+		UpdateFunc: func(_, o any) { r.podChanged(name, o.(*corev1.Pod), false) },
 		DeleteFunc: func(o any) {
 			if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
 				o = t.Obj
 			}
 			if p, ok := o.(*corev1.Pod); ok {
-				r.onPod(name, p)
+				r.podChanged(name, p, true)
 			}
 		},
 	})
-	factory.Start(ictx.Done())
-	e := &entry{
-		cluster: &plugins.Cluster{Name: c.Name, Client: client, Pods: podInf.Lister()},
-		gen:     c.Generation, stop: cancel, synced: podInf.Informer().HasSynced,
-	}
 	r.mu.Lock()
-	if prev := r.entries[c.Name]; prev != nil {
-		prev.stop()
+	e := r.entries[c.Name]
+	if e == nil { // removed meanwhile
+		r.mu.Unlock()
+		cancel()
+		return nil
 	}
-	r.entries[c.Name] = e
+	if e.stop != nil {
+		e.stop()
+	}
+	e.cluster = &plugins.Cluster{Name: c.Name, Client: client, Pods: podInf.Lister()}
+	e.gen, e.secretRV, e.stop, e.synced, e.secretChecked = c.Generation, rv, cancel, podInf.Informer().HasSynced, r.now()
+	e.active = map[string]bool{}
+	e.view = mergeClientState(viewOf(c), e)
 	r.mu.Unlock()
-	if !cache.WaitForCacheSync(ctx.Done(), e.synced) {
+	factory.Start(ictx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), podInf.Informer().HasSynced) {
 		return fmt.Errorf("cluster %s: pod cache did not sync", c.Name)
 	}
 	r.log.Info("target cluster registered", "cluster", c.Name)
 	return nil
 }
 
-func (r *Registry) clientFor(ctx context.Context, c *v1alpha1.Cluster) (kubernetes.Interface, error) {
+// viewOf is what placement reads from a Cluster object. Health comes from
+// the prober's Ready condition; until the prober has written one, a
+// cluster whose client works is taken as ready.
+func viewOf(c *v1alpha1.Cluster) placement.Cluster {
+	v := placement.Cluster{
+		Name: c.Name, Labels: c.Labels, Weight: c.Spec.Weight, Group: c.Spec.FailoverGroup,
+		Taints: c.Spec.Taints, Max: int(c.Spec.Capacity.MaxTaskPods), Ready: true,
+	}
+	if cond := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ClusterReady); cond != nil && cond.Status != metav1.ConditionTrue {
+		v.Ready, v.NotReady = false, cond.Message
+		if v.NotReady == "" {
+			v.NotReady = cond.Reason
+		}
+	}
+	return v
+}
+
+// mergeClientState keeps a cluster without a working client out of
+// placement, whatever its conditions say.
+func mergeClientState(v placement.Cluster, e *entry) placement.Cluster {
+	if e.cluster == nil && e.view.NotReady != "" && !e.view.Ready {
+		v.Ready, v.NotReady = false, e.view.NotReady
+	}
+	return v
+}
+
+func (r *Registry) setBroken(name string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.entries[name]
+	if e == nil {
+		return
+	}
+	if e.stop != nil {
+		e.stop()
+	}
+	e.cluster, e.stop, e.synced, e.gen, e.secretRV = nil, nil, nil, 0, ""
+	e.view.Ready, e.view.NotReady = false, "credentials: "+err.Error()
+}
+
+// podChanged keeps the in-flight count of a cluster and passes the event
+// on.
+func (r *Registry) podChanged(cluster string, p *corev1.Pod, deleted bool) {
+	key := p.Namespace + "/" + p.Name
+	done := deleted || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || p.DeletionTimestamp != nil
+	r.mu.Lock()
+	if e := r.entries[cluster]; e != nil {
+		delete(e.pending, key)
+		if done {
+			delete(e.active, key)
+		} else {
+			e.active[key] = true
+		}
+	}
+	r.mu.Unlock()
+	if r.onPod != nil {
+		r.onPod(cluster, p)
+	}
+}
+
+// InFlight returns the task pods in flight on a cluster: active in its
+// pod cache, plus those this process placed there that the cache has not
+// shown yet (for at most pendingTTL).
+func (r *Registry) InFlight(name string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.entries[name]
+	if e == nil {
+		return 0
+	}
+	return r.inFlightLocked(e)
+}
+
+func (r *Registry) inFlightLocked(e *entry) int {
+	now := r.now()
+	for k, at := range e.pending {
+		if e.active[k] || now.Sub(at) > pendingTTL {
+			delete(e.pending, k)
+		}
+	}
+	return len(e.active) + len(e.pending)
+}
+
+// clientFor builds a client from the Cluster's kubeconfig Secret and
+// returns the Secret's resourceVersion, so a changed Secret rebuilds it.
+func (r *Registry) clientFor(ctx context.Context, c *v1alpha1.Cluster) (kubernetes.Interface, string, error) {
+	cfg, rv, err := RESTConfig(ctx, r.control, r.namespace, c)
+	if err != nil {
+		return nil, "", err
+	}
+	cfg.UserAgent = "rotor-propeller"
+	client, err := kubernetes.NewForConfig(cfg)
+	return client, rv, err
+}
+
+// RESTConfig reads a Cluster's kubeconfig Secret (namespace is where
+// Secrets without one live) and returns the client configuration, with
+// the Cluster's QPS and burst, and the Secret's resourceVersion. Its
+// errors say what to fix.
+func RESTConfig(ctx context.Context, control kubernetes.Interface, namespace string, c *v1alpha1.Cluster) (*rest.Config, string, error) {
 	ref := c.Spec.KubeconfigSecretRef
 	if ref == nil {
-		return nil, fmt.Errorf("spec.kubeconfigSecretRef is not set: point it at a Secret holding a kubeconfig")
+		return nil, "", fmt.Errorf("spec.kubeconfigSecretRef is not set: point it at a Secret holding a kubeconfig")
 	}
 	ns, key := ref.Namespace, ref.Key
 	if ns == "" {
-		ns = r.namespace
+		ns = namespace
 	}
 	if key == "" {
 		key = DefaultSecretKey
 	}
-	sec, err := r.control.CoreV1().Secrets(ns).Get(ctx, ref.Name, metav1.GetOptions{})
+	sec, err := control.CoreV1().Secrets(ns).Get(ctx, ref.Name, metav1.GetOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("read kubeconfig Secret %s/%s: %w", ns, ref.Name, err)
+		return nil, "", fmt.Errorf("read kubeconfig Secret %s/%s: %w", ns, ref.Name, err)
 	}
 	data, ok := sec.Data[key]
 	if !ok {
-		return nil, fmt.Errorf("kubeconfig Secret %s/%s has no key %q", ns, ref.Name, key)
+		return nil, "", fmt.Errorf("kubeconfig Secret %s/%s has no key %q", ns, ref.Name, key)
 	}
 	cfg, err := clientcmd.RESTConfigFromKubeConfig(data)
 	if err != nil {
-		return nil, fmt.Errorf("kubeconfig Secret %s/%s key %q is not a valid kubeconfig: %w", ns, ref.Name, key, err)
+		return nil, "", fmt.Errorf("kubeconfig Secret %s/%s key %q is not a valid kubeconfig: %w", ns, ref.Name, key, err)
 	}
-	cfg.QPS, cfg.Burst = r.qps, r.burst
-	cfg.UserAgent = "rotor-propeller"
-	return kubernetes.NewForConfig(cfg)
+	cfg.QPS, cfg.Burst = defaultQPS, 2*defaultQPS
+	if q := c.Spec.Client.QPS; q > 0 {
+		cfg.QPS, cfg.Burst = float32(q), 2*int(q)
+	}
+	if b := c.Spec.Client.Burst; b > 0 {
+		cfg.Burst = int(b)
+	}
+	return cfg, sec.ResourceVersion, nil
 }
+
+// secretRecheck is how often Sync reads a cluster's kubeconfig Secret
+// again (the propeller resyncs Clusters on this period too), so a rotated
+// Secret rebuilds the client without the Cluster object changing.
+const secretRecheck = 30 * time.Second
+
+// defaultQPS is the request rate per process and cluster when the Cluster
+// does not set one.
+const defaultQPS = 300
 
 // Remove stops and forgets a cluster.
 func (r *Registry) Remove(name string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if e := r.entries[name]; e != nil {
-		e.stop()
+		if e.stop != nil {
+			e.stop()
+		}
 		delete(r.entries, name)
 	}
 }
@@ -152,27 +316,82 @@ func (r *Registry) Get(name string) (*plugins.Cluster, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	e, ok := r.entries[name]
-	if !ok {
+	if !ok || e.cluster == nil {
 		return nil, false
 	}
 	return e.cluster, true
 }
 
-// Pick implements executor.Clusters. Until routing lands it places every
-// attempt on the first registered cluster by name, so one target runs
-// everything deterministically.
-func (r *Registry) Pick(plugins.TaskID, *v1alpha1.TaskTemplate) (*plugins.Cluster, error) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	names := make([]string, 0, len(r.entries))
-	for n := range r.entries {
-		names = append(names, n)
+// Pick implements executor.Clusters: it places the attempt (see package
+// placement) and counts it against the chosen cluster's capacity until
+// its pod shows up in that cluster's cache.
+func (r *Registry) Pick(id plugins.TaskID, task *v1alpha1.TaskTemplate, workflowSelector map[string]string) (*plugins.Cluster, error) {
+	req := placement.Request{
+		Key:              id.Namespace + "/" + id.Workflow + "/" + id.Node + "/" + strconv.Itoa(int(id.Attempt)),
+		WorkflowSelector: workflowSelector,
+		Allowed:          r.allowed(id.Namespace),
 	}
-	if len(names) == 0 {
-		return nil, fmt.Errorf("no target cluster is registered and reachable: create a Cluster object with a kubeconfig Secret (see docs/operations.md)")
+	if task != nil {
+		req.TaskSelector = task.ClusterSelector
 	}
-	sort.Strings(names)
-	return r.entries[names[0]].cluster, nil
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	views := make([]placement.Cluster, 0, len(r.entries))
+	for _, e := range r.entries {
+		v := e.view
+		if e.cluster == nil {
+			v.Ready = false
+			if v.NotReady == "" {
+				v.NotReady = "client not built yet"
+			}
+		}
+		v.InFlight = r.inFlightLocked(e)
+		views = append(views, v)
+	}
+	name, err := placement.Place(req, views)
+	if err != nil {
+		return nil, err
+	}
+	e := r.entries[name]
+	e.pending[id.Namespace+"/"+pod.Name(id)] = r.now()
+	return e.cluster, nil
+}
+
+// allowed reads a tenant's allowed clusters (nil: every cluster).
+func (r *Registry) allowed(namespace string) []string {
+	if r.namespaces == nil {
+		return nil
+	}
+	ns, err := r.namespaces.Get(namespace)
+	if err != nil {
+		return nil
+	}
+	v, ok := ns.Annotations[AnnotationAllowedClusters]
+	if !ok {
+		return nil
+	}
+	out := []string{}
+	for _, n := range strings.Split(v, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Views returns what placement knows of every cluster, with its pods in
+// flight, by name.
+func (r *Registry) Views() []placement.Cluster {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]placement.Cluster, 0, len(r.entries))
+	for _, e := range r.entries {
+		v := e.view
+		v.InFlight = r.inFlightLocked(e)
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }
 
 // Stop ends every pod cache.
@@ -180,7 +399,9 @@ func (r *Registry) Stop() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for n, e := range r.entries {
-		e.stop()
+		if e.stop != nil {
+			e.stop()
+		}
 		delete(r.entries, n)
 	}
 }

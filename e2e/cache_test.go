@@ -1,12 +1,9 @@
 package e2e
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/plugins/pod"
@@ -29,11 +26,7 @@ spec:
 
 func podsOf(t *testing.T, wf *v1alpha1.Workflow) int {
 	t.Helper()
-	pods, err := env.Targets[0].CoreV1().Pods(wf.Namespace).List(context.Background(), metav1.ListOptions{LabelSelector: pod.LabelWorkflowUID + "=" + string(wf.UID)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(pods.Items)
+	return len(env.TaskPods(t, wf.Namespace, pod.LabelWorkflowUID+"="+string(wf.UID)))
 }
 
 func TestCacheHitCreatesNoPod(t *testing.T) {

@@ -86,11 +86,7 @@ func TestFailingNodeStopsDownstream(t *testing.T) {
 			t.Errorf("message %q does not contain %q", wf.Status.Message, want)
 		}
 	}
-	pods, err := env.Targets[0].CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range pods.Items {
+	for _, p := range env.TaskPods(t, ns, "") {
 		if strings.HasPrefix(p.Labels[pod.LabelNode], "j") {
 			t.Errorf("pod %s of downstream node %s was created", p.Name, p.Labels[pod.LabelNode])
 		}

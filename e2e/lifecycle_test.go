@@ -37,11 +37,7 @@ func waitNode(t *testing.T, wf *v1alpha1.Workflow, node string, phase v1alpha1.N
 
 func podCount(t *testing.T, ns string) int {
 	t.Helper()
-	pods, err := env.Targets[0].CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(pods.Items)
+	return len(env.TaskPods(t, ns, ""))
 }
 
 const sleeper = `apiVersion: rotor.dev/v1alpha1
@@ -86,8 +82,8 @@ spec:
   nodes:
   - {name: a, task: slow}
 `), "a", v1alpha1.NodeRunning)
-	pod := wf.Status.Nodes["a"].Attempts[0].Pod
-	if err := env.Targets[0].CoreV1().Pods(ns).Delete(context.Background(), pod, metav1.DeleteOptions{}); err != nil {
+	pod, on := wf.Status.Nodes["a"].Attempts[0].Pod, wf.Status.Nodes["a"].Attempts[0].Cluster
+	if err := env.Target(on).CoreV1().Pods(ns).Delete(context.Background(), pod, metav1.DeleteOptions{}); err != nil {
 		t.Fatalf("delete pod %s by hand: %v", pod, err)
 	}
 	wf = waitDone(t, wf, 60*time.Second)

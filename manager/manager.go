@@ -40,6 +40,10 @@ type Config struct {
 	// Scale, if set, applies the desired count (e.g. a StatefulSet's
 	// scale subresource); called by the leader when the count changes.
 	Scale func(ctx context.Context, replicas int) error
+	// OnLead, if set, runs while this instance leads (for example the
+	// cluster prober, which must run in one process only); its context
+	// ends with the leadership.
+	OnLead func(ctx context.Context)
 }
 
 // Manager campaigns, and while leading keeps the shard map current.
@@ -106,6 +110,11 @@ func (m *Manager) lead(ctx context.Context, l *leader.Leader) error {
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if m.cfg.OnLead != nil {
+		done := make(chan struct{})
+		go func() { defer close(done); m.cfg.OnLead(wctx) }()
+		defer func() { cancel(); <-done }()
+	}
 	events := m.client.Watch(wctx, m.cfg.Prefix+"/", clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 	tick := time.NewTicker(m.cfg.Resync)
 	defer tick.Stop()

@@ -22,11 +22,15 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/rotor-dev/rotor/cluster/health"
+	"github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
+	rotorinformers "github.com/rotor-dev/rotor/controller/generated/informers/externalversions"
 	"github.com/rotor-dev/rotor/manager"
 	"github.com/rotor-dev/rotor/manager/adminpb"
 	"github.com/rotor-dev/rotor/manager/autoscale"
@@ -51,6 +55,8 @@ type config struct {
 	namespace        string
 	adminListen      string
 	tlsCert, tlsKey  string
+	probe            *health.Prober
+	probeClusters    bool
 }
 
 func main() {
@@ -67,8 +73,11 @@ func main() {
 	flag.IntVar(&c.maxReplicas, "max-replicas", 50, "upper bound of the desired replica count")
 	flag.DurationVar(&c.scaleWindow, "scale-down-window", 5*time.Minute, "the load must stay low this long before the desired count goes down")
 	flag.StringVar(&c.scaleTarget, "scale-target", "", "statefulset/NAME: set its replicas to the desired count (default: only export the metric)")
-	flag.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig of the control cluster, for --scale-target (default: in-cluster)")
-	flag.StringVar(&c.namespace, "namespace", "rotor-system", "namespace of the --scale-target")
+	flag.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig of the control cluster, for --scale-target and the cluster prober (default: in-cluster)")
+	flag.StringVar(&c.namespace, "namespace", "rotor-system", "Rotor's namespace: the --scale-target's, and that of kubeconfig Secrets")
+	flag.BoolVar(&c.probeClusters, "probe-clusters", true, "while leading, probe every target cluster and write its conditions")
+	c.probe = &health.Prober{}
+	c.probe.BindFlags(flag.CommandLine)
 	flag.StringVar(&c.adminListen, "admin-listen", "127.0.0.1:9092", "address of the gRPC admin API")
 	flag.StringVar(&c.tlsCert, "tls-cert-file", "", "TLS certificate of the admin API (required unless it listens on loopback)")
 	flag.StringVar(&c.tlsKey, "tls-key-file", "", "TLS key of the admin API")
@@ -148,6 +157,13 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		Ring:      ring.Config{Partitions: c.partitions, LoadFactor: c.loadFactor},
 		Autoscale: autoscale.Config{TargetPerReplica: c.targetPerReplica, Min: c.minReplicas, Max: c.maxReplicas, Window: c.scaleWindow},
 	}
+	if c.probeClusters {
+		onLead, err := clusterProber(ctx, c, log)
+		if err != nil {
+			return err
+		}
+		cfg.OnLead = onLead
+	}
 	if c.scaleTarget != "" {
 		scale, err := statefulSetScaler(c)
 		if err != nil {
@@ -156,6 +172,35 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		cfg.Scale = scale
 	}
 	return manager.New(etcd, cfg).Run(ctx)
+}
+
+// clusterProber returns the leader's cluster prober over a Cluster cache
+// that runs for the life of the process (so a new leader probes at once).
+func clusterProber(ctx context.Context, c config, log *slog.Logger) (func(context.Context), error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig for the cluster prober (or pass --probe-clusters=false): %w", err)
+	}
+	rotor, err := versioned.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	kube, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	factory := rotorinformers.NewSharedInformerFactory(rotor, 0)
+	clusters := factory.Rotor().V1alpha1().Clusters()
+	clusters.Informer() // register before Start
+	factory.Start(ctx.Done())
+	p := c.probe
+	p.Rotor, p.Kube, p.Clusters, p.Namespace, p.Logger = rotor, kube, clusters.Lister(), c.namespace, log
+	return func(lctx context.Context) {
+		if !cache.WaitForCacheSync(lctx.Done(), clusters.Informer().HasSynced) {
+			return
+		}
+		p.Run(lctx)
+	}, nil
 }
 
 // statefulSetScaler sets a StatefulSet's replicas through its scale

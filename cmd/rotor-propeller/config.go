@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/rotor-dev/rotor/cluster/health"
 	rotorhttp "github.com/rotor-dev/rotor/plugins/http"
 	"github.com/rotor-dev/rotor/plugins/pod"
 )
@@ -39,6 +40,12 @@ type config struct {
 
 	pod  pod.Config
 	http rotorhttp.Config
+
+	// probe holds the cluster prober's settings; a lone (unsharded)
+	// propeller probes the clusters itself, sharded ones leave it to the
+	// leading manager.
+	probe         *health.Prober
+	probeClusters bool
 }
 
 func (c *config) bind(fs *flag.FlagSet) {
@@ -59,6 +66,9 @@ func (c *config) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.leaseTTL, "lease-ttl", 10*time.Second, "membership lease TTL: a replica that stops renewing is replaced after this long")
 	fs.StringVar(&c.shardPrefix, "shard-prefix", "/rotor", "etcd prefix of the shard map and membership")
 	fs.DurationVar(&c.drainWait, "drain-timeout", 60*time.Second, "on SIGTERM, how long to wait for this replica's partitions to be handed over")
+	fs.BoolVar(&c.probeClusters, "probe-clusters", true, "without --shard: probe every target cluster and write its conditions (with --shard the leading manager does)")
+	c.probe = &health.Prober{}
+	c.probe.BindFlags(fs)
 	fs.StringVar(&c.interruptibleTolerations, "interruptible-tolerations", "", "tolerations added to interruptible attempts, key[=value]:Effect[,...]")
 }
 

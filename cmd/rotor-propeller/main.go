@@ -88,6 +88,8 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	factory := rotorinformers.NewSharedInformerFactory(rotor, 0)
+	// Clusters resync so that a rotated kubeconfig Secret is read again.
+	clusterFactory := rotorinformers.NewSharedInformerFactory(rotor, 30*time.Second)
 	var ctrl *propeller.Controller
 	registry := cluster.NewRegistry(kube, cfg.namespace, func(name string, p *corev1.Pod) { ctrl.EnqueuePod(name, p) }, log)
 	defer registry.Stop()
@@ -149,7 +151,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		exec.Workflows = scopeWorkflows{scope}
 		ctrl.Watch(wfInformer.Informer())
 	}
-	clusters := factory.Rotor().V1alpha1().Clusters()
+	clusters := clusterFactory.Rotor().V1alpha1().Clusters()
 	_, _ = clusters.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { syncCluster(ctx, registry, o.(*v1alpha1.Cluster), log) },
 		UpdateFunc: func(_, o any) { syncCluster(ctx, registry, o.(*v1alpha1.Cluster), log) },
@@ -160,6 +162,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		},
 	})
 	exec.Quota = cluster.NewQuota(registry, namespaces.Lister(), time.Now)
+	registry.SetNamespaces(namespaces.Lister())
 	kubeFactory.Start(ctx.Done())
 	for t, ok := range kubeFactory.WaitForCacheSync(ctx.Done()) {
 		if !ok {
@@ -167,12 +170,23 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		}
 	}
 	factory.Start(ctx.Done())
+	clusterFactory.Start(ctx.Done())
 	for t, ok := range factory.WaitForCacheSync(ctx.Done()) {
 		if !ok {
 			return fmt.Errorf("cache for %v did not sync", t)
 		}
 	}
+	for t, ok := range clusterFactory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("cache for %v did not sync", t)
+		}
+	}
 	if !cfg.sharded {
+		if cfg.probeClusters {
+			p := cfg.probe
+			p.Rotor, p.Kube, p.Clusters, p.Namespace, p.Logger = rotor, kube, clusters.Lister(), cfg.namespace, log
+			go p.Run(ctx)
+		}
 		ready.Store(true)
 		return ctrl.Run(ctx, cfg.workers)
 	}

@@ -31,8 +31,10 @@ type apiextJSON = apiextensionsv1.JSON
 
 // Clusters places attempts on target clusters and finds them again.
 type Clusters interface {
-	// Pick chooses a cluster for a new attempt.
-	Pick(id plugins.TaskID, task *v1alpha1.TaskTemplate) (*plugins.Cluster, error)
+	// Pick chooses a cluster for a new attempt of task in a workflow
+	// with that clusterSelector. A *placement.NoFit error says why no
+	// cluster takes it.
+	Pick(id plugins.TaskID, task *v1alpha1.TaskTemplate, workflowSelector map[string]string) (*plugins.Cluster, error)
 	// Get returns a cluster by name.
 	Get(name string) (*plugins.Cluster, bool)
 }

@@ -62,7 +62,7 @@ func (f *fakePlugin) Finalize(context.Context, *plugins.TaskContext) error { ret
 
 type oneCluster struct{ c *plugins.Cluster }
 
-func (o oneCluster) Pick(plugins.TaskID, *v1alpha1.TaskTemplate) (*plugins.Cluster, error) {
+func (o oneCluster) Pick(plugins.TaskID, *v1alpha1.TaskTemplate, map[string]string) (*plugins.Cluster, error) {
 	return o.c, nil
 }
 func (o oneCluster) Get(name string) (*plugins.Cluster, bool) { return o.c, name == o.c.Name }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/rotor-dev/rotor/cluster/placement"
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/dag"
 	"github.com/rotor-dev/rotor/controller/values"
@@ -143,10 +145,17 @@ func (r *round) newAttempt(id string, task *v1alpha1.TaskTemplate, ns *v1alpha1.
 			return false
 		}
 	}
-	c, err := r.Clusters.Pick(r.taskID(id, num), task)
+	c, err := r.Clusters.Pick(r.taskID(id, num), task, r.wf.Spec.ClusterSelector)
 	if err != nil {
 		ns.Phase, ns.Reason, ns.Message = v1alpha1.NodeQueued, v1alpha1.ReasonNoCluster, err.Error()
-		r.res.after(5 * time.Second)
+		// Room appears when a pod ends (seconds); a cluster comes back or
+		// gets added on a human's time.
+		var nf *placement.NoFit
+		if errors.As(err, &nf) && nf.OnlyFull() {
+			r.res.after(time.Second)
+		} else {
+			r.res.after(5 * time.Second)
+		}
 		return false
 	}
 	ns.Attempts = append(ns.Attempts, v1alpha1.Attempt{Number: num, Cluster: c.Name, Phase: v1alpha1.NodeQueued, StartedAt: &r.now})

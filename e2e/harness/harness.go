@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	versioned "github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
@@ -166,4 +168,38 @@ func (e *Env) Report(t testing.TB) {
 			t.Logf("--- end of %s ---\n%s", l, b)
 		}
 	}
+}
+
+// Target returns the client of the target cluster with that name (the
+// name of its Cluster object), or nil.
+func (e *Env) Target(name string) kubernetes.Interface {
+	for i, c := range e.Env.Targets {
+		if c.Name == name {
+			return e.Targets[i]
+		}
+	}
+	return nil
+}
+
+// ClusterPod is a pod and the target cluster it is in.
+type ClusterPod struct {
+	Cluster string
+	corev1.Pod
+}
+
+// TaskPods lists the pods of namespace ns matching selector ("" for all)
+// in every target cluster: placement spreads attempts over them.
+func (e *Env) TaskPods(t testing.TB, ns, selector string) []ClusterPod {
+	t.Helper()
+	var out []ClusterPod
+	for i, c := range e.Env.Targets {
+		pods, err := e.Targets[i].CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			t.Fatalf("list pods of %s in %s: %v", ns, c.Name, err)
+		}
+		for _, p := range pods.Items {
+			out = append(out, ClusterPod{Cluster: c.Name, Pod: p})
+		}
+	}
+	return out
 }

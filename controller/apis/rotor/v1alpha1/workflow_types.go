@@ -56,6 +56,10 @@ type WorkflowSpec struct {
 	// +listType=map
 	// +listMapKey=name
 	Nodes []Node `json:"nodes,omitempty"`
+	// ClusterSelector restricts every task of the workflow to target
+	// clusters whose labels hold every one of these pairs.
+	// +optional
+	ClusterSelector map[string]string `json:"clusterSelector,omitempty"`
 	// Outputs bind the workflow's outputs to node outputs or inputs.
 	// +optional
 	Outputs map[string]apiextensionsv1.JSON `json:"outputs,omitempty"`
@@ -145,6 +149,11 @@ type TaskTemplate struct {
 	// HTTP is the request the http plugin makes (type: http).
 	// +optional
 	HTTP *HTTPTask `json:"http,omitempty"`
+	// ClusterSelector restricts the task's attempts to target clusters
+	// whose labels hold every one of these pairs (together with the
+	// workflow's clusterSelector).
+	// +optional
+	ClusterSelector map[string]string `json:"clusterSelector,omitempty"`
 	// Cache reuses the outputs of an earlier successful run of this task
 	// with the same version and inputs, in the same namespace.
 	// +optional
