@@ -334,8 +334,17 @@ func (r *Registry) Pick(id plugins.TaskID, task *v1alpha1.TaskTemplate, workflow
 	if task != nil {
 		req.TaskSelector = task.ClusterSelector
 	}
+	podKey := id.Namespace + "/" + pod.Name(id)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// An attempt whose placement was decided before but not recorded (the
+	// round's status write lost a conflict, or the replica died before
+	// it) may already have its pod somewhere: it stays there, or it would
+	// run twice.
+	if c := r.placedLocked(id.Namespace, pod.Name(id), podKey); c != nil {
+		r.log.Debug("attempt already placed", "pod", podKey, "cluster", c.Name)
+		return c, nil
+	}
 	views := make([]placement.Cluster, 0, len(r.entries))
 	for _, e := range r.entries {
 		v := e.view
@@ -353,8 +362,28 @@ func (r *Registry) Pick(id plugins.TaskID, task *v1alpha1.TaskTemplate, workflow
 		return nil, err
 	}
 	e := r.entries[name]
-	e.pending[id.Namespace+"/"+pod.Name(id)] = r.now()
+	r.log.Debug("attempt placed", "pod", podKey, "cluster", name)
+	e.pending[podKey] = r.now()
 	return e.cluster, nil
+}
+
+// placedLocked finds the cluster an attempt's pod was already placed on:
+// by this process (pending), or by anyone (in a pod cache).
+func (r *Registry) placedLocked(namespace, podName, podKey string) *plugins.Cluster {
+	for _, e := range r.entries {
+		if _, ok := e.pending[podKey]; ok && e.cluster != nil {
+			return e.cluster
+		}
+	}
+	for _, e := range r.entries {
+		if e.cluster == nil {
+			continue
+		}
+		if _, err := e.cluster.Pods.Pods(namespace).Get(podName); err == nil {
+			return e.cluster
+		}
+	}
+	return nil
 }
 
 // allowed reads a tenant's allowed clusters (nil: every cluster).
