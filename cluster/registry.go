@@ -64,8 +64,12 @@ type entry struct {
 	secretRV string
 	// secretChecked is when the kubeconfig Secret was last read.
 	secretChecked time.Time
-	stop          context.CancelFunc
-	synced        cache.InformerSynced
+	// unreachableSince is when the prober found the cluster silent (zero
+	// while it answers); after grace its work fails over.
+	unreachableSince time.Time
+	grace            time.Duration
+	stop             context.CancelFunc
+	synced           cache.InformerSynced
 	// active holds the task pods not yet finished (namespace/name), kept
 	// by the pod cache's events; pending holds pods placed here by this
 	// process that the cache has not shown yet, with when.
@@ -95,10 +99,46 @@ func (r *Registry) Sync(ctx context.Context, c *v1alpha1.Cluster) error {
 		old = &entry{active: map[string]bool{}, pending: map[string]time.Time{}}
 		r.entries[c.Name] = old
 	}
+	readyAgain := !old.view.Ready && view.Ready && old.cluster != nil
 	old.view = mergeClientState(view, old)
+	since, grace := unreachable(c)
+	// Back from an outage: start its pod cache afresh, so the pods left
+	// there show up at once (the old watch may be deep in its backoff)
+	// and the orphans among them get deleted.
+	recovered := !old.unreachableSince.IsZero() && since.IsZero()
+	wentSilent := old.unreachableSince.IsZero() && !since.IsZero()
+	old.unreachableSince, old.grace = since, grace
+	var stranded []*corev1.Pod
+	if wentSilent && old.cluster != nil {
+		stranded, _ = old.cluster.Pods.List(labels.Everything())
+	}
 	gen, hadClient, checked := old.gen, old.cluster != nil, old.secretChecked
 	r.mu.Unlock()
-	if hadClient && gen == c.Generation && r.now().Sub(checked) < secretRecheck {
+	if recovered {
+		r.log.Info("target cluster reachable again: restarting its pod cache", "cluster", c.Name)
+	}
+	if readyAgain && !recovered {
+		// Orphans wait for the cluster to be ready: tell their workflows.
+		if pods, err := r.podsOn(c.Name); err == nil {
+			for _, p := range pods {
+				if r.onPod != nil {
+					r.onPod(c.Name, p)
+				}
+			}
+		}
+	}
+	if wentSilent {
+		// Nothing will be heard from its pods: have the workflows with
+		// attempts there look at the cluster's state now, and plan a look
+		// for when its grace period ends.
+		r.log.Warn("target cluster unreachable", "cluster", c.Name, "since", since, "gracePeriod", grace, "pods", len(stranded))
+		for _, p := range stranded {
+			if r.onPod != nil {
+				r.onPod(c.Name, p)
+			}
+		}
+	}
+	if !recovered && hadClient && gen == c.Generation && r.now().Sub(checked) < secretRecheck {
 		return nil
 	}
 	client, rv, err := r.clientFor(ctx, c)
@@ -107,7 +147,7 @@ func (r *Registry) Sync(ctx context.Context, c *v1alpha1.Cluster) error {
 		return fmt.Errorf("cluster %s: %w", c.Name, err)
 	}
 	r.mu.RLock()
-	same := hadClient && gen == c.Generation && old.secretRV == rv
+	same := !recovered && hadClient && gen == c.Generation && old.secretRV == rv
 	r.mu.RUnlock()
 	if same {
 		r.mu.Lock()
@@ -174,6 +214,57 @@ func viewOf(c *v1alpha1.Cluster) placement.Cluster {
 	return v
 }
 
+// unreachable returns since when the prober has found the cluster
+// unreachable (zero if it answers), and its failover grace period.
+func unreachable(c *v1alpha1.Cluster) (time.Time, time.Duration) {
+	grace := defaultGracePeriod
+	if g := c.Spec.UnreachableGracePeriod; g != nil && g.Duration > 0 {
+		grace = g.Duration
+	}
+	cond := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ClusterReachable)
+	if cond == nil || cond.Status != metav1.ConditionFalse {
+		return time.Time{}, grace
+	}
+	return cond.LastTransitionTime.Time, grace
+}
+
+// defaultGracePeriod matches health.DefaultGracePeriod (not imported: the
+// health package builds on this one).
+const defaultGracePeriod = 30 * time.Second
+
+// Health says whether attempts on a cluster must move: lost (unreachable
+// longer than its grace period: every attempt moves), drained (a NoExecute
+// taint: attempts whose pod has not started move), or unreachable for now
+// (nothing can be done there yet). Known is false for a cluster not
+// registered.
+func (r *Registry) Health(name string) plugins.ClusterHealth {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	e := r.entries[name]
+	if e == nil {
+		return plugins.ClusterHealth{}
+	}
+	// Not ready counts as unreachable: nothing should be created there,
+	// and orphan deletions would only fail.
+	h := plugins.ClusterHealth{Known: true, Unreachable: !e.unreachableSince.IsZero() || e.cluster == nil || !e.view.Ready}
+	if !e.unreachableSince.IsZero() {
+		d := r.now().Sub(e.unreachableSince)
+		if d >= e.grace {
+			h.Lost = true
+			h.Why = fmt.Sprintf("cluster %s has been unreachable for %s (grace period %s)", name, d.Round(time.Second), e.grace)
+			return h
+		}
+		h.LostIn = e.grace - d
+	}
+	for _, t := range e.view.Taints {
+		if t.Effect == corev1.TaintEffectNoExecute {
+			h.Drained = true
+			h.Why = fmt.Sprintf("cluster %s is drained (taint %s:%s)", name, t.Key, t.Effect)
+		}
+	}
+	return h
+}
+
 // mergeClientState keeps a cluster without a working client out of
 // placement, whatever its conditions say.
 func mergeClientState(v placement.Cluster, e *entry) placement.Cluster {
@@ -195,6 +286,17 @@ func (r *Registry) setBroken(name string, err error) {
 	}
 	e.cluster, e.stop, e.synced, e.gen, e.secretRV = nil, nil, nil, 0, ""
 	e.view.Ready, e.view.NotReady = false, "credentials: "+err.Error()
+}
+
+// podsOn lists the task pods in a cluster's cache.
+func (r *Registry) podsOn(name string) ([]*corev1.Pod, error) {
+	r.mu.RLock()
+	e := r.entries[name]
+	r.mu.RUnlock()
+	if e == nil || e.cluster == nil {
+		return nil, nil
+	}
+	return e.cluster.Pods.List(labels.Everything())
 }
 
 // podChanged keeps the in-flight count of a cluster and passes the event

@@ -1,6 +1,8 @@
 package plugins
 
 import (
+	"time"
+
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 )
@@ -12,4 +14,23 @@ type Cluster struct {
 	Client kubernetes.Interface
 	// Pods lists pods labelled rotor.dev/managed=true, from an informer.
 	Pods corelisters.PodLister
+}
+
+// ClusterHealth is what the engine needs to know of a cluster's health
+// to decide whether its attempts must move.
+type ClusterHealth struct {
+	// Known is false for a cluster that is not registered.
+	Known bool
+	// Unreachable: the cluster does not answer now (or has no client).
+	Unreachable bool
+	// Lost: unreachable for longer than its grace period; every attempt
+	// there fails over.
+	Lost bool
+	// LostIn is how long an unreachable cluster has left of its grace
+	// period (0 when reachable or already lost).
+	LostIn time.Duration
+	// Drained: a NoExecute taint; attempts whose pod has not started move.
+	Drained bool
+	// Why says which, for the attempt's message.
+	Why string
 }

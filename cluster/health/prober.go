@@ -127,6 +127,13 @@ func (p *Prober) probe(ctx context.Context, c *v1alpha1.Cluster) {
 			set(next, v1alpha1.ClusterReachable, true, "Answered", "", gen)
 		} else {
 			set(next, v1alpha1.ClusterReachable, false, "Unreachable", st.LastError, gen)
+			// The transition time is when the cluster went silent (the
+			// grace period counts from it), unless it was already False.
+			was := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ClusterReachable)
+			cond := meta.FindStatusCondition(next.Status.Conditions, v1alpha1.ClusterReachable)
+			if (was == nil || was.Status != metav1.ConditionFalse) && !st.ChangedAt.IsZero() {
+				cond.LastTransitionTime = metav1.NewTime(st.ChangedAt)
+			}
 		}
 		switch {
 		case st.Ready:

@@ -56,8 +56,14 @@ type State struct {
 	Ready     bool
 	// LastError is the last failed probe's error ("" after a success).
 	LastError string
-	// ChangedAt is when Reachable last flipped.
+	// ChangedAt is when Reachable last flipped. A cluster becomes
+	// unreachable as of its first unanswered probe in the run that crossed
+	// the threshold, so the failover grace period counts from when it went
+	// silent, not from when the threshold was reached.
 	ChangedAt time.Time
+	// silentSince is the time of the first unanswered probe of the
+	// current run.
+	silentSince time.Time
 	// runs of the same outcome, for the thresholds
 	answered, silent, ok, notOK int
 }
@@ -68,6 +74,9 @@ func Observe(s State, th Thresholds, r Result, now time.Time) State {
 	if r.Answered {
 		s.answered, s.silent = s.answered+1, 0
 	} else {
+		if s.silent == 0 {
+			s.silentSince = now
+		}
 		s.answered, s.silent = 0, s.silent+1
 	}
 	if r.OK {
@@ -81,15 +90,11 @@ func Observe(s State, th Thresholds, r Result, now time.Time) State {
 		s.Probed, s.Reachable, s.Ready, s.ChangedAt = true, r.Answered, r.OK, now
 		return s
 	}
-	reachable := s.Reachable
 	switch {
 	case s.Reachable && s.silent >= th.Failure:
-		reachable = false
+		s.Reachable, s.ChangedAt = false, s.silentSince
 	case !s.Reachable && s.answered >= th.Success:
-		reachable = true
-	}
-	if reachable != s.Reachable {
-		s.Reachable, s.ChangedAt = reachable, now
+		s.Reachable, s.ChangedAt = true, now
 	}
 	switch {
 	case s.Ready && s.notOK >= th.Failure:

@@ -24,14 +24,14 @@ func TestObserve(t *testing.T) {
 		{"first answer decides at once", []Result{up}, true, true, 0, ""},
 		{"first silence decides at once", []Result{silent}, false, false, 0, silent.Err},
 		{"two silences are not enough", []Result{up, silent, silent}, true, true, 0, silent.Err},
-		{"three silences make it unreachable", []Result{up, silent, silent, silent}, false, false, 3, silent.Err},
+		{"three silences make it unreachable as of the first", []Result{up, silent, silent, silent}, false, false, 1, silent.Err},
 		{"an answer resets the run", []Result{up, silent, silent, up, silent, silent}, true, true, 0, silent.Err},
 		{"one answer does not bring it back", []Result{silent, up}, false, false, 0, ""},
 		{"two answers bring it back", []Result{silent, up, up}, true, true, 2, ""},
 		{"answering but not ready", []Result{up, sick, sick, sick}, true, false, 0, sick.Err},
 		{"not ready needs the threshold too", []Result{up, sick, sick}, true, true, 0, sick.Err},
 		{"back to ready after success threshold", []Result{sick, up, up}, true, true, 0, ""},
-		{"unreachable is never ready", []Result{up, silent, silent, silent, up}, false, false, 3, ""},
+		{"unreachable is never ready", []Result{up, silent, silent, silent, up}, false, false, 1, ""},
 	}
 	base := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
 	for _, tc := range cases {

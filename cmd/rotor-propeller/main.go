@@ -108,7 +108,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	templates := factory.Rotor().V1alpha1().WorkflowTemplates()
 	exec := &executor.Executor{
 		Plugins: plugins.NewRegistry(pod.New(cfg.pod), rotorhttp.New(cfg.http)), Clusters: registry, Clock: clock.RealClock{},
-		Templates: templateGetter{templates.Lister()}, MaxSystemRetries: 5,
+		Templates: templateGetter{templates.Lister()}, MaxSystemRetries: 5, Logger: log,
 	}
 	if taskCache != nil {
 		exec.Cache = taskCache

@@ -16,6 +16,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -37,6 +38,8 @@ type Clusters interface {
 	Pick(id plugins.TaskID, task *v1alpha1.TaskTemplate, workflowSelector map[string]string) (*plugins.Cluster, error)
 	// Get returns a cluster by name.
 	Get(name string) (*plugins.Cluster, bool)
+	// Health says whether a cluster's attempts must move.
+	Health(name string) plugins.ClusterHealth
 }
 
 // Quota admits new attempts against per-namespace caps.
@@ -64,6 +67,9 @@ type Executor struct {
 	// MaxSystemRetries bounds retries for failures that are not the
 	// task's fault, so a cluster that loses every pod cannot loop forever.
 	MaxSystemRetries int
+	// Logger, if set, records what the executor does outside a workflow's
+	// status (orphaned pods deleted).
+	Logger *slog.Logger
 }
 
 // Result tells the caller when to look at the workflow again, beyond the
@@ -93,6 +99,11 @@ type round struct {
 	res Result
 }
 
+// OrphanRecheck is how often a workflow with orphans on an unreachable
+// cluster looks again (pod events of a cluster that comes back bring it
+// sooner).
+const OrphanRecheck = 10 * time.Second
+
 // Reconcile runs one round on wf, mutating wf.Status.
 func (e *Executor) Reconcile(ctx context.Context, wf *v1alpha1.Workflow) (Result, error) {
 	st := &wf.Status
@@ -100,6 +111,9 @@ func (e *Executor) Reconcile(ctx context.Context, wf *v1alpha1.Workflow) (Result
 		return Result{}, nil
 	}
 	r := &round{Executor: e, wf: wf, now: metav1.NewTime(e.Clock.Now())}
+	if _, remain := e.CleanOrphans(ctx, wf); remain {
+		r.res.after(OrphanRecheck)
+	}
 	if err := r.unpack(); err != nil {
 		return Result{}, err
 	}

@@ -66,6 +66,9 @@ func (o oneCluster) Pick(plugins.TaskID, *v1alpha1.TaskTemplate, map[string]stri
 	return o.c, nil
 }
 func (o oneCluster) Get(name string) (*plugins.Cluster, bool) { return o.c, name == o.c.Name }
+func (o oneCluster) Health(name string) plugins.ClusterHealth {
+	return plugins.ClusterHealth{Known: name == o.c.Name}
+}
 
 func parseSpec(t *testing.T, src string) v1alpha1.WorkflowSpec {
 	t.Helper()

@@ -75,6 +75,20 @@ func (r *round) runTask(ctx context.Context, id string, task *v1alpha1.TaskTempl
 		}
 	}
 	a := &ns.Attempts[len(ns.Attempts)-1]
+	if a.Cluster != "" {
+		h := r.Clusters.Health(a.Cluster)
+		if h.Lost || (h.Drained && a.Phase != v1alpha1.NodeRunning) {
+			return r.evacuate(ctx, id, plugin, task, ns, a, h)
+		}
+		if h.LostIn > 0 {
+			r.res.after(h.LostIn) // no pod event will come from there
+		}
+		if h.Unreachable && a.Pod == "" {
+			// Creating its pod would only fail: wait for the cluster to
+			// answer, or for its grace period to end.
+			return nil
+		}
+	}
 	tc, ok := r.taskContext(id, task, inputs, a)
 	if !ok {
 		r.endAttempt(ns, a, plugins.PhaseInfo{Phase: plugins.PhaseSystemFailed, Reason: v1alpha1.ReasonNoCluster,
@@ -126,6 +140,27 @@ func (r *round) runTask(ctx context.Context, id string, task *v1alpha1.TaskTempl
 	default:
 		r.endAttempt(ns, a, info, task)
 	}
+	return nil
+}
+
+// evacuate ends an attempt whose cluster was lost or drained as a system
+// failure, so the node retries on another cluster without spending the
+// task's retries. On a drained cluster (which answers) the pod is deleted
+// now; on a lost one it is recorded as an orphan, deleted when the
+// cluster answers again.
+func (r *round) evacuate(ctx context.Context, id string, plugin plugins.Plugin, task *v1alpha1.TaskTemplate, ns *v1alpha1.NodeStatus, a *v1alpha1.Attempt, h plugins.ClusterHealth) error {
+	reason, msg := v1alpha1.ReasonClusterDrained, h.Why+": attempt moved before its pod started"
+	if h.Lost {
+		reason, msg = v1alpha1.ReasonClusterLost, h.Why+": attempt abandoned there"
+		r.wf.Status.Orphans = append(r.wf.Status.Orphans, v1alpha1.Orphan{Cluster: a.Cluster, Node: id, Attempt: a.Number, Type: ns.Type})
+	} else if c, ok := r.Clusters.Get(a.Cluster); ok {
+		tc := &plugins.TaskContext{ID: r.taskID(id, a.Number), Task: task, Cluster: c, Launched: a.Pod != "", State: a.State}
+		if err := plugin.Abort(ctx, tc); err != nil {
+			return fmt.Errorf("move node %s off drained cluster %s: %w", id, a.Cluster, err)
+		}
+	}
+	failovers.WithLabelValues(a.Cluster, reason).Inc()
+	r.endAttempt(ns, a, plugins.PhaseInfo{Phase: plugins.PhaseSystemFailed, Reason: reason, Message: msg}, task)
 	return nil
 }
 

@@ -33,6 +33,8 @@ type Options struct {
 	Sharded  bool
 	Managers int
 	Sharding localcluster.ShardingOptions
+	// PropellerArgs are extra flags for unsharded propellers.
+	PropellerArgs []string
 }
 
 // Env is a running environment with admin clients.
@@ -120,7 +122,7 @@ func Start(ctx context.Context, dir string, opts Options) (*Env, error) {
 				return le.StartShardedPropeller(i, opts.Sharding)
 			}
 		}
-		if _, err := start(i); err != nil {
+		if _, err := start(i, opts.PropellerArgs...); err != nil {
 			le.Stop()
 			return nil, err
 		}

@@ -6,8 +6,10 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -60,11 +62,24 @@ func (e *Env) startAPIServers(ctx context.Context) error {
 }
 
 func (e *Env) startAPIServer(ctx context.Context, c *ClusterInfo) error {
-	port, err := freePort()
-	if err != nil {
-		return err
+	// A restart keeps the address, so kubeconfigs and Secrets stay valid.
+	var port int
+	if c.Server != "" {
+		u, err := url.Parse(c.Server)
+		if err != nil {
+			return err
+		}
+		if port, err = strconv.Atoi(u.Port()); err != nil {
+			return fmt.Errorf("server %s: %w", c.Server, err)
+		}
+	} else {
+		p, err := freePort()
+		if err != nil {
+			return err
+		}
+		port = p
+		c.Server = fmt.Sprintf("https://127.0.0.1:%d", port)
 	}
-	c.Server = fmt.Sprintf("https://127.0.0.1:%d", port)
 	args := []string{
 		"--etcd-servers=" + e.EtcdEndpoint, "--etcd-prefix=" + c.EtcdPrefix,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
@@ -108,6 +123,38 @@ func (e *Env) startAPIServer(ctx context.Context, c *ClusterInfo) error {
 		return err
 	}
 	return waitHTTP(ctx, p, c.Server+"/readyz", e.CAPEM, admin.Token, 90*time.Second)
+}
+
+// KillAPIServer SIGKILLs the kube-apiserver of a target cluster (a lost
+// cluster: its scheduler and nodes keep running, unable to reach it).
+func (e *Env) KillAPIServer(target string) error {
+	e.mu.Lock()
+	var p *Process
+	for _, q := range e.Processes {
+		if q.Name == "kube-apiserver-"+target {
+			p = q
+		}
+	}
+	e.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("no kube-apiserver for %s", target)
+	}
+	if err := p.Signal(syscall.SIGKILL); err != nil {
+		return err
+	}
+	<-p.done
+	return nil
+}
+
+// RestartAPIServer starts a target's kube-apiserver again on its old
+// address and waits until it is ready.
+func (e *Env) RestartAPIServer(ctx context.Context, target string) error {
+	for i := range e.Targets {
+		if e.Targets[i].Name == target {
+			return e.startAPIServer(ctx, &e.Targets[i])
+		}
+	}
+	return fmt.Errorf("no target %s", target)
 }
 
 // waitHTTP polls url until it answers 200, the process exits, or the

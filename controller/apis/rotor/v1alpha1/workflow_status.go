@@ -52,6 +52,8 @@ const (
 	ReasonTimedOut         = "TimedOut"
 	ReasonPodLost          = "PodLost"
 	ReasonNoCluster        = "NoCluster"
+	ReasonClusterLost      = "ClusterLost"
+	ReasonClusterDrained   = "ClusterDrained"
 	ReasonUpstreamFailed   = "UpstreamFailed"
 	ReasonWorkflowFailed   = "WorkflowFailed"
 	ReasonRetriesExhausted = "RetriesExhausted"
@@ -104,6 +106,10 @@ type WorkflowStatus struct {
 	// ObservedGeneration is the spec generation this status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Orphans are attempts abandoned on a cluster that was lost: their
+	// pods may still exist there and are deleted when it answers again.
+	// +optional
+	Orphans []Orphan `json:"orphans,omitempty"`
 }
 
 // NodeStatus is the state of one node.
@@ -146,6 +152,16 @@ type NodeStatus struct {
 	// "CLUSTER:ATTEMPTS:STARTUNIX:MILLIS".
 	// +optional
 	Compact string `json:"compact,omitempty"`
+}
+
+// Orphan is an attempt left behind on a lost cluster.
+type Orphan struct {
+	Cluster string `json:"cluster"`
+	// Node is the node's path (sub.a, m.3).
+	Node    string `json:"node"`
+	Attempt int32  `json:"attempt"`
+	// Type is the plugin that ran it, which knows how to stop it.
+	Type string `json:"type"`
 }
 
 // Attempt is one try at running a node's task.

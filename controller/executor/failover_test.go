@@ -1,0 +1,126 @@
+package executor
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+	"github.com/rotor-dev/rotor/plugins"
+)
+
+// fleet is a set of clusters whose health a test sets; Pick takes the
+// first by name that is healthy and not drained.
+type fleet struct {
+	health map[string]plugins.ClusterHealth
+	picked map[string]int
+}
+
+func newFleet(names ...string) *fleet {
+	f := &fleet{health: map[string]plugins.ClusterHealth{}, picked: map[string]int{}}
+	for _, n := range names {
+		f.health[n] = plugins.ClusterHealth{Known: true}
+	}
+	return f
+}
+
+func (f *fleet) Pick(plugins.TaskID, *v1alpha1.TaskTemplate, map[string]string) (*plugins.Cluster, error) {
+	names := make([]string, 0, len(f.health))
+	for n := range f.health {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if h := f.health[n]; !h.Unreachable && !h.Drained {
+			f.picked[n]++
+			return &plugins.Cluster{Name: n}, nil
+		}
+	}
+	return nil, fmt.Errorf("no cluster fits")
+}
+
+func (f *fleet) Get(name string) (*plugins.Cluster, bool) {
+	h, ok := f.health[name]
+	return &plugins.Cluster{Name: name}, ok && h.Known
+}
+
+func (f *fleet) Health(name string) plugins.ClusterHealth { return f.health[name] }
+
+// TestLostClusterFailsOver: a running attempt on a cluster that is lost
+// ends as a system failure (ClusterLost), the node runs again on another
+// cluster without spending the task's retries (0 here), and the abandoned
+// pod is deleted once the lost cluster answers again.
+func TestLostClusterFailsOver(t *testing.T) {
+	e, fp, _, wf := setup(t, strings.Replace(chain, "retries: 1", "retries: 0", 1))
+	f := newFleet("east", "west")
+	e.Clusters = f
+	fp.answers["a"] = []plugins.PhaseInfo{{Phase: plugins.PhaseRunning}, {Phase: plugins.PhaseRunning}, ok(`{"y": 9}`)}
+	fp.answers["b"] = []plugins.PhaseInfo{ok(`{"y": 81}`)}
+	step(t, e, wf)
+	if a := wf.Status.Nodes["a"].Attempts; len(a) != 1 || a[0].Cluster != "east" {
+		t.Fatalf("attempts %+v, want one on east", a)
+	}
+	// east stops answering, but within its grace period nothing moves.
+	f.health["east"] = plugins.ClusterHealth{Known: true, Unreachable: true}
+	step(t, e, wf)
+	if n := len(wf.Status.Nodes["a"].Attempts); n != 1 {
+		t.Fatalf("%d attempts while east is within its grace period, want 1", n)
+	}
+	f.health["east"] = plugins.ClusterHealth{Known: true, Unreachable: true, Lost: true, Why: "cluster east has been unreachable for 31s (grace period 30s)"}
+	step(t, e, wf) // ends the attempt; the node retries at once
+	step(t, e, wf)
+	a := wf.Status.Nodes["a"].Attempts
+	if len(a) != 2 || !a[0].System || a[0].Reason != v1alpha1.ReasonClusterLost || a[1].Cluster != "west" {
+		t.Fatalf("attempts %+v, want a system ClusterLost failure on east, then an attempt on west", a)
+	}
+	if !strings.Contains(a[0].Message, "unreachable for 31s") {
+		t.Errorf("message %q does not say why", a[0].Message)
+	}
+	if o := wf.Status.Orphans; len(o) != 1 || o[0] != (v1alpha1.Orphan{Cluster: "east", Node: "a", Attempt: 0, Type: "pod"}) {
+		t.Fatalf("orphans %+v, want attempt 0 of a on east", o)
+	}
+	for i := 0; wf.Status.Phase != v1alpha1.WorkflowSucceeded; i++ {
+		if i == 10 {
+			t.Fatalf("not finished after 10 rounds: %+v", wf.Status)
+		}
+		step(t, e, wf)
+	}
+	if changed, remain := e.CleanOrphans(t.Context(), wf); changed || !remain || fp.aborted["a"] != 0 {
+		t.Fatalf("cleaning while east is lost: changed %v remain %v aborted %d; want nothing done", changed, remain, fp.aborted["a"])
+	}
+	f.health["east"] = plugins.ClusterHealth{Known: true}
+	if changed, remain := e.CleanOrphans(t.Context(), wf); !changed || remain || fp.aborted["a"] != 1 || wf.Status.Orphans != nil {
+		t.Fatalf("cleaning after east came back: changed %v remain %v aborted %d orphans %+v; want the pod deleted once", changed, remain, fp.aborted["a"], wf.Status.Orphans)
+	}
+}
+
+// TestDrainedClusterMovesOnlyUnstarted: on a drained cluster, an attempt
+// whose pod has not started is deleted there and placed elsewhere; a
+// running one finishes where it is.
+func TestDrainedClusterMovesOnlyUnstarted(t *testing.T) {
+	e, fp, _, wf := setup(t, `
+tasks: {t: {container: {image: x, command: [sh]}}}
+nodes:
+- {name: queued, task: t}
+- {name: running, task: t}
+`)
+	f := newFleet("east", "west")
+	e.Clusters = f
+	fp.answers["queued"] = []plugins.PhaseInfo{{Phase: plugins.PhaseQueued}, {Phase: plugins.PhaseRunning}}
+	fp.answers["running"] = []plugins.PhaseInfo{{Phase: plugins.PhaseRunning}}
+	step(t, e, wf)
+	f.health["east"] = plugins.ClusterHealth{Known: true, Drained: true, Why: "cluster east is drained (taint rotor.dev/drain:NoExecute)"}
+	step(t, e, wf)
+	step(t, e, wf)
+	q, r := wf.Status.Nodes["queued"].Attempts, wf.Status.Nodes["running"].Attempts
+	if len(q) != 2 || q[0].Reason != v1alpha1.ReasonClusterDrained || !q[0].System || q[1].Cluster != "west" || fp.aborted["queued"] != 1 {
+		t.Fatalf("queued node: attempts %+v, aborted %d; want its pod deleted on east and a new attempt on west", q, fp.aborted["queued"])
+	}
+	if len(r) != 1 || r[0].Cluster != "east" || fp.aborted["running"] != 0 {
+		t.Fatalf("running node: attempts %+v, aborted %d; want it left running on east", r, fp.aborted["running"])
+	}
+	if wf.Status.Orphans != nil {
+		t.Fatalf("orphans %+v: a drained cluster answers, nothing is left behind", wf.Status.Orphans)
+	}
+}
