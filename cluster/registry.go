@@ -6,6 +6,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"sort"
 	"strconv"
@@ -464,6 +465,7 @@ func (r *Registry) Pick(id plugins.TaskID, task *v1alpha1.TaskTemplate, workflow
 		return nil, err
 	}
 	e := r.entries[name]
+	placements.WithLabelValues(name).Inc()
 	r.log.Debug("attempt placed", "pod", podKey, "cluster", name)
 	e.pending[podKey] = r.now()
 	return e.cluster, nil
@@ -536,3 +538,9 @@ func (r *Registry) Stop() {
 		delete(r.entries, n)
 	}
 }
+
+var placements = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "rotor_cluster_placements_total", Help: "Task attempts placed on each target cluster by this process.",
+}, []string{"cluster"})
+
+func init() { prometheus.MustRegister(placements) }

@@ -23,6 +23,7 @@ import (
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
 	listers "github.com/rotor-dev/rotor/controller/generated/listers/rotor/v1alpha1"
+	"github.com/rotor-dev/rotor/plugins/pod"
 )
 
 // Prober probes every Cluster's /readyz and writes its conditions. Run it
@@ -48,6 +49,7 @@ type probeClient struct {
 	key  string // generation and Secret resourceVersion it was built from
 	http *http.Client
 	host string
+	kube kubernetes.Interface
 }
 
 // Run probes every period until ctx ends.
@@ -144,6 +146,12 @@ func (p *Prober) probe(ctx context.Context, c *v1alpha1.Cluster) {
 			set(next, v1alpha1.ClusterReady, false, "NotReady", st.LastError, gen)
 		}
 		probeLatency.WithLabelValues(c.Name).Observe(r.Latency.Seconds())
+		if r.OK {
+			if n, err := p.inFlight(ctx, pc); err == nil {
+				next.Status.PodsInFlight = int32(n)
+				podsInFlight.WithLabelValues(c.Name).Set(float64(n))
+			}
+		}
 	}
 	clusterReady.WithLabelValues(c.Name).Set(boolGauge(meta.IsStatusConditionTrue(next.Status.Conditions, v1alpha1.ClusterReady)))
 	clusterReachable.WithLabelValues(c.Name).Set(boolGauge(meta.IsStatusConditionTrue(next.Status.Conditions, v1alpha1.ClusterReachable)))
@@ -157,6 +165,29 @@ func (p *Prober) probe(ctx context.Context, c *v1alpha1.Cluster) {
 	if _, err := p.Rotor.RotorV1alpha1().Clusters().UpdateStatus(ctx, next, metav1.UpdateOptions{}); err != nil && ctx.Err() == nil {
 		p.Logger.Warn("writing cluster status failed, next probe retries", "cluster", c.Name, "err", err)
 	}
+}
+
+// inFlight counts the cluster's task pods not yet finished, from the
+// apiserver's watch cache (resourceVersion 0), for rotor clusters and the
+// metric; placement counts from each replica's own pod cache.
+func (p *Prober) inFlight(ctx context.Context, pc probeClient) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
+	defer cancel()
+	list, err := pc.kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{
+		LabelSelector:   pod.LabelManaged + "=true",
+		FieldSelector:   "status.phase!=Succeeded,status.phase!=Failed",
+		ResourceVersion: "0",
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, p := range list.Items {
+		if p.DeletionTimestamp == nil {
+			n++
+		}
+	}
+	return n, nil
 }
 
 func changed(before, after *v1alpha1.Cluster) bool {
@@ -201,7 +232,11 @@ func (p *Prober) client(ctx context.Context, c *v1alpha1.Cluster) (probeClient, 
 	if err != nil {
 		return probeClient{}, fmt.Errorf("kubeconfig of cluster %s: %w", c.Name, err)
 	}
-	pc = probeClient{key: key, http: hc, host: strings.TrimSuffix(cfg.Host, "/")}
+	kube, err := kubernetes.NewForConfigAndClient(cfg, hc)
+	if err != nil {
+		return probeClient{}, fmt.Errorf("kubeconfig of cluster %s: %w", c.Name, err)
+	}
+	pc = probeClient{key: key, http: hc, host: strings.TrimSuffix(cfg.Host, "/"), kube: kube}
 	p.mu.Lock()
 	p.clients[c.Name] = pc
 	p.mu.Unlock()
@@ -262,9 +297,12 @@ var (
 	clusterReachable = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "rotor_cluster_reachable", Help: "1 while the target cluster answers its probes.",
 	}, []string{"cluster"})
+	podsInFlight = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rotor_cluster_pods_in_flight", Help: "Task pods not yet finished on the target cluster, at the last probe.",
+	}, []string{"cluster"})
 )
 
-func init() { prometheus.MustRegister(probeLatency, clusterReady, clusterReachable) }
+func init() { prometheus.MustRegister(probeLatency, clusterReady, clusterReachable, podsInFlight) }
 
 // BindFlags registers the prober's settings on fs.
 func (p *Prober) BindFlags(fs *flag.FlagSet) {
