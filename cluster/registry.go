@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/rotor-dev/rotor/cluster/capacity"
 	"github.com/rotor-dev/rotor/cluster/placement"
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/plugins"
@@ -53,6 +54,9 @@ type Registry struct {
 	namespaces corelisters.NamespaceLister
 	now        func() time.Time
 
+	// slots, if set, makes capacity exact across replicas (etcd).
+	slots *capacity.Slots
+
 	mu      sync.RWMutex
 	entries map[string]*entry
 }
@@ -73,9 +77,12 @@ type entry struct {
 	synced           cache.InformerSynced
 	// active holds the task pods not yet finished (namespace/name), kept
 	// by the pod cache's events; pending holds pods placed here by this
-	// process that the cache has not shown yet, with when.
+	// process that the cache has not shown yet, with when; slotted holds
+	// the pods this process took a capacity slot for, to release when
+	// they end.
 	active  map[string]bool
 	pending map[string]time.Time
+	slotted map[string]bool
 }
 
 // NewRegistry returns an empty registry. Secrets without a namespace are
@@ -83,6 +90,10 @@ type entry struct {
 func NewRegistry(control kubernetes.Interface, namespace string, onPod PodHandler, log *slog.Logger) *Registry {
 	return &Registry{control: control, namespace: namespace, onPod: onPod, log: log, now: time.Now, entries: map[string]*entry{}}
 }
+
+// SetSlots makes maxTaskPods hold across every replica: an attempt is
+// placed on a capped cluster only if it takes one of its slots in etcd.
+func (r *Registry) SetSlots(s *capacity.Slots) { r.slots = s }
 
 // SetNamespaces gives the registry the control cluster's namespaces, where
 // tenants' allowed clusters are read from.
@@ -305,16 +316,31 @@ func (r *Registry) podsOn(name string) ([]*corev1.Pod, error) {
 func (r *Registry) podChanged(cluster string, p *corev1.Pod, deleted bool) {
 	key := p.Namespace + "/" + p.Name
 	done := deleted || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || p.DeletionTimestamp != nil
+	release := false
 	r.mu.Lock()
 	if e := r.entries[cluster]; e != nil {
 		delete(e.pending, key)
 		if done {
 			delete(e.active, key)
+			if e.slotted[key] {
+				delete(e.slotted, key)
+				release = true
+			}
 		} else {
 			e.active[key] = true
 		}
 	}
 	r.mu.Unlock()
+	if release && r.slots != nil {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := r.slots.Release(ctx, cluster, key); err != nil {
+				// The prober collects it once the pod is not in flight.
+				r.log.Warn("releasing a capacity slot failed", "cluster", cluster, "pod", key, "err", err)
+			}
+		}()
+	}
 	if r.onPod != nil {
 		r.onPod(cluster, p)
 	}
@@ -460,15 +486,60 @@ func (r *Registry) Pick(id plugins.TaskID, task *v1alpha1.TaskTemplate, workflow
 		v.InFlight = r.inFlightLocked(e)
 		views = append(views, v)
 	}
-	name, err := placement.Place(req, views)
-	if err != nil {
-		return nil, err
+	var name string
+	for range len(views) + 1 {
+		var err error
+		if name, err = placement.Place(req, views); err != nil {
+			return nil, err
+		}
+		ok, err := r.takeSlotLocked(name, podKey, views)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			break
+		}
+		name = "" // full across replicas: the next best
+	}
+	if name == "" {
+		return nil, fmt.Errorf("no capacity slot could be taken for %s: the clusters filled up meanwhile", podKey)
 	}
 	e := r.entries[name]
 	placements.WithLabelValues(name).Inc()
 	r.log.Debug("attempt placed", "pod", podKey, "cluster", name)
 	e.pending[podKey] = r.now()
 	return e.cluster, nil
+}
+
+// takeSlotLocked takes a capacity slot for the pod on a capped cluster
+// (always true without slots or a cap). When the cluster is full across
+// replicas it marks it so in views and returns false.
+func (r *Registry) takeSlotLocked(name, podKey string, views []placement.Cluster) (bool, error) {
+	var v *placement.Cluster
+	for i := range views {
+		if views[i].Name == name {
+			v = &views[i]
+		}
+	}
+	if r.slots == nil || v == nil || v.Max <= 0 {
+		return true, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ok, taken, err := r.slots.Reserve(ctx, name, podKey, v.Max)
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		v.InFlight = max(v.InFlight, taken)
+		return false, nil
+	}
+	e := r.entries[name]
+	if e.slotted == nil {
+		e.slotted = map[string]bool{}
+	}
+	e.slotted[podKey] = true
+	return true, nil
 }
 
 // placedLocked finds the cluster an attempt's pod was already placed on:

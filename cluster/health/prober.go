@@ -20,6 +20,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/rotor-dev/rotor/cluster"
+	"github.com/rotor-dev/rotor/cluster/capacity"
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
 	listers "github.com/rotor-dev/rotor/controller/generated/listers/rotor/v1alpha1"
@@ -39,6 +40,9 @@ type Prober struct {
 	Thresholds Thresholds
 	Clock      clock.WithTicker
 	Logger     *slog.Logger
+	// Slots, if set, are the clusters' capacity slots: the prober frees
+	// those whose pods are no longer in flight (their replica went away).
+	Slots *capacity.Slots
 
 	mu      sync.Mutex
 	states  map[string]State
@@ -147,9 +151,10 @@ func (p *Prober) probe(ctx context.Context, c *v1alpha1.Cluster) {
 		}
 		probeLatency.WithLabelValues(c.Name).Observe(r.Latency.Seconds())
 		if r.OK {
-			if n, err := p.inFlight(ctx, pc); err == nil {
-				next.Status.PodsInFlight = int32(n)
-				podsInFlight.WithLabelValues(c.Name).Set(float64(n))
+			if pods, err := p.inFlight(ctx, pc); err == nil {
+				next.Status.PodsInFlight = int32(len(pods))
+				podsInFlight.WithLabelValues(c.Name).Set(float64(len(pods)))
+				p.collect(ctx, c.Name, pods)
 			}
 		}
 	}
@@ -167,10 +172,11 @@ func (p *Prober) probe(ctx context.Context, c *v1alpha1.Cluster) {
 	}
 }
 
-// inFlight counts the cluster's task pods not yet finished, from the
-// apiserver's watch cache (resourceVersion 0), for rotor clusters and the
-// metric; placement counts from each replica's own pod cache.
-func (p *Prober) inFlight(ctx context.Context, pc probeClient) (int, error) {
+// inFlight lists the cluster's task pods not yet finished
+// (namespace/name), from the apiserver's watch cache (resourceVersion 0),
+// for rotor clusters, the metric and slot collection; placement counts
+// from each replica's own pod cache.
+func (p *Prober) inFlight(ctx context.Context, pc probeClient) (map[string]bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
 	defer cancel()
 	list, err := pc.kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{
@@ -179,15 +185,32 @@ func (p *Prober) inFlight(ctx context.Context, pc probeClient) (int, error) {
 		ResourceVersion: "0",
 	})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	n := 0
+	out := make(map[string]bool, len(list.Items))
 	for _, p := range list.Items {
 		if p.DeletionTimestamp == nil {
-			n++
+			out[p.Namespace+"/"+p.Name] = true
 		}
 	}
-	return n, nil
+	return out, nil
+}
+
+// slotMinAge spares slots taken for pods not created yet.
+const slotMinAge = 2 * time.Minute
+
+func (p *Prober) collect(ctx context.Context, cluster string, inFlight map[string]bool) {
+	if p.Slots == nil {
+		return
+	}
+	n, err := p.Slots.Collect(ctx, cluster, inFlight, slotMinAge)
+	if err != nil {
+		p.Logger.Warn("collecting capacity slots failed", "cluster", cluster, "err", err)
+		return
+	}
+	if n > 0 {
+		p.Logger.Info("capacity slots collected (their pods ended, their replica did not release them)", "cluster", cluster, "slots", n)
+	}
 }
 
 func changed(before, after *v1alpha1.Cluster) bool {

@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/rotor-dev/rotor/cluster/capacity"
 	"github.com/rotor-dev/rotor/cluster/health"
 	"github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
 	rotorinformers "github.com/rotor-dev/rotor/controller/generated/informers/externalversions"
@@ -158,7 +159,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		Autoscale: autoscale.Config{TargetPerReplica: c.targetPerReplica, Min: c.minReplicas, Max: c.maxReplicas, Window: c.scaleWindow},
 	}
 	if c.probeClusters {
-		onLead, err := clusterProber(ctx, c, log)
+		onLead, err := clusterProber(ctx, c, etcd, log)
 		if err != nil {
 			return err
 		}
@@ -176,7 +177,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 
 // clusterProber returns the leader's cluster prober over a Cluster cache
 // that runs for the life of the process (so a new leader probes at once).
-func clusterProber(ctx context.Context, c config, log *slog.Logger) (func(context.Context), error) {
+func clusterProber(ctx context.Context, c config, etcd *clientv3.Client, log *slog.Logger) (func(context.Context), error) {
 	rc, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("load kubeconfig for the cluster prober (or pass --probe-clusters=false): %w", err)
@@ -195,6 +196,9 @@ func clusterProber(ctx context.Context, c config, log *slog.Logger) (func(contex
 	factory.Start(ctx.Done())
 	p := c.probe
 	p.Rotor, p.Kube, p.Clusters, p.Namespace, p.Logger = rotor, kube, clusters.Lister(), c.namespace, log
+	// The replicas' capacity slots (shard prefix + /capacity/): the leader
+	// frees those a replica that went away could not release.
+	p.Slots = capacity.New(etcd, c.prefix+"/capacity/", c.name)
 	return func(lctx context.Context) {
 		if !cache.WaitForCacheSync(lctx.Done(), clusters.Informer().HasSynced) {
 			return

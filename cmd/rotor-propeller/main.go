@@ -30,6 +30,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/rotor-dev/rotor/cluster"
+	"github.com/rotor-dev/rotor/cluster/capacity"
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/executor"
 	versioned "github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
@@ -142,6 +143,8 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		})
 		ctrl = propeller.New(rotor, replica, exec, opts)
 		exec.Workflows = scopeWorkflows{replica}
+		// Replicas share each cluster's maxTaskPods through slots in etcd.
+		registry.SetSlots(capacity.New(etcd, cfg.shardPrefix+"/capacity/", cfg.name))
 		log.Info("sharded replica joined", "name", cfg.name, "partitions", cfg.partitions, "leaseTTL", cfg.leaseTTL)
 	} else {
 		wfInformer := factory.Rotor().V1alpha1().Workflows()

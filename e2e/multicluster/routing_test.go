@@ -327,3 +327,44 @@ func TestCordonAndBrokenCluster(t *testing.T) {
 		t.Fatalf("placed %v, want nothing on the cordoned target-1 or on broken", got)
 	}
 }
+
+// TestCapacityAcrossReplicas: the same caps with 3 sharded replicas, each
+// placing the attempts of its own namespaces: through the slots in etcd,
+// no cluster ever holds more than 5 task pods at once between them.
+func TestCapacityAcrossReplicas(t *testing.T) {
+	env := harness.New(t, harness.Options{Targets: 3, Runtime: localcluster.RuntimeKwok, Replicas: 3, Sharded: true, Managers: 2})
+	for _, c := range env.Env.Targets {
+		editCluster(t, env, c.Name, func(c *v1alpha1.Cluster) { c.Spec.Capacity.MaxTaskPods = 5 })
+	}
+	ctx := context.Background()
+	var names []string
+	for i := 0; i < 30; i++ {
+		names = append(names, fmt.Sprintf("cap-%02d", i))
+	}
+	if err := env.CreateNamespaces(ctx, names...); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // replicas watch the new namespaces and see the caps
+	stop := make(chan struct{})
+	most := activeMax(env, stop)
+	start := time.Now()
+	var wfs []*v1alpha1.Workflow
+	for _, ns := range names {
+		wfs = append(wfs, submit(t, env, ns, fanOut("wide", 3, "1s", "")))
+	}
+	placed := map[string]int{}
+	for _, wf := range wfs {
+		for c, n := range succeededOn(waitSucceeded(t, env, wf, 3*time.Minute)) {
+			placed[c] += n
+		}
+	}
+	close(stop)
+	seen := most()
+	t.Logf("90 tasks of 1 s from 30 namespaces over 3 replicas, maxTaskPods 5 × 3 clusters: done in %s, placed %v, most active pods seen %v",
+		time.Since(start).Round(time.Millisecond), placed, seen)
+	for name, n := range seen {
+		if n > 5 {
+			t.Errorf("cluster %s held %d task pods at once, cap 5", name, n)
+		}
+	}
+}
