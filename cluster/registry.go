@@ -256,9 +256,7 @@ func (r *Registry) Health(name string) plugins.ClusterHealth {
 	if e == nil {
 		return plugins.ClusterHealth{}
 	}
-	// Not ready counts as unreachable: nothing should be created there,
-	// and orphan deletions would only fail.
-	h := plugins.ClusterHealth{Known: true, Unreachable: !e.unreachableSince.IsZero() || e.cluster == nil || !e.view.Ready}
+	h := plugins.ClusterHealth{Known: true, Unreachable: !e.unreachableSince.IsZero() || e.cluster == nil, NotReady: !e.view.Ready}
 	if !e.unreachableSince.IsZero() {
 		d := r.now().Sub(e.unreachableSince)
 		if d >= e.grace {

@@ -23,6 +23,9 @@ type ClusterHealth struct {
 	Known bool
 	// Unreachable: the cluster does not answer now (or has no client).
 	Unreachable bool
+	// NotReady: it answers but its /readyz fails (or it was never probed
+	// ready); nothing new is placed there.
+	NotReady bool
 	// Lost: unreachable for longer than its grace period; every attempt
 	// there fails over.
 	Lost bool

@@ -78,7 +78,9 @@ func (e *Executor) CleanOrphans(ctx context.Context, wf *v1alpha1.Workflow) (cha
 		}
 		c, ok := e.Clusters.Get(o.Cluster)
 		p, perr := e.Plugins.Get(o.Type)
-		if h.Unreachable || !ok || perr != nil {
+		// Deleting on a cluster that is not ready would likely fail: wait
+		// until it is (its pod events bring the workflow back).
+		if h.Unreachable || h.NotReady || !ok || perr != nil {
 			keep = append(keep, o)
 			continue
 		}

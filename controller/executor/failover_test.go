@@ -89,6 +89,10 @@ func TestLostClusterFailsOver(t *testing.T) {
 	if changed, remain := e.CleanOrphans(t.Context(), wf); changed || !remain || fp.aborted["a"] != 0 {
 		t.Fatalf("cleaning while east is lost: changed %v remain %v aborted %d; want nothing done", changed, remain, fp.aborted["a"])
 	}
+	f.health["east"] = plugins.ClusterHealth{Known: true, NotReady: true}
+	if changed, remain := e.CleanOrphans(t.Context(), wf); changed || !remain || fp.aborted["a"] != 0 {
+		t.Fatalf("cleaning while east answers but is not ready: changed %v remain %v aborted %d; want it to wait", changed, remain, fp.aborted["a"])
+	}
 	f.health["east"] = plugins.ClusterHealth{Known: true}
 	if changed, remain := e.CleanOrphans(t.Context(), wf); !changed || remain || fp.aborted["a"] != 1 || wf.Status.Orphans != nil {
 		t.Fatalf("cleaning after east came back: changed %v remain %v aborted %d orphans %+v; want the pod deleted once", changed, remain, fp.aborted["a"], wf.Status.Orphans)
