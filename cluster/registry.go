@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,16 +56,23 @@ type Registry struct {
 	// slots, if set, makes capacity exact across replicas (etcd).
 	slots *capacity.Slots
 
+	// pickMu serializes placements, so that two attempts never both take
+	// the last free pod of a cluster; it is held across the etcd slot
+	// call, which mu (taken by every pod event) must not be.
+	pickMu  sync.Mutex
 	mu      sync.RWMutex
 	entries map[string]*entry
 }
 
 type entry struct {
+	// view is what the Cluster object says; placementView adds the
+	// client's state.
 	view placement.Cluster
-	// cluster is nil while no client could be built (view says why).
-	cluster  *plugins.Cluster
-	gen      int64
-	secretRV string
+	// cluster is nil while no client could be built; clientErr says why.
+	cluster   *plugins.Cluster
+	clientErr string
+	gen       int64
+	secretRV  string
 	// secretChecked is when the kubeconfig Secret was last read.
 	secretChecked time.Time
 	// unreachableSince is when the prober found the cluster silent (zero
@@ -74,7 +80,6 @@ type entry struct {
 	unreachableSince time.Time
 	grace            time.Duration
 	stop             context.CancelFunc
-	synced           cache.InformerSynced
 	// active holds the task pods not yet finished (namespace/name), kept
 	// by the pod cache's events; pending holds pods placed here by this
 	// process that the cache has not shown yet, with when; slotted holds
@@ -104,15 +109,15 @@ func (r *Registry) SetNamespaces(l corelisters.NamespaceLister) { r.namespaces =
 // kubeconfig Secret changed. A Cluster whose Secret is missing or invalid
 // stays listed, not ready, with the reason.
 func (r *Registry) Sync(ctx context.Context, c *v1alpha1.Cluster) error {
-	view := viewOf(c)
 	r.mu.Lock()
 	old := r.entries[c.Name]
 	if old == nil {
 		old = &entry{active: map[string]bool{}, pending: map[string]time.Time{}}
 		r.entries[c.Name] = old
 	}
-	readyAgain := !old.view.Ready && view.Ready && old.cluster != nil
-	old.view = mergeClientState(view, old)
+	wasReady := old.placementView().Ready
+	old.view = viewOf(c)
+	readyAgain := !wasReady && old.placementView().Ready
 	since, grace := unreachable(c)
 	// Back from an outage: start its pod cache afresh, so the pods left
 	// there show up at once (the old watch may be deep in its backoff)
@@ -120,34 +125,18 @@ func (r *Registry) Sync(ctx context.Context, c *v1alpha1.Cluster) error {
 	recovered := !old.unreachableSince.IsZero() && since.IsZero()
 	wentSilent := old.unreachableSince.IsZero() && !since.IsZero()
 	old.unreachableSince, old.grace = since, grace
-	var stranded []*corev1.Pod
-	if wentSilent && old.cluster != nil {
-		stranded, _ = old.cluster.Pods.List(labels.Everything())
-	}
 	gen, hadClient, checked := old.gen, old.cluster != nil, old.secretChecked
 	r.mu.Unlock()
 	if recovered {
 		r.log.Info("target cluster reachable again: restarting its pod cache", "cluster", c.Name)
 	}
-	if readyAgain && !recovered {
-		// Orphans wait for the cluster to be ready: tell their workflows.
-		if pods, err := r.podsOn(c.Name); err == nil {
-			for _, p := range pods {
-				if r.onPod != nil {
-					r.onPod(c.Name, p)
-				}
-			}
-		}
-	}
-	if wentSilent {
-		// Nothing will be heard from its pods: have the workflows with
-		// attempts there look at the cluster's state now, and plan a look
-		// for when its grace period ends.
-		r.log.Warn("target cluster unreachable", "cluster", c.Name, "since", since, "gracePeriod", grace, "pods", len(stranded))
-		for _, p := range stranded {
-			if r.onPod != nil {
-				r.onPod(c.Name, p)
-			}
+	if wentSilent || (readyAgain && !recovered) {
+		// No pod event will come from a silent cluster, and orphans wait
+		// for a ready one: have the workflows with pods there look now
+		// (and, if silent, plan a look for when its grace period ends).
+		n := r.wake(c.Name)
+		if wentSilent {
+			r.log.Warn("target cluster unreachable", "cluster", c.Name, "since", since, "gracePeriod", grace, "pods", n)
 		}
 	}
 	if !recovered && hadClient && gen == c.Generation && r.now().Sub(checked) < secretRecheck {
@@ -197,9 +186,9 @@ func (r *Registry) Sync(ctx context.Context, c *v1alpha1.Cluster) error {
 		e.stop()
 	}
 	e.cluster = &plugins.Cluster{Name: c.Name, Client: client, Pods: podInf.Lister()}
-	e.gen, e.secretRV, e.stop, e.synced, e.secretChecked = c.Generation, rv, cancel, podInf.Informer().HasSynced, r.now()
+	e.gen, e.secretRV, e.stop, e.secretChecked, e.clientErr = c.Generation, rv, cancel, r.now(), ""
 	e.active = map[string]bool{}
-	e.view = mergeClientState(viewOf(c), e)
+	e.view = viewOf(c)
 	r.mu.Unlock()
 	factory.Start(ictx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), podInf.Informer().HasSynced) {
@@ -229,7 +218,7 @@ func viewOf(c *v1alpha1.Cluster) placement.Cluster {
 // unreachable returns since when the prober has found the cluster
 // unreachable (zero if it answers), and its failover grace period.
 func unreachable(c *v1alpha1.Cluster) (time.Time, time.Duration) {
-	grace := defaultGracePeriod
+	grace := DefaultGracePeriod
 	if g := c.Spec.UnreachableGracePeriod; g != nil && g.Duration > 0 {
 		grace = g.Duration
 	}
@@ -240,9 +229,9 @@ func unreachable(c *v1alpha1.Cluster) (time.Time, time.Duration) {
 	return cond.LastTransitionTime.Time, grace
 }
 
-// defaultGracePeriod matches health.DefaultGracePeriod (not imported: the
-// health package builds on this one).
-const defaultGracePeriod = 30 * time.Second
+// DefaultGracePeriod is how long a cluster may stay unreachable before its
+// work fails over, unless its spec.unreachableGracePeriod says otherwise.
+const DefaultGracePeriod = 30 * time.Second
 
 // Health says whether attempts on a cluster must move: lost (unreachable
 // longer than its grace period: every attempt moves), drained (a NoExecute
@@ -256,7 +245,7 @@ func (r *Registry) Health(name string) plugins.ClusterHealth {
 	if e == nil {
 		return plugins.ClusterHealth{}
 	}
-	h := plugins.ClusterHealth{Known: true, Unreachable: !e.unreachableSince.IsZero() || e.cluster == nil, NotReady: !e.view.Ready}
+	h := plugins.ClusterHealth{Known: true, Unreachable: !e.unreachableSince.IsZero() || e.cluster == nil, NotReady: !e.placementView().Ready}
 	if !e.unreachableSince.IsZero() {
 		d := r.now().Sub(e.unreachableSince)
 		if d >= e.grace {
@@ -275,11 +264,15 @@ func (r *Registry) Health(name string) plugins.ClusterHealth {
 	return h
 }
 
-// mergeClientState keeps a cluster without a working client out of
-// placement, whatever its conditions say.
-func mergeClientState(v placement.Cluster, e *entry) placement.Cluster {
-	if e.cluster == nil && e.view.NotReady != "" && !e.view.Ready {
-		v.Ready, v.NotReady = false, e.view.NotReady
+// placementView is what placement knows of the cluster: its object's
+// view, kept out of placement while no client could be built.
+func (e *entry) placementView() placement.Cluster {
+	v := e.view
+	if e.cluster == nil {
+		v.Ready, v.NotReady = false, e.clientErr
+		if v.NotReady == "" {
+			v.NotReady = "client not built yet"
+		}
 	}
 	return v
 }
@@ -294,19 +287,27 @@ func (r *Registry) setBroken(name string, err error) {
 	if e.stop != nil {
 		e.stop()
 	}
-	e.cluster, e.stop, e.synced, e.gen, e.secretRV = nil, nil, nil, 0, ""
-	e.view.Ready, e.view.NotReady = false, "credentials: "+err.Error()
+	e.cluster, e.stop, e.gen, e.secretRV = nil, nil, 0, ""
+	e.clientErr = "credentials: " + err.Error()
 }
 
-// podsOn lists the task pods in a cluster's cache.
-func (r *Registry) podsOn(name string) ([]*corev1.Pod, error) {
+// wake passes every task pod in a cluster's cache to the pod handler, so
+// their workflows take a look; it returns how many there were.
+func (r *Registry) wake(name string) int {
 	r.mu.RLock()
 	e := r.entries[name]
 	r.mu.RUnlock()
-	if e == nil || e.cluster == nil {
-		return nil, nil
+	if e == nil || e.cluster == nil || r.onPod == nil {
+		return 0
 	}
-	return e.cluster.Pods.List(labels.Everything())
+	pods, err := e.cluster.Pods.List(labels.Everything())
+	if err != nil {
+		return 0
+	}
+	for _, p := range pods {
+		r.onPod(name, p)
+	}
+	return len(pods)
 }
 
 // podChanged keeps the in-flight count of a cluster and passes the event
@@ -344,10 +345,10 @@ func (r *Registry) podChanged(cluster string, p *corev1.Pod, deleted bool) {
 	}
 }
 
-// InFlight returns the task pods in flight on a cluster: active in its
+// inFlight returns the task pods in flight on a cluster: active in its
 // pod cache, plus those this process placed there that the cache has not
 // shown yet (for at most pendingTTL).
-func (r *Registry) InFlight(name string) int {
+func (r *Registry) inFlight(name string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e := r.entries[name]
@@ -462,39 +463,35 @@ func (r *Registry) Pick(id plugins.TaskID, task *v1alpha1.TaskTemplate, workflow
 		req.TaskSelector = task.ClusterSelector
 	}
 	podKey := id.Namespace + "/" + pod.Name(id)
+	r.pickMu.Lock()
+	defer r.pickMu.Unlock()
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	// An attempt whose placement was decided before but not recorded (the
 	// round's status write lost a conflict, or the replica died before
 	// it) may already have its pod somewhere: it stays there, or it would
 	// run twice.
 	if c := r.placedLocked(id.Namespace, pod.Name(id), podKey); c != nil {
+		r.mu.Unlock()
 		r.log.Debug("attempt already placed", "pod", podKey, "cluster", c.Name)
 		return c, nil
 	}
 	views := make([]placement.Cluster, 0, len(r.entries))
 	for _, e := range r.entries {
-		v := e.view
-		if e.cluster == nil {
-			v.Ready = false
-			if v.NotReady == "" {
-				v.NotReady = "client not built yet"
-			}
-		}
+		v := e.placementView()
 		v.InFlight = r.inFlightLocked(e)
 		views = append(views, v)
 	}
-	var name string
+	r.mu.Unlock()
+	name, slotted := "", false
 	for range len(views) + 1 {
 		var err error
 		if name, err = placement.Place(req, views); err != nil {
 			return nil, err
 		}
-		ok, err := r.takeSlotLocked(name, podKey, views)
-		if err != nil {
+		if slotted, err = r.takeSlot(name, podKey, views); err != nil {
 			return nil, err
 		}
-		if ok {
+		if slotted || r.slots == nil || !capped(views, name) {
 			break
 		}
 		name = "" // full across replicas: the next best
@@ -502,17 +499,39 @@ func (r *Registry) Pick(id plugins.TaskID, task *v1alpha1.TaskTemplate, workflow
 	if name == "" {
 		return nil, fmt.Errorf("no capacity slot could be taken for %s: the clusters filled up meanwhile", podKey)
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	e := r.entries[name]
+	if e == nil || e.cluster == nil {
+		// Removed or broken while the slot was taken; the prober collects
+		// the slot.
+		return nil, fmt.Errorf("cluster %s went away while %s was placed on it", name, podKey)
+	}
+	if slotted {
+		if e.slotted == nil {
+			e.slotted = map[string]bool{}
+		}
+		e.slotted[podKey] = true
+	}
 	placements.WithLabelValues(name).Inc()
 	r.log.Debug("attempt placed", "pod", podKey, "cluster", name)
 	e.pending[podKey] = r.now()
 	return e.cluster, nil
 }
 
-// takeSlotLocked takes a capacity slot for the pod on a capped cluster
-// (always true without slots or a cap). When the cluster is full across
-// replicas it marks it so in views and returns false.
-func (r *Registry) takeSlotLocked(name, podKey string, views []placement.Cluster) (bool, error) {
+func capped(views []placement.Cluster, name string) bool {
+	for _, v := range views {
+		if v.Name == name {
+			return v.Max > 0
+		}
+	}
+	return false
+}
+
+// takeSlot takes a capacity slot for the pod on a capped cluster; it
+// reports false when there is no slot to take (no slots, no cap) or when
+// the cluster is full across replicas, which it then marks in views.
+func (r *Registry) takeSlot(name, podKey string, views []placement.Cluster) (bool, error) {
 	var v *placement.Cluster
 	for i := range views {
 		if views[i].Name == name {
@@ -520,7 +539,7 @@ func (r *Registry) takeSlotLocked(name, podKey string, views []placement.Cluster
 		}
 	}
 	if r.slots == nil || v == nil || v.Max <= 0 {
-		return true, nil
+		return false, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -530,14 +549,8 @@ func (r *Registry) takeSlotLocked(name, podKey string, views []placement.Cluster
 	}
 	if !ok {
 		v.InFlight = max(v.InFlight, taken)
-		return false, nil
 	}
-	e := r.entries[name]
-	if e.slotted == nil {
-		e.slotted = map[string]bool{}
-	}
-	e.slotted[podKey] = true
-	return true, nil
+	return ok, nil
 }
 
 // placedLocked finds the cluster an attempt's pod was already placed on:
@@ -578,21 +591,6 @@ func (r *Registry) allowed(namespace string) []string {
 			out = append(out, n)
 		}
 	}
-	return out
-}
-
-// Views returns what placement knows of every cluster, with its pods in
-// flight, by name.
-func (r *Registry) Views() []placement.Cluster {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make([]placement.Cluster, 0, len(r.entries))
-	for _, e := range r.entries {
-		v := e.view
-		v.InFlight = r.inFlightLocked(e)
-		out = append(out, v)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 

@@ -93,22 +93,22 @@ func TestInFlightCountsPendingUntilSeen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := r.InFlight(c.Name); n != 1 {
+	if n := r.inFlight(c.Name); n != 1 {
 		t.Fatalf("in flight after placing: %d, want 1", n)
 	}
 	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: pod.Name(attempt("n0")), Namespace: "team"}, Status: corev1.PodStatus{Phase: corev1.PodRunning}}
 	r.podChanged(c.Name, p, false)
-	if n := r.InFlight(c.Name); n != 1 {
+	if n := r.inFlight(c.Name); n != 1 {
 		t.Fatalf("in flight once the cache shows it running: %d, want 1", n)
 	}
 	p.Status.Phase = corev1.PodSucceeded
 	r.podChanged(c.Name, p, false)
-	if n := r.InFlight(c.Name); n != 0 {
+	if n := r.inFlight(c.Name); n != 0 {
 		t.Fatalf("in flight after it succeeded: %d, want 0", n)
 	}
 	c2, _ := r.Pick(attempt("lost"), nil, nil)
 	*now = now.Add(pendingTTL + time.Second)
-	if n := r.InFlight(c2.Name); n != 0 {
+	if n := r.inFlight(c2.Name); n != 0 {
 		t.Fatalf("a placement never seen still counts after pendingTTL: %d", n)
 	}
 }

@@ -18,9 +18,6 @@ const (
 	DefaultTimeout          = 2 * time.Second
 	DefaultFailureThreshold = 3
 	DefaultSuccessThreshold = 1
-	// DefaultGracePeriod is how long a cluster may stay unreachable before
-	// its work fails over (Cluster spec.unreachableGracePeriod).
-	DefaultGracePeriod = 30 * time.Second
 )
 
 // Thresholds are the consecutive results that flip a state.
