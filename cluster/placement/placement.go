@@ -20,12 +20,13 @@ package placement
 
 import (
 	"fmt"
-	"hash/fnv"
 	"math"
 	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/rotor-dev/rotor/internal/mixhash"
 )
 
 // Cluster is what placement knows of one target cluster.
@@ -182,17 +183,7 @@ func score(key string, c Cluster) float64 {
 	if c.Max > 0 {
 		w *= float64(c.Max-c.InFlight) / float64(c.Max)
 	}
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(key))
-	_, _ = h.Write([]byte{0})
-	_, _ = h.Write([]byte(c.Name))
-	x := h.Sum64()
-	// splitmix64 finalizer: FNV of close keys is not uniform enough.
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
+	x := mixhash.Sum64(key, c.Name)
 	u := (float64(x>>11) + 0.5) / (1 << 53)
 	return -w / math.Log(u)
 }

@@ -12,10 +12,11 @@ package ring
 
 import (
 	"fmt"
-	"hash/fnv"
 	"math"
 	"sort"
 	"strconv"
+
+	"github.com/rotor-dev/rotor/internal/mixhash"
 )
 
 // Member is one owner of partitions. Weight defaults to 1.
@@ -148,16 +149,6 @@ func PartitionOf(namespace string, partitions int) int {
 	return int(hash([]byte(namespace)) % uint64(partitions))
 }
 
-// hash is FNV-1a 64 followed by a splitmix64 finalizer, which spreads the
-// close inputs a ring sees ("m#1", "m#2") over the whole range.
-func hash(b []byte) uint64 {
-	f := fnv.New64a()
-	_, _ = f.Write(b)
-	x := f.Sum64()
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
-}
+// hash is the installation's hash (package mixhash): the ring's points
+// and a namespace's partition come from it.
+func hash(b []byte) uint64 { return mixhash.Sum64(string(b)) }
