@@ -60,21 +60,19 @@ func (e *Executor) Cleanup(ctx context.Context, wf *v1alpha1.Workflow) (skipped 
 	return skipped, errors.Join(errs...)
 }
 
-// CleanOrphans deletes what attempts abandoned on lost clusters left
-// there, for each such cluster that answers again, and drops them from
-// the status. It reports whether the status changed and whether orphans
-// remain (so the caller looks again later). Failures are kept for the
-// next call: the cluster may have gone away again.
-func (e *Executor) CleanOrphans(ctx context.Context, wf *v1alpha1.Workflow) (changed, remain bool) {
+// cleanOrphans deletes what attempts abandoned on lost clusters left
+// there, for each such cluster that is ready again, and drops them from
+// the status. It reports whether orphans remain (the caller looks again
+// later). Failures stay for the next call: the cluster may be gone again.
+func (e *Executor) cleanOrphans(ctx context.Context, wf *v1alpha1.Workflow) (remain bool) {
 	if len(wf.Status.Orphans) == 0 {
-		return false, false
+		return false
 	}
-	keep := wf.Status.Orphans[:0:0]
+	var keep []v1alpha1.Orphan
 	for _, o := range wf.Status.Orphans {
 		h := e.Clusters.Health(o.Cluster)
 		if !h.Known {
-			changed = true // the Cluster was deleted: nothing can reach its pods
-			continue
+			continue // the Cluster was deleted: nothing can reach its pods
 		}
 		c, ok := e.Clusters.Get(o.Cluster)
 		p, perr := e.Plugins.Get(o.Type)
@@ -88,24 +86,15 @@ func (e *Executor) CleanOrphans(ctx context.Context, wf *v1alpha1.Workflow) (cha
 			ID:      plugins.TaskID{Namespace: wf.Namespace, Workflow: wf.Name, WorkflowUID: string(wf.UID), Node: o.Node, Attempt: o.Attempt},
 			Cluster: c, Launched: true,
 		}
+		log := e.logger().With("workflow", wf.Namespace+"/"+wf.Name, "node", o.Node, "attempt", o.Attempt, "cluster", o.Cluster)
 		if err := p.Abort(ctx, tc); err != nil {
-			if e.Logger != nil {
-				e.Logger.Warn("deleting an orphaned pod failed, will retry", "workflow", wf.Namespace+"/"+wf.Name, "node", o.Node, "attempt", o.Attempt, "cluster", o.Cluster, "err", err)
-			}
+			log.Warn("deleting an orphaned pod failed, will retry", "err", err)
 			keep = append(keep, o)
 			continue
 		}
-		if e.Logger != nil {
-			e.Logger.Info("orphaned pod deleted", "workflow", wf.Namespace+"/"+wf.Name, "node", o.Node, "attempt", o.Attempt, "cluster", o.Cluster)
-		}
+		log.Info("orphaned pod deleted")
 		orphansDeleted.WithLabelValues(o.Cluster).Inc()
-		changed = true
 	}
-	if changed {
-		wf.Status.Orphans = keep
-		if len(keep) == 0 {
-			wf.Status.Orphans = nil
-		}
-	}
-	return changed, len(keep) > 0
+	wf.Status.Orphans = keep
+	return len(keep) > 0
 }

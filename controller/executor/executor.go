@@ -81,6 +81,13 @@ type Result struct {
 	Requeue bool
 }
 
+func (e *Executor) logger() *slog.Logger {
+	if e.Logger == nil {
+		return slog.Default()
+	}
+	return e.Logger
+}
+
 func (r *Result) after(d time.Duration) {
 	if d <= 0 {
 		r.Requeue = true
@@ -99,20 +106,26 @@ type round struct {
 	res Result
 }
 
-// OrphanRecheck is how often a workflow with orphans on an unreachable
+// orphanRecheck is how often a workflow with orphans on an unreachable
 // cluster looks again (pod events of a cluster that comes back bring it
 // sooner).
-const OrphanRecheck = 10 * time.Second
+const orphanRecheck = 10 * time.Second
 
 // Reconcile runs one round on wf, mutating wf.Status.
 func (e *Executor) Reconcile(ctx context.Context, wf *v1alpha1.Workflow) (Result, error) {
 	st := &wf.Status
+	// Pods left on a lost cluster are deleted when it is back, whether
+	// the workflow still runs or not.
+	orphans := e.cleanOrphans(ctx, wf)
 	if st.Phase.IsTerminal() {
+		if orphans {
+			return Result{RequeueAfter: orphanRecheck}, nil
+		}
 		return Result{}, nil
 	}
 	r := &round{Executor: e, wf: wf, now: metav1.NewTime(e.Clock.Now())}
-	if _, remain := e.CleanOrphans(ctx, wf); remain {
-		r.res.after(OrphanRecheck)
+	if orphans {
+		r.res.after(orphanRecheck)
 	}
 	if err := r.unpack(); err != nil {
 		return Result{}, err

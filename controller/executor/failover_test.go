@@ -86,16 +86,18 @@ func TestLostClusterFailsOver(t *testing.T) {
 		}
 		step(t, e, wf)
 	}
-	if changed, remain := e.CleanOrphans(t.Context(), wf); changed || !remain || fp.aborted["a"] != 0 {
-		t.Fatalf("cleaning while east is lost: changed %v remain %v aborted %d; want nothing done", changed, remain, fp.aborted["a"])
+	// The workflow has ended; its rounds still delete the orphan, once
+	// east is back and ready.
+	if res := step(t, e, wf); res.RequeueAfter != orphanRecheck || fp.aborted["a"] != 0 {
+		t.Fatalf("round while east is lost: requeue %s, aborted %d; want a look in %s and nothing deleted", res.RequeueAfter, fp.aborted["a"], orphanRecheck)
 	}
 	f.health["east"] = plugins.ClusterHealth{Known: true, NotReady: true}
-	if changed, remain := e.CleanOrphans(t.Context(), wf); changed || !remain || fp.aborted["a"] != 0 {
-		t.Fatalf("cleaning while east answers but is not ready: changed %v remain %v aborted %d; want it to wait", changed, remain, fp.aborted["a"])
+	if res := step(t, e, wf); res.RequeueAfter != orphanRecheck || fp.aborted["a"] != 0 {
+		t.Fatalf("round while east answers but is not ready: requeue %s, aborted %d; want it to wait", res.RequeueAfter, fp.aborted["a"])
 	}
 	f.health["east"] = plugins.ClusterHealth{Known: true}
-	if changed, remain := e.CleanOrphans(t.Context(), wf); !changed || remain || fp.aborted["a"] != 1 || wf.Status.Orphans != nil {
-		t.Fatalf("cleaning after east came back: changed %v remain %v aborted %d orphans %+v; want the pod deleted once", changed, remain, fp.aborted["a"], wf.Status.Orphans)
+	if res := step(t, e, wf); res.RequeueAfter != 0 || fp.aborted["a"] != 1 || wf.Status.Orphans != nil {
+		t.Fatalf("round after east came back: requeue %s, aborted %d, orphans %+v; want the pod deleted once and nothing left", res.RequeueAfter, fp.aborted["a"], wf.Status.Orphans)
 	}
 }
 

@@ -194,8 +194,8 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		}
 		return 0, nil
 	}
-	if cached.Status.Phase.IsTerminal() {
-		return c.cleanOrphans(ctx, cached, epoch)
+	if cached.Status.Phase.IsTerminal() && len(cached.Status.Orphans) == 0 {
+		return 0, nil // nothing left to do; the copy below would be waste
 	}
 	wf := cached.DeepCopy()
 	res, rerr := c.exec.Reconcile(ctx, wf)
@@ -221,7 +221,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, rerr
 	}
 	if wf.Status.Phase.IsTerminal() {
-		return 0, nil
+		return res.RequeueAfter, nil // orphans still to delete, or 0
 	}
 	switch {
 	case res.Requeue:
@@ -230,29 +230,6 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return res.RequeueAfter, nil
 	}
 	return c.resync, nil
-}
-
-// cleanOrphans deletes, for a finished workflow, the pods its attempts
-// left on clusters that were lost and answer again.
-func (c *Controller) cleanOrphans(ctx context.Context, cached *v1alpha1.Workflow, epoch int64) (time.Duration, error) {
-	if len(cached.Status.Orphans) == 0 {
-		return 0, nil
-	}
-	wf := cached.DeepCopy()
-	changed, remain := c.exec.CleanOrphans(ctx, wf)
-	if changed {
-		if !c.scope.CanWrite() {
-			return 0, errLeaseExpired
-		}
-		wf.Status.ShardEpoch = epoch
-		if _, err := c.client.RotorV1alpha1().Workflows(wf.Namespace).UpdateStatus(ctx, wf, metav1.UpdateOptions{}); err != nil {
-			return 0, fmt.Errorf("write status of %s/%s: %w", wf.Namespace, wf.Name, err)
-		}
-	}
-	if remain {
-		return executor.OrphanRecheck, nil
-	}
-	return 0, nil
 }
 
 func (c *Controller) recordTransitions(before, after *v1alpha1.Workflow) {
