@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/manifest"
@@ -77,19 +75,5 @@ func submit(t *testing.T, ns, src string) *v1alpha1.Workflow {
 // waitDone waits until the workflow reaches a terminal phase.
 func waitDone(t *testing.T, wf *v1alpha1.Workflow, timeout time.Duration) *v1alpha1.Workflow {
 	t.Helper()
-	var got *v1alpha1.Workflow
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		w, err := env.Rotor.RotorV1alpha1().Workflows(wf.Namespace).Get(ctx, wf.Name, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		got = w
-		return w.Status.Phase.IsTerminal(), nil
-	})
-	if err != nil {
-		b, _ := json.MarshalIndent(got, "", "  ")
-		env.Report(t)
-		t.Fatalf("workflow %s/%s not done after %s; last seen:\n%s", wf.Namespace, wf.Name, timeout, b)
-	}
-	return got
+	return env.WaitWorkflow(t, wf, timeout, harness.Ended)
 }

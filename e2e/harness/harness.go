@@ -6,6 +6,7 @@ package harness
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,8 +16,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	versioned "github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
 	"github.com/rotor-dev/rotor/internal/localcluster"
 )
@@ -204,4 +207,54 @@ func (e *Env) TaskPods(t testing.TB, ns, selector string) []ClusterPod {
 		}
 	}
 	return out
+}
+
+// WaitWorkflow polls a workflow until done says so, and returns it; on a
+// timeout it reports the logs and fails the test with the last status.
+func (e *Env) WaitWorkflow(t testing.TB, wf *v1alpha1.Workflow, timeout time.Duration, done func(*v1alpha1.Workflow) bool) *v1alpha1.Workflow {
+	t.Helper()
+	var got *v1alpha1.Workflow
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		w, err := e.Rotor.RotorV1alpha1().Workflows(wf.Namespace).Get(ctx, wf.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		got = w
+		return done(w), nil
+	})
+	if err != nil {
+		e.Report(t)
+		b, _ := json.MarshalIndent(got, "", "  ")
+		t.Fatalf("workflow %s/%s: not there after %s; last seen:\n%s", wf.Namespace, wf.Name, timeout, b)
+	}
+	return got
+}
+
+// Ended reports whether a workflow reached a terminal phase.
+func Ended(wf *v1alpha1.Workflow) bool { return wf.Status.Phase.IsTerminal() }
+
+// WaitWorkflows polls every workflow until at least want have ended, and
+// returns them all; on a timeout it reports the logs and fails the test.
+func (e *Env) WaitWorkflows(t testing.TB, want int, timeout time.Duration) []v1alpha1.Workflow {
+	t.Helper()
+	var items []v1alpha1.Workflow
+	done := 0
+	err := wait.PollUntilContextTimeout(context.Background(), time.Second, timeout, true, func(ctx context.Context) (bool, error) {
+		list, err := e.Rotor.RotorV1alpha1().Workflows("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil
+		}
+		items, done = list.Items, 0
+		for i := range items {
+			if Ended(&items[i]) {
+				done++
+			}
+		}
+		return done >= want, nil
+	})
+	if err != nil {
+		e.Report(t)
+		t.Fatalf("%d of %d workflows ended after %s", done, want, timeout)
+	}
+	return items
 }

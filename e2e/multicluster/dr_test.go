@@ -125,14 +125,14 @@ func TestCordonDrainCLI(t *testing.T) {
 	time.Sleep(time.Second)
 	// Cannot start anywhere: pending until drained off its cluster.
 	stuck := submit(t, env, "ops", fanOut("pending", 1, "100ms", "      pod: {nodeSelector: {nowhere: \"true\"}}\n"))
-	stuck = waitFor(t, env, stuck, 30*time.Second, func(w *v1alpha1.Workflow) bool {
+	stuck = env.WaitWorkflow(t, stuck, 30*time.Second, func(w *v1alpha1.Workflow) bool {
 		a := w.Status.Nodes["n00"].Attempts
 		return len(a) == 1 && a[0].Pod != ""
 	})
 	first := stuck.Status.Nodes["n00"].Attempts[0]
 	out := rotorCLI(t, env, "drain", first.Cluster)
 	t.Logf("attempt 0 pending on %s; %s", first.Cluster, strings.TrimSpace(out))
-	stuck = waitFor(t, env, stuck, 30*time.Second, func(w *v1alpha1.Workflow) bool {
+	stuck = env.WaitWorkflow(t, stuck, 30*time.Second, func(w *v1alpha1.Workflow) bool {
 		a := w.Status.Nodes["n00"].Attempts
 		return len(a) == 2 && a[1].Cluster != ""
 	})

@@ -194,24 +194,7 @@ func isNotFound(err error) bool { return apierrors.IsNotFound(err) }
 // every one succeeded.
 func waitAllSucceeded(t *testing.T, env *harness.Env, want int, timeout time.Duration) []v1alpha1.Workflow {
 	t.Helper()
-	var items []v1alpha1.Workflow
-	done := 0
-	err := wait.PollUntilContextTimeout(context.Background(), time.Second, timeout, true, func(ctx context.Context) (bool, error) {
-		list, err := env.Rotor.RotorV1alpha1().Workflows("").List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return false, nil
-		}
-		items, done = list.Items, 0
-		for _, wf := range items {
-			if wf.Status.Phase.IsTerminal() {
-				done++
-			}
-		}
-		return done >= want, nil
-	})
-	if err != nil {
-		t.Fatalf("%d of %d workflows done after %s", done, want, timeout)
-	}
+	items := env.WaitWorkflows(t, want, timeout)
 	for _, wf := range items {
 		if wf.Status.Phase != v1alpha1.WorkflowSucceeded {
 			t.Errorf("%s/%s: %s (%s)", wf.Namespace, wf.Name, wf.Status.Phase, wf.Status.Message)

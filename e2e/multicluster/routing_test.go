@@ -79,26 +79,9 @@ func submit(t *testing.T, env *harness.Env, ns, src string) *v1alpha1.Workflow {
 	return created
 }
 
-func waitFor(t *testing.T, env *harness.Env, wf *v1alpha1.Workflow, timeout time.Duration, done func(*v1alpha1.Workflow) bool) *v1alpha1.Workflow {
-	t.Helper()
-	var got *v1alpha1.Workflow
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		w, err := env.Rotor.RotorV1alpha1().Workflows(wf.Namespace).Get(ctx, wf.Name, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		got = w
-		return done(w), nil
-	})
-	if err != nil {
-		t.Fatalf("workflow %s/%s: condition not reached in %s; status %+v", wf.Namespace, wf.Name, timeout, got.Status)
-	}
-	return got
-}
-
 func waitSucceeded(t *testing.T, env *harness.Env, wf *v1alpha1.Workflow, timeout time.Duration) *v1alpha1.Workflow {
 	t.Helper()
-	got := waitFor(t, env, wf, timeout, func(w *v1alpha1.Workflow) bool { return w.Status.Phase.IsTerminal() })
+	got := env.WaitWorkflow(t, wf, timeout, harness.Ended)
 	if got.Status.Phase != v1alpha1.WorkflowSucceeded {
 		t.Fatalf("workflow %s/%s: %s (%s)", wf.Namespace, wf.Name, got.Status.Phase, got.Status.Message)
 	}
@@ -166,7 +149,7 @@ func TestLabelRouting(t *testing.T) {
 	}
 
 	stuck := submit(t, env, "east-only", fanOut("stuck", 1, "100ms", "      clusterSelector: {gpu: \"true\"}\n"))
-	stuck = waitFor(t, env, stuck, 30*time.Second, func(w *v1alpha1.Workflow) bool {
+	stuck = env.WaitWorkflow(t, stuck, 30*time.Second, func(w *v1alpha1.Workflow) bool {
 		return w.Status.Nodes["n00"].Reason == v1alpha1.ReasonNoCluster
 	})
 	msg := stuck.Status.Nodes["n00"].Message

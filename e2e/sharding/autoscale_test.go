@@ -87,7 +87,7 @@ func TestAutoscaleSignal(t *testing.T) {
 			}
 		}
 	}()
-	waitAllDone(t, env, 100, 3*time.Minute)
+	env.WaitWorkflows(t, 100, 3*time.Minute)
 	close(stopWatch)
 	<-watched
 	busyUntil := time.Unix(0, lastBusy.Load())

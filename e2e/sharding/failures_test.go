@@ -37,11 +37,13 @@ spec:
   - {name: c, task: step, inputs: {i: "{{nodes.b.outputs.v}}"}}
 `
 
+// process returns the most recently started process of that name (a
+// replica restarted under its name appears twice).
 func process(t *testing.T, env *harness.Env, name string) *localcluster.Process {
 	t.Helper()
-	for _, p := range env.Processes {
-		if p.Name == name {
-			return p
+	for i := len(env.Processes) - 1; i >= 0; i-- {
+		if env.Processes[i].Name == name {
+			return env.Processes[i]
 		}
 	}
 	t.Fatalf("no process %s", name)
@@ -134,10 +136,10 @@ func TestReplicaKilled(t *testing.T) {
 			}
 		}
 		killedAt := time.Now()
-		if err := latestProcess(t, env, victim).Signal(syscall.SIGKILL); err != nil {
+		if err := process(t, env, victim).Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		items := waitAllDone(t, env, 150*(round+1), 4*time.Minute)
+		items := env.WaitWorkflows(t, 150*(round+1), 4*time.Minute)
 		for _, wf := range items {
 			if !strings.HasPrefix(wf.Namespace, prefix+"-") {
 				continue
@@ -213,19 +215,6 @@ func TestReplicaKilled(t *testing.T) {
 		firstBack[rounds/2].Round(time.Millisecond), firstBack[rounds-1].Round(time.Millisecond), ttl)
 }
 
-// latestProcess returns the most recently started process of that name
-// (a replica restarted under the same name appears twice).
-func latestProcess(t *testing.T, env *harness.Env, name string) *localcluster.Process {
-	t.Helper()
-	for i := len(env.Processes) - 1; i >= 0; i-- {
-		if env.Processes[i].Name == name {
-			return env.Processes[i]
-		}
-	}
-	t.Fatalf("no process %s", name)
-	return nil
-}
-
 // TestReplicaFrozen: SIGSTOP a replica for twice its lease TTL, then
 // SIGCONT. The audit log must show no write from it after its lease
 // expired, and every workflow must still succeed.
@@ -246,7 +235,7 @@ func TestReplicaFrozen(t *testing.T) {
 	if err := p.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	items := waitAllDone(t, env, 150, 4*time.Minute)
+	items := env.WaitWorkflows(t, 150, 4*time.Minute)
 	for _, wf := range items {
 		if wf.Status.Phase != v1alpha1.WorkflowSucceeded {
 			t.Fatalf("%s/%s: %s (%s)", wf.Namespace, wf.Name, wf.Status.Phase, wf.Status.Message)

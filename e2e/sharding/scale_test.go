@@ -89,7 +89,7 @@ spec:
 			t.Error("the drained replica did not exit")
 		}
 	}
-	items := waitAllDone(t, env, 40, 5*time.Minute)
+	items := env.WaitWorkflows(t, 40, 5*time.Minute)
 	for _, wf := range items {
 		if wf.Status.Phase != v1alpha1.WorkflowSucceeded {
 			t.Fatalf("%s/%s: %s (%s)", wf.Namespace, wf.Name, wf.Status.Phase, wf.Status.Message)

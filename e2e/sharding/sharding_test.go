@@ -111,30 +111,6 @@ func submitMany(t *testing.T, env *harness.Env, namespaces, perNamespace int) []
 	return out
 }
 
-func waitAllDone(t *testing.T, env *harness.Env, want int, timeout time.Duration) []v1alpha1.Workflow {
-	t.Helper()
-	var items []v1alpha1.Workflow
-	done := 0
-	err := wait.PollUntilContextTimeout(context.Background(), time.Second, timeout, true, func(ctx context.Context) (bool, error) {
-		list, err := env.Rotor.RotorV1alpha1().Workflows("").List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return false, nil
-		}
-		items, done = list.Items, 0
-		for _, wf := range items {
-			if wf.Status.Phase.IsTerminal() {
-				done++
-			}
-		}
-		return done == want, nil
-	})
-	if err != nil {
-		env.Report(t)
-		t.Fatalf("%d of %d workflows done after %s", done, want, timeout)
-	}
-	return items
-}
-
 // auditWrite is one successful write of a workflow's status.
 type auditWrite struct {
 	User string
@@ -196,7 +172,7 @@ func TestShardedReplicasOneWriterEach(t *testing.T) {
 	t.Logf("shard map: %d partitions over 3 replicas: %v", len(doc.Map), loads)
 	start := time.Now()
 	submitMany(t, env, 60, 10)
-	items := waitAllDone(t, env, 600, 5*time.Minute)
+	items := env.WaitWorkflows(t, 600, 5*time.Minute)
 	t.Logf("600 workflows (1,200 task nodes) done in %s", time.Since(start).Round(time.Second))
 	for _, wf := range items {
 		if wf.Status.Phase != v1alpha1.WorkflowSucceeded || wf.Status.ShardEpoch == 0 {
