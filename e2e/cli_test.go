@@ -2,10 +2,11 @@ package e2e
 
 import (
 	"context"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -50,19 +51,10 @@ func TestExamples(t *testing.T) {
 
 func outputsOf(wf *v1alpha1.Workflow) string {
 	var parts []string
-	for _, k := range sortedKeys(wf.Status.Outputs) {
+	for _, k := range slices.Sorted(maps.Keys(wf.Status.Outputs)) {
 		parts = append(parts, k+"="+string(wf.Status.Outputs[k].Raw))
 	}
 	return strings.Join(parts, " ")
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func rotorCLI(t *testing.T, args ...string) (string, int) {

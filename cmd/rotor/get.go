@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -109,7 +111,7 @@ func describe(out io.Writer, wf *v1alpha1.Workflow) {
 	}
 	walk(top, "")
 	tw.Flush()
-	for _, k := range sortedKeys(wf.Status.Outputs) {
+	for _, k := range slices.Sorted(maps.Keys(wf.Status.Outputs)) {
 		fmt.Fprintf(out, "Output %s = %s\n", k, wf.Status.Outputs[k].Raw)
 	}
 }

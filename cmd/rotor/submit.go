@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -248,16 +250,7 @@ func printSummary(out io.Writer, wf *v1alpha1.Workflow) {
 		fmt.Fprintf(out, " in %s", wf.Status.FinishedAt.Sub(wf.Status.StartedAt.Time).Round(time.Millisecond))
 	}
 	fmt.Fprintf(out, ": %s\n", wf.Status.Message)
-	for _, k := range sortedKeys(wf.Status.Outputs) {
+	for _, k := range slices.Sorted(maps.Keys(wf.Status.Outputs)) {
 		fmt.Fprintf(out, "  output %s = %s\n", k, wf.Status.Outputs[k].Raw)
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -48,7 +49,7 @@ func Build(spec *v1alpha1.WorkflowSpec) (*Graph, field.ErrorList) {
 		return nil, nil // validated once the template is known
 	}
 	var missing field.ErrorList
-	for _, k := range sortedKeys(spec.Inputs) {
+	for _, k := range slices.Sorted(maps.Keys(spec.Inputs)) {
 		if spec.Inputs[k].Value == nil {
 			missing = append(missing, field.Required(root.Child("inputs").Key(k).Child("value"), "a workflow input needs a value"))
 		}
@@ -223,18 +224,9 @@ func (g *Graph) findCycle() []string {
 	return nil
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 func keyList[V any](m map[string]V) string {
 	if len(m) == 0 {
 		return "none"
 	}
-	return strings.Join(sortedKeys(m), ", ")
+	return strings.Join(slices.Sorted(maps.Keys(m)), ", ")
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -185,7 +187,7 @@ func (g *Graph) validateTaskRef(self, task string, bindings map[string]apiextJSO
 func (g *Graph) checkInputs(self string, bindings map[string]apiextJSON, declared map[string]v1alpha1.ValueType, required map[string]bool, what string, p *field.Path) ([]string, field.ErrorList) {
 	var deps []string
 	var errs field.ErrorList
-	for _, name := range sortedKeys(bindings) {
+	for _, name := range slices.Sorted(maps.Keys(bindings)) {
 		want, ok := declared[name]
 		if !ok {
 			errs = append(errs, field.Invalid(p.Key(name), name, fmt.Sprintf("%s declares no input %q (declared: %s)", what, name, keyList(declared))))
@@ -194,7 +196,7 @@ func (g *Graph) checkInputs(self string, bindings map[string]apiextJSON, declare
 		d, e := g.checkBinding(self, bindings[name].Raw, want, false, p.Key(name))
 		deps, errs = append(deps, d...), append(errs, e...)
 	}
-	for _, name := range sortedKeys(required) {
+	for _, name := range slices.Sorted(maps.Keys(required)) {
 		if _, bound := bindings[name]; !bound {
 			errs = append(errs, field.Required(p.Key(name), fmt.Sprintf("%s needs input %q (%s)", what, name, declared[name])))
 		}
@@ -211,7 +213,7 @@ func (g *Graph) validateSub(self string, w *v1alpha1.SubWorkflow, bindings map[s
 		// bindings can still be checked for references now.
 		var deps []string
 		var errs field.ErrorList
-		for _, name := range sortedKeys(bindings) {
+		for _, name := range slices.Sorted(maps.Keys(bindings)) {
 			d, e := g.checkBinding(self, bindings[name].Raw, "", false, inputsPath.Key(name))
 			deps, errs = append(deps, d...), append(errs, e...)
 		}
@@ -331,7 +333,7 @@ func (g *Graph) validateOnFailure(n *v1alpha1.Node, p *field.Path) field.ErrorLi
 		return field.ErrorList{field.NotFound(p.Child("task"), n.Task)}
 	}
 	var errs field.ErrorList
-	for _, name := range sortedKeys(n.Inputs) {
+	for _, name := range slices.Sorted(maps.Keys(n.Inputs)) {
 		want, ok := t.Inputs[name]
 		if !ok {
 			errs = append(errs, field.Invalid(p.Child("inputs").Key(name), name, fmt.Sprintf("task %s declares no input %q", n.Task, name)))
@@ -340,7 +342,7 @@ func (g *Graph) validateOnFailure(n *v1alpha1.Node, p *field.Path) field.ErrorLi
 		_, e := g.checkBinding("", n.Inputs[name].Raw, want, true, p.Child("inputs").Key(name))
 		errs = append(errs, e...)
 	}
-	for _, name := range sortedKeys(t.Inputs) {
+	for _, name := range slices.Sorted(maps.Keys(t.Inputs)) {
 		if _, ok := n.Inputs[name]; !ok {
 			errs = append(errs, field.Required(p.Child("inputs").Key(name), fmt.Sprintf("task %s needs input %q", n.Task, name)))
 		}
@@ -478,7 +480,7 @@ func assignable(have, want v1alpha1.ValueType) bool {
 
 func (g *Graph) validateOutputs(p *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	for _, name := range sortedKeys(g.Spec.Outputs) {
+	for _, name := range slices.Sorted(maps.Keys(g.Spec.Outputs)) {
 		_, e := g.checkBinding("", g.Spec.Outputs[name].Raw, "", false, p.Key(name))
 		errs = append(errs, e...)
 	}
@@ -487,7 +489,7 @@ func (g *Graph) validateOutputs(p *field.Path) field.ErrorList {
 
 func validateInputs(spec *v1alpha1.WorkflowSpec, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	for _, name := range sortedKeys(spec.Inputs) {
+	for _, name := range slices.Sorted(maps.Keys(spec.Inputs)) {
 		in := spec.Inputs[name]
 		if in.Value == nil {
 			continue // required: whoever runs this DAG must bind it
@@ -501,7 +503,7 @@ func validateInputs(spec *v1alpha1.WorkflowSpec, p *field.Path) field.ErrorList 
 
 func validateTasks(spec *v1alpha1.WorkflowSpec, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	for _, name := range sortedKeys(spec.Tasks) {
+	for _, name := range slices.Sorted(maps.Keys(spec.Tasks)) {
 		t := spec.Tasks[name]
 		tp := p.Key(name)
 		if TaskType(&t) == "pod" && t.Container == nil {

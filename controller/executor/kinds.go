@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -108,7 +110,7 @@ func (r *round) runChild(ctx context.Context, parent *scope, id string, ns *v1al
 // declared type; unbound ones take their default or are an error.
 func bindInputs(spec *v1alpha1.WorkflowSpec, inputs map[string]json.RawMessage) (map[string]json.RawMessage, error) {
 	out := map[string]json.RawMessage{}
-	for _, k := range sortedKeys(spec.Inputs) {
+	for _, k := range slices.Sorted(maps.Keys(spec.Inputs)) {
 		decl := spec.Inputs[k]
 		v, ok := inputs[k]
 		switch {
@@ -125,7 +127,7 @@ func bindInputs(spec *v1alpha1.WorkflowSpec, inputs map[string]json.RawMessage) 
 	}
 	for k := range inputs {
 		if _, ok := spec.Inputs[k]; !ok {
-			return nil, fmt.Errorf("input %s is not declared by the nested workflow (declared: %s)", k, strings.Join(sortedKeys(spec.Inputs), ", "))
+			return nil, fmt.Errorf("input %s is not declared by the nested workflow (declared: %s)", k, strings.Join(slices.Sorted(maps.Keys(spec.Inputs)), ", "))
 		}
 	}
 	return out, nil
@@ -228,7 +230,7 @@ func (r *round) chooseCase(sc *scope, n *v1alpha1.Node) (string, error) {
 		return "else", nil
 	}
 	var parts []string
-	for _, k := range sortedKeys(seen) {
+	for _, k := range slices.Sorted(maps.Keys(seen)) {
 		parts = append(parts, k+" = "+seen[k])
 	}
 	return "", fmt.Errorf("no case matched and there is no else; the conditions saw %s", strings.Join(parts, ", "))

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
@@ -127,7 +129,7 @@ func (r *round) firstFailure(id string, n int) string {
 // gather builds the map's list outputs in input order.
 func (r *round) gather(id string, n int, task *v1alpha1.TaskTemplate) map[string]apiextJSON {
 	out := map[string]apiextJSON{}
-	for _, k := range sortedKeys(task.Outputs) {
+	for _, k := range slices.Sorted(maps.Keys(task.Outputs)) {
 		list := make([]json.RawMessage, n)
 		for i := 0; i < n; i++ {
 			list[i] = json.RawMessage("null")

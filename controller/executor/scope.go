@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -136,7 +138,7 @@ func (r *round) decide(sc *scope) scopeResult {
 		return scopeResult{phase: v1alpha1.NodeRunning}
 	}
 	outs := map[string]apiextJSON{}
-	for _, name := range sortedKeys(sc.g.Spec.Outputs) {
+	for _, name := range slices.Sorted(maps.Keys(sc.g.Spec.Outputs)) {
 		v, err := template.Resolve(sc.g.Spec.Outputs[name].Raw, r.lookup(sc))
 		if err != nil {
 			return scopeResult{phase: v1alpha1.NodeFailed, reason: v1alpha1.ReasonBadOutputs, message: fmt.Sprintf("outputs[%s]: %v", name, err)}

@@ -6,7 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -300,7 +301,7 @@ func checkOutputs(task *v1alpha1.TaskTemplate, raw json.RawMessage) (map[string]
 	}
 	var problems []string
 	out := map[string]apiextJSON{}
-	for _, name := range sortedKeys(task.Outputs) {
+	for _, name := range slices.Sorted(maps.Keys(task.Outputs)) {
 		v, ok := obj[name]
 		if !ok {
 			problems = append(problems, fmt.Sprintf("output %q is missing", name))
@@ -312,7 +313,7 @@ func checkOutputs(task *v1alpha1.TaskTemplate, raw json.RawMessage) (map[string]
 		}
 		out[name] = apiextJSON{Raw: v}
 	}
-	for _, name := range sortedKeys(obj) {
+	for _, name := range slices.Sorted(maps.Keys(obj)) {
 		if _, ok := task.Outputs[name]; !ok {
 			problems = append(problems, fmt.Sprintf("output %q is not declared (declared: %s)", name, declared(task)))
 		}
@@ -328,19 +329,10 @@ func declared(task *v1alpha1.TaskTemplate) string {
 		return "none"
 	}
 	parts := []string{}
-	for _, k := range sortedKeys(task.Outputs) {
+	for _, k := range slices.Sorted(maps.Keys(task.Outputs)) {
 		parts = append(parts, k+" ("+string(task.Outputs[k])+")")
 	}
 	return strings.Join(parts, ", ")
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func truncate(s string, n int) string {

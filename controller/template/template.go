@@ -15,7 +15,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/rotor-dev/rotor/controller/values"
@@ -221,7 +222,7 @@ func BindingRefs(binding json.RawMessage) ([]Ref, error) {
 	if json.Unmarshal(binding, &arr) == nil {
 		elems = arr
 	} else if json.Unmarshal(binding, &obj) == nil {
-		for _, k := range sortedKeys(obj) {
+		for _, k := range slices.Sorted(maps.Keys(obj)) {
 			elems = append(elems, obj[k])
 		}
 	}
@@ -234,15 +235,6 @@ func BindingRefs(binding json.RawMessage) ([]Ref, error) {
 		out = append(out, refs...)
 	}
 	return out, nil
-}
-
-func sortedKeys(m map[string]json.RawMessage) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // ParseBinding parses a binding if it is a JSON string; isString is false
