@@ -49,32 +49,36 @@ var ErrContended = errors.New("capacity: slots kept changing, try again")
 // max are taken, and reports whether the pod holds one (taking the same
 // slot twice is a no-op) and how many are taken.
 func (s *Slots) Reserve(ctx context.Context, cluster, pod string, max int) (bool, int, error) {
-	pre := s.clusterPrefix(cluster)
+	pre, key := s.clusterPrefix(cluster), s.key(cluster, pod)
 	for try := 0; try < 8; try++ {
-		resp, err := s.client.Get(ctx, pre, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		// One read at one revision: how many slots are taken (a count,
+		// not the keys: a cluster may have thousands) and whether this pod
+		// holds one.
+		read, err := s.client.Txn(ctx).Then(
+			clientv3.OpGet(pre, clientv3.WithPrefix(), clientv3.WithCountOnly()),
+			clientv3.OpGet(key, clientv3.WithKeysOnly()),
+		).Commit()
 		if err != nil {
 			return false, 0, fmt.Errorf("read the slots of cluster %s: %w", cluster, err)
 		}
-		key := s.key(cluster, pod)
-		for _, kv := range resp.Kvs {
-			if string(kv.Key) == key {
-				return true, len(resp.Kvs), nil
-			}
+		taken := int(read.Responses[0].GetResponseRange().Count)
+		if len(read.Responses[1].GetResponseRange().Kvs) > 0 {
+			return true, taken, nil
 		}
-		if len(resp.Kvs) >= max {
-			return false, len(resp.Kvs), nil
+		if taken >= max {
+			return false, taken, nil
 		}
 		// Every key of the cluster must be as we counted it: a slot taken
 		// meanwhile has a newer revision and fails the comparison.
 		txn, err := s.client.Txn(ctx).If(
-			clientv3.Compare(clientv3.ModRevision(pre).WithPrefix(), "<", resp.Header.Revision+1),
+			clientv3.Compare(clientv3.ModRevision(pre).WithPrefix(), "<", read.Header.Revision+1),
 			clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
 		).Then(clientv3.OpPut(key, s.owner+" "+s.now().UTC().Format(time.RFC3339))).Commit()
 		if err != nil {
 			return false, 0, fmt.Errorf("take a slot of cluster %s: %w", cluster, err)
 		}
 		if txn.Succeeded {
-			return true, len(resp.Kvs) + 1, nil
+			return true, taken + 1, nil
 		}
 	}
 	return false, 0, ErrContended

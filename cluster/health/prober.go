@@ -160,12 +160,9 @@ func (p *Prober) probe(ctx context.Context, c *v1alpha1.Cluster) {
 	}
 	clusterReady.WithLabelValues(c.Name).Set(boolGauge(meta.IsStatusConditionTrue(next.Status.Conditions, v1alpha1.ClusterReady)))
 	clusterReachable.WithLabelValues(c.Name).Set(boolGauge(meta.IsStatusConditionTrue(next.Status.Conditions, v1alpha1.ClusterReachable)))
-	if changed(c, next) {
-		was := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ClusterReady)
-		is := meta.FindStatusCondition(next.Status.Conditions, v1alpha1.ClusterReady)
-		if was == nil || was.Status != is.Status {
-			p.Logger.Info("cluster readiness changed", "cluster", c.Name, "ready", is.Status, "reason", is.Reason, "message", is.Message)
-		}
+	was := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ClusterReady)
+	if is := meta.FindStatusCondition(next.Status.Conditions, v1alpha1.ClusterReady); was == nil || was.Status != is.Status {
+		p.Logger.Info("cluster readiness changed", "cluster", c.Name, "ready", is.Status, "reason", is.Reason, "message", is.Message)
 	}
 	if _, err := p.Rotor.RotorV1alpha1().Clusters().UpdateStatus(ctx, next, metav1.UpdateOptions{}); err != nil && ctx.Err() == nil {
 		p.Logger.Warn("writing cluster status failed, next probe retries", "cluster", c.Name, "err", err)
@@ -211,16 +208,6 @@ func (p *Prober) collect(ctx context.Context, cluster string, inFlight map[strin
 	if n > 0 {
 		p.Logger.Info("capacity slots collected (their pods ended, their replica did not release them)", "cluster", cluster, "slots", n)
 	}
-}
-
-func changed(before, after *v1alpha1.Cluster) bool {
-	for _, t := range []string{v1alpha1.ClusterReady, v1alpha1.ClusterReachable, v1alpha1.ClusterCredentials} {
-		a, b := meta.FindStatusCondition(before.Status.Conditions, t), meta.FindStatusCondition(after.Status.Conditions, t)
-		if (a == nil) != (b == nil) || (a != nil && (a.Status != b.Status || a.Message != b.Message)) {
-			return true
-		}
-	}
-	return false
 }
 
 func set(c *v1alpha1.Cluster, typ string, ok bool, reason, msg string, gen int64) {

@@ -61,6 +61,8 @@ type Request struct {
 type Rejection struct {
 	Cluster string
 	Reason  string
+	// Full: capacity was the only reason (it fits once a pod ends).
+	Full bool
 }
 
 // NoFit is the error when no cluster takes the attempt.
@@ -83,14 +85,12 @@ func (e *NoFit) Error() string {
 // alone (the attempt will fit as soon as a pod ends).
 func (e *NoFit) OnlyFull() bool {
 	for _, r := range e.Rejections {
-		if !strings.HasPrefix(r.Reason, reasonFull) {
+		if !r.Full {
 			return false
 		}
 	}
 	return len(e.Rejections) > 0
 }
-
-const reasonFull = "full"
 
 // Place returns the cluster for req, or a *NoFit naming every cluster
 // and why it was left out.
@@ -105,8 +105,8 @@ func Place(req Request, clusters []Cluster) (string, error) {
 	var fit []Cluster
 	var rejected []Rejection
 	for _, c := range clusters {
-		if why := filter(req, allowed, c); why != "" {
-			rejected = append(rejected, Rejection{Cluster: c.Name, Reason: why})
+		if why, full := filter(req, allowed, c); why != "" {
+			rejected = append(rejected, Rejection{Cluster: c.Name, Reason: why, Full: full})
 			continue
 		}
 		fit = append(fit, c)
@@ -132,19 +132,21 @@ func Place(req Request, clusters []Cluster) (string, error) {
 	return best, nil
 }
 
-func filter(req Request, allowed map[string]bool, c Cluster) string {
+// filter says why c cannot take the attempt ("" if it can), and whether
+// lack of room is the reason.
+func filter(req Request, allowed map[string]bool, c Cluster) (string, bool) {
 	if k, v, ok := mismatch(req.TaskSelector, c.Labels); ok {
-		return fmt.Sprintf("does not match the task's clusterSelector %s=%s", k, v)
+		return fmt.Sprintf("does not match the task's clusterSelector %s=%s", k, v), false
 	}
 	if k, v, ok := mismatch(req.WorkflowSelector, c.Labels); ok {
-		return fmt.Sprintf("does not match the workflow's clusterSelector %s=%s", k, v)
+		return fmt.Sprintf("does not match the workflow's clusterSelector %s=%s", k, v), false
 	}
 	if allowed != nil && !allowed[c.Name] {
-		return "not among the tenant's allowed clusters"
+		return "not among the tenant's allowed clusters", false
 	}
 	for _, t := range c.Taints {
 		if t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute {
-			return fmt.Sprintf("tainted %s:%s (cordoned)", t.Key, t.Effect)
+			return fmt.Sprintf("tainted %s:%s (cordoned)", t.Key, t.Effect), false
 		}
 	}
 	if !c.Ready {
@@ -152,12 +154,12 @@ func filter(req Request, allowed map[string]bool, c Cluster) string {
 		if why == "" {
 			why = "no successful probe yet"
 		}
-		return "not ready: " + why
+		return "not ready: " + why, false
 	}
 	if c.Max > 0 && c.InFlight >= c.Max {
-		return fmt.Sprintf("%s (%d of %d task pods in flight)", reasonFull, c.InFlight, c.Max)
+		return fmt.Sprintf("full (%d of %d task pods in flight)", c.InFlight, c.Max), true
 	}
-	return ""
+	return "", false
 }
 
 // mismatch returns the first selector pair (in key order) the labels miss.

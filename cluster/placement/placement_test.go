@@ -191,7 +191,7 @@ func TestPlaceProperties(t *testing.T) {
 		}
 		var eligible []Cluster
 		for _, c := range clusters {
-			if filter(req, map[string]bool(nil), c) == "" && (req.Allowed == nil || allowed[c.Name]) {
+			if why, _ := filter(req, map[string]bool(nil), c); why == "" && (req.Allowed == nil || allowed[c.Name]) {
 				eligible = append(eligible, c)
 			}
 		}
