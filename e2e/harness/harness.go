@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	versioned "github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
 	"github.com/rotor-dev/rotor/internal/localcluster"
+	"github.com/rotor-dev/rotor/plugins/pod"
 )
 
 // Options configure an environment.
@@ -257,4 +259,44 @@ func (e *Env) WaitWorkflows(t testing.TB, want int, timeout time.Duration) []v1a
 		t.Fatalf("%d of %d workflows ended after %s", done, want, timeout)
 	}
 	return items
+}
+
+// SampleActivePods polls every target's task pods in namespace ns ("" for
+// all) every 20 ms until stop is closed. The function it returns waits for
+// the sampling to end and gives, per target, the most pods that were
+// active (not finished, not being deleted) at once.
+func (e *Env) SampleActivePods(ns string, stop <-chan struct{}) func() map[string]int {
+	var mu sync.Mutex
+	most := map[string]int{}
+	var wg sync.WaitGroup
+	for i, c := range e.Env.Targets {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				pods, err := e.Targets[i].CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: pod.LabelManaged + "=true"})
+				if err != nil {
+					continue
+				}
+				n := 0
+				for _, p := range pods.Items {
+					if p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed && p.DeletionTimestamp == nil {
+						n++
+					}
+				}
+				mu.Lock()
+				most[c.Name] = max(most[c.Name], n)
+				mu.Unlock()
+			}
+		})
+	}
+	return func() map[string]int {
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		return most
+	}
 }

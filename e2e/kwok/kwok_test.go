@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -64,19 +63,7 @@ func run(t *testing.T, env *harness.Env, ns, src string) *v1alpha1.Workflow {
 	if _, err := env.Rotor.RotorV1alpha1().Workflows(ns).Create(ctx, wf, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	var got *v1alpha1.Workflow
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-		w, err := env.Rotor.RotorV1alpha1().Workflows(ns).Get(ctx, wf.Name, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		got = w
-		return w.Status.Phase.IsTerminal(), nil
-	})
-	if err != nil {
-		t.Fatalf("workflow %s not done: %+v", wf.Name, got.Status)
-	}
-	return got
+	return env.WaitWorkflow(t, wf, 60*time.Second, harness.Ended)
 }
 
 // env is shared by this package's tests: a control cluster, one kwok
@@ -103,40 +90,6 @@ func TestMain(m *testing.M) {
 		fmt.Printf("e2e failed: component logs kept in %s\n", dir)
 	}
 	os.Exit(code)
-}
-
-// activeSampler polls a namespace's pods every 20ms until stop is closed
-// and records the most that were active (not finished) at once.
-func activeSampler(ns string, stop <-chan struct{}) (maxActive func() int) {
-	var mu sync.Mutex
-	most := 0
-	go func() {
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-			pods, err := env.Targets[0].CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
-			if err != nil {
-				continue
-			}
-			active := 0
-			for _, p := range pods.Items {
-				if p.Status.Phase != "Succeeded" && p.Status.Phase != "Failed" && p.DeletionTimestamp == nil {
-					active++
-				}
-			}
-			mu.Lock()
-			most = max(most, active)
-			mu.Unlock()
-		}
-	}()
-	return func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return most
-	}
 }
 
 func TestKwokRuntime(t *testing.T) {
@@ -202,15 +155,16 @@ func TestMapConcurrencyFromTheAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := make(chan struct{})
-	maxActive := activeSampler("maps", stop)
+	most := env.SampleActivePods("maps", stop)
 	wf := run(t, env, "maps", strings.Replace(fiftyItems, "CONCURRENCY", "5", 1))
 	close(stop)
+	maxActive := most()[env.Env.Targets[0].Name]
 	if wf.Status.Phase != v1alpha1.WorkflowSucceeded {
 		t.Fatalf("map: %s (%s)", wf.Status.Phase, wf.Status.Message)
 	}
-	t.Logf("50 items, concurrency 5: at most %d active pods, %s", maxActive(), wf.Status.FinishedAt.Sub(wf.Status.StartedAt.Time))
-	if maxActive() > 5 || maxActive() < 4 {
-		t.Fatalf("at most %d pods were active at once, want 5 (concurrency)", maxActive())
+	t.Logf("50 items, concurrency 5: at most %d active pods, %s", maxActive, wf.Status.FinishedAt.Sub(wf.Status.StartedAt.Time))
+	if maxActive > 5 || maxActive < 4 {
+		t.Fatalf("at most %d pods were active at once, want 5 (concurrency)", maxActive)
 	}
 }
 
@@ -224,15 +178,16 @@ func TestNamespaceCap(t *testing.T) {
 	}
 	time.Sleep(500 * time.Millisecond) // the replica's namespace cache
 	stop := make(chan struct{})
-	maxActive := activeSampler("capped", stop)
+	most := env.SampleActivePods("capped", stop)
 	wf := run(t, env, "capped", strings.Replace(fiftyItems, "CONCURRENCY", "0", 1))
 	close(stop)
+	maxActive := most()[env.Env.Targets[0].Name]
 	if wf.Status.Phase != v1alpha1.WorkflowSucceeded {
 		t.Fatalf("map: %s (%s)", wf.Status.Phase, wf.Status.Message)
 	}
-	t.Logf("50 items, namespace cap 3: at most %d active pods, %s", maxActive(), wf.Status.FinishedAt.Sub(wf.Status.StartedAt.Time))
-	if maxActive() > 3 || maxActive() < 2 {
-		t.Fatalf("at most %d pods were active at once, want 3 (the namespace cap)", maxActive())
+	t.Logf("50 items, namespace cap 3: at most %d active pods, %s", maxActive, wf.Status.FinishedAt.Sub(wf.Status.StartedAt.Time))
+	if maxActive > 3 || maxActive < 2 {
+		t.Fatalf("at most %d pods were active at once, want 3 (the namespace cap)", maxActive)
 	}
 }
 

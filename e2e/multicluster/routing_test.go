@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -171,44 +170,6 @@ func TestLabelRouting(t *testing.T) {
 	waitSucceeded(t, env, stuck, 60*time.Second)
 }
 
-// activeMax samples every target's task pods every 20 ms until stop and
-// returns the most not-yet-finished pods each held at once.
-func activeMax(env *harness.Env, stop <-chan struct{}) func() map[string]int {
-	var mu sync.Mutex
-	most := map[string]int{}
-	var wg sync.WaitGroup
-	for i, c := range env.Env.Targets {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(20 * time.Millisecond):
-				}
-				pods, err := env.Targets[i].CoreV1().Pods("").List(context.Background(), metav1.ListOptions{LabelSelector: "rotor.dev/managed=true"})
-				if err != nil {
-					continue
-				}
-				n := 0
-				for _, p := range pods.Items {
-					if p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed && p.DeletionTimestamp == nil {
-						n++
-					}
-				}
-				mu.Lock()
-				most[c.Name] = max(most[c.Name], n)
-				mu.Unlock()
-			}
-		})
-	}
-	return func() map[string]int {
-		wg.Wait()
-		mu.Lock()
-		defer mu.Unlock()
-		return most
-	}
-}
-
 // TestCapacity: with maxTaskPods 5 on each of 3 clusters, 40 parallel
 // tasks never put more than 5 pods at once on any cluster (sampled from
 // each apiserver), and all 40 finish.
@@ -222,7 +183,7 @@ func TestCapacity(t *testing.T) {
 	}
 	time.Sleep(time.Second) // the propeller's cache sees the caps
 	stop := make(chan struct{})
-	most := activeMax(env, stop)
+	most := env.SampleActivePods("", stop)
 	start := time.Now()
 	wf := waitSucceeded(t, env, submit(t, env, "batch", fanOut("wide", 40, "1s", "")), 3*time.Minute)
 	close(stop)
@@ -329,7 +290,7 @@ func TestCapacityAcrossReplicas(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second) // replicas watch the new namespaces and see the caps
 	stop := make(chan struct{})
-	most := activeMax(env, stop)
+	most := env.SampleActivePods("", stop)
 	start := time.Now()
 	var wfs []*v1alpha1.Workflow
 	for _, ns := range names {
