@@ -472,7 +472,7 @@ func (r *Registry) Pick(id plugins.TaskID, task *v1alpha1.TaskTemplate, workflow
 	// run twice.
 	if c := r.placedLocked(id.Namespace, pod.Name(id), podKey); c != nil {
 		r.mu.Unlock()
-		r.log.Debug("attempt already placed", "pod", podKey, "cluster", c.Name)
+		r.log.Debug("attempt already placed", "namespace", id.Namespace, "workflow", id.Workflow, "node", id.Node, "attempt", id.Attempt, "pod", podKey, "cluster", c.Name)
 		return c, nil
 	}
 	views := make([]placement.Cluster, 0, len(r.entries))
@@ -514,7 +514,7 @@ func (r *Registry) Pick(id plugins.TaskID, task *v1alpha1.TaskTemplate, workflow
 		e.slotted[podKey] = true
 	}
 	placements.WithLabelValues(name).Inc()
-	r.log.Debug("attempt placed", "pod", podKey, "cluster", name)
+	r.log.Debug("attempt placed", "namespace", id.Namespace, "workflow", id.Workflow, "node", id.Node, "attempt", id.Attempt, "pod", podKey, "cluster", name)
 	e.pending[podKey] = r.now()
 	return e.cluster, nil
 }

@@ -56,6 +56,9 @@ type Manager struct {
 	samples     []autoscale.Sample
 	applied     int
 	staleDrains []string
+	// asked holds when each partition's owner was asked to release it,
+	// for the handoff pause metric (lost on a change of leader).
+	asked map[int]time.Time
 }
 
 // New returns a manager; Run starts it.
@@ -72,7 +75,46 @@ func New(client *clientv3.Client, cfg Config) *Manager {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Manager{client: client, cfg: cfg, keys: shardmap.Keys{Prefix: cfg.Prefix}, log: cfg.Logger.With("manager", cfg.Name)}
+	return &Manager{client: client, cfg: cfg, keys: shardmap.Keys{Prefix: cfg.Prefix}, log: cfg.Logger.With("manager", cfg.Name),
+		asked: map[int]time.Time{}}
+}
+
+// recordMoves counts the partitions that changed owner from cur to next
+// and updates the shard map metrics.
+func (m *Manager) recordMoves(cur, next handoff.Map) (moved int) {
+	now := time.Now()
+	owners := map[string]int{}
+	for p := range next {
+		owners[next[p].Owner]++
+		if next[p].Releasing() && !cur[p].Releasing() {
+			m.asked[p] = now
+		}
+		if next[p].Owner == cur[p].Owner {
+			continue
+		}
+		moved++
+		switch {
+		case cur[p].Owner == "":
+			handoffs.WithLabelValues("assign").Inc()
+		case cur[p].Releasing() && next[p].Owner == cur[p].Next:
+			handoffs.WithLabelValues("graceful").Inc()
+			if at, ok := m.asked[p]; ok {
+				handoffPause.Observe(now.Sub(at).Seconds())
+			}
+		default:
+			handoffs.WithLabelValues("takeover").Inc() // the owner's lease was gone
+		}
+		delete(m.asked, p)
+	}
+	partitionsByOwner.Reset()
+	for o, n := range owners {
+		if o == "" {
+			o = "(none)"
+		}
+		partitionsByOwner.WithLabelValues(o).Set(float64(n))
+	}
+	moving.Set(float64(next.Moving()))
+	return moved
 }
 
 // Run campaigns until ctx ends, leading whenever it wins. On return it
@@ -184,12 +226,7 @@ func (m *Manager) step(ctx context.Context, l *leader.Leader, cur handoff.Map) (
 	if err := l.Write(ctx, ops...); err != nil {
 		return cur, err
 	}
-	moved := 0
-	for p := range next {
-		if next[p].Owner != cur[p].Owner {
-			moved++
-		}
-	}
+	moved := m.recordMoves(cur, next)
 	m.log.Info("shard map published", "members", len(members), "moved", moved, "releasing", next.Moving())
 	if m.cfg.OnMap != nil {
 		m.cfg.OnMap(next)
@@ -275,6 +312,24 @@ var (
 	isLeader = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "rotor_manager_leader", Help: "1 while this instance leads.",
 	})
+	handoffs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rotor_manager_partition_moves_total",
+		Help: "Partitions given a new owner: assign (had none), graceful (released by a live owner), takeover (owner's lease gone).",
+	}, []string{"kind"})
+	handoffPause = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "rotor_manager_handoff_pause_seconds",
+		Help:    "Graceful handoffs: from asking the owner to release a partition to publishing its new owner (nobody reconciles it meanwhile).",
+		Buckets: prometheus.ExponentialBuckets(0.05, 2, 12),
+	})
+	partitionsByOwner = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rotor_manager_partitions", Help: "Partitions per owner in the shard map this leader published.",
+	}, []string{"owner"})
+	moving = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "rotor_manager_partitions_moving", Help: "Partitions waiting for their owner to acknowledge a release.",
+	})
 )
 
-func init() { prometheus.MustRegister(desiredReplicas, activeWorkflows, liveReplicas, isLeader) }
+func init() {
+	prometheus.MustRegister(desiredReplicas, activeWorkflows, liveReplicas, isLeader,
+		handoffs, handoffPause, partitionsByOwner, moving)
+}

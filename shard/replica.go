@@ -52,6 +52,8 @@ type Replica struct {
 	fenced  map[int]int64
 	watches map[string]*nsWatch
 	kick    chan struct{}
+	// applied: the partitions and watches follow a shard map already.
+	applied bool
 }
 
 type partition struct {
@@ -154,6 +156,7 @@ func (r *Replica) apply(ctx context.Context) {
 			partitionsOwned.Inc()
 		}
 		part.epoch = epoch
+		partitionEpoch.WithLabelValues(strconv.Itoa(p)).Set(float64(epoch))
 	}
 	for p, part := range r.parts {
 		if _, ok := active[p]; ok && !part.stopping {
@@ -162,6 +165,7 @@ func (r *Replica) apply(ctx context.Context) {
 		if !part.stopping {
 			part.stopping = true
 			partitionsOwned.Dec()
+			partitionEpoch.DeleteLabelValues(strconv.Itoa(p))
 			r.log.Info("partition releasing", "partition", p, "epoch", part.epoch, "inflight", part.inflight)
 		}
 		if part.inflight == 0 {
@@ -169,6 +173,7 @@ func (r *Replica) apply(ctx context.Context) {
 		}
 	}
 	r.syncWatches()
+	r.applied = true
 	for p, epoch := range releasing {
 		if _, running := r.parts[p]; running {
 			continue // still draining
@@ -226,6 +231,7 @@ func (r *Replica) stopAll() {
 		delete(r.parts, p)
 	}
 	partitionsOwned.Set(0)
+	partitionEpoch.Reset()
 	namespacesWatched.Set(0)
 }
 
@@ -285,6 +291,7 @@ func (r *Replica) Fenced(namespace string, seen int64) {
 		if !part.stopping {
 			part.stopping = true
 			partitionsOwned.Dec()
+			partitionEpoch.DeleteLabelValues(strconv.Itoa(p))
 		}
 	}
 	r.fenced[p] = seen
@@ -307,6 +314,30 @@ func (r *Replica) HasSynced() bool {
 	return true
 }
 
+// Ready says why the replica cannot reconcile its shard yet, or nil: it
+// holds a valid lease, has applied a shard map, and the Workflow caches
+// of every namespace in its partitions have synced.
+func (r *Replica) Ready() error {
+	if !r.cfg.Member.Valid() {
+		return fmt.Errorf("membership lease not valid")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.applied {
+		return fmt.Errorf("no shard map applied yet")
+	}
+	n := 0
+	for _, w := range r.watches {
+		if !w.synced() {
+			n++
+		}
+	}
+	if n > 0 {
+		return fmt.Errorf("workflow caches of %d of %d namespaces not synced", n, len(r.watches))
+	}
+	return nil
+}
+
 var (
 	partitionsOwned = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "rotor_shard_partitions_owned", Help: "Partitions this replica reconciles.",
@@ -317,9 +348,13 @@ var (
 	fencings = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "rotor_shard_fenced_total", Help: "Partitions dropped because an object carried a newer epoch.",
 	})
+	partitionEpoch = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rotor_shard_partition_epoch",
+		Help: "Epoch of each partition this replica reconciles now (no series for partitions it does not).",
+	}, []string{"partition"})
 )
 
-func init() { prometheus.MustRegister(partitionsOwned, namespacesWatched, fencings) }
+func init() { prometheus.MustRegister(partitionsOwned, namespacesWatched, fencings, partitionEpoch) }
 
 // Owned counts the partitions this replica holds, draining ones included.
 func (r *Replica) Owned() int {

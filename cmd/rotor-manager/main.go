@@ -10,14 +10,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,10 +26,14 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rotor-dev/rotor/cluster/capacity"
 	"github.com/rotor-dev/rotor/cluster/health"
 	"github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
 	rotorinformers "github.com/rotor-dev/rotor/controller/generated/informers/externalversions"
+	"github.com/rotor-dev/rotor/internal/endpoints"
+	"github.com/rotor-dev/rotor/internal/kubemetrics"
+	"github.com/rotor-dev/rotor/internal/tracing"
 	"github.com/rotor-dev/rotor/manager"
 	"github.com/rotor-dev/rotor/manager/adminpb"
 	"github.com/rotor-dev/rotor/manager/autoscale"
@@ -68,7 +70,7 @@ func main() {
 	flag.IntVar(&c.partitions, "partitions", 256, "number of partitions; fixed at install")
 	flag.Float64Var(&c.loadFactor, "load-factor", 1.25, "a replica holds at most this multiple of its fair share of partitions")
 	flag.DurationVar(&c.sessionTTL, "session-ttl", 10*time.Second, "election session TTL: how long a dead leader blocks the standby")
-	flag.StringVar(&c.listen, "listen", "127.0.0.1:9091", "address for /metrics and /healthz")
+	flag.StringVar(&c.listen, "listen", "127.0.0.1:9091", "address for /metrics, /healthz and /readyz")
 	flag.IntVar(&c.targetPerReplica, "target-workflows-per-replica", 500, "active workflows one replica should carry (autoscale signal)")
 	flag.IntVar(&c.minReplicas, "min-replicas", 1, "lower bound of the desired replica count")
 	flag.IntVar(&c.maxReplicas, "max-replicas", 50, "upper bound of the desired replica count")
@@ -83,7 +85,8 @@ func main() {
 	flag.StringVar(&c.tlsCert, "tls-cert-file", "", "TLS certificate of the admin API (required unless it listens on loopback)")
 	flag.StringVar(&c.tlsKey, "tls-key-file", "", "TLS key of the admin API")
 	flag.Parse()
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	log := slog.New(tracing.LogHandler(slog.NewJSONHandler(os.Stderr, nil)))
+	slog.SetDefault(log)
 	if err := c.validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "rotor-manager:", err)
 		os.Exit(2)
@@ -132,27 +135,31 @@ func (c *config) validate() error {
 }
 
 func run(ctx context.Context, c config, log *slog.Logger) error {
+	kubemetrics.Register(prometheus.DefaultRegisterer)
 	etcd, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(c.etcd, ","), DialTimeout: 5 * time.Second})
 	if err != nil {
 		return fmt.Errorf("connect to etcd %s: %w", c.etcd, err)
 	}
 	defer etcd.Close()
-	l, err := net.Listen("tcp", c.listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", c.listen, err)
+	// Leader or standby, a manager that reaches etcd can do its job.
+	ready := func() error {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if _, err := etcd.Get(rctx, c.prefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil {
+			return fmt.Errorf("etcd %s: %w", c.etcd, err)
+		}
+		return nil
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.Handler())
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(l) }()
-	defer srv.Close()
+	addr, err := endpoints.Serve(ctx, c.listen, ready, log)
+	if err != nil {
+		return err
+	}
 	stopAdmin, err := serveAdmin(c, etcd, log)
 	if err != nil {
 		return err
 	}
 	defer stopAdmin()
-	log.Info("rotor-manager starting", "name", c.name, "partitions", c.partitions, "listen", l.Addr().String())
+	log.Info("rotor-manager starting", "name", c.name, "partitions", c.partitions, "listen", addr.String())
 	cfg := manager.Config{
 		Name: c.name, Prefix: c.prefix, SessionTTL: c.sessionTTL, Logger: log,
 		Ring:      ring.Config{Partitions: c.partitions, LoadFactor: c.loadFactor},

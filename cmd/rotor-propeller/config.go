@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/rotor-dev/rotor/cluster/health"
+	"github.com/rotor-dev/rotor/internal/tracing"
 	rotorhttp "github.com/rotor-dev/rotor/plugins/http"
 	"github.com/rotor-dev/rotor/plugins/pod"
 )
@@ -22,6 +23,7 @@ type config struct {
 	listen        string
 	workers       int
 	logLevel      string
+	tracing       *tracing.Options
 	resync        time.Duration
 	etcdEndpoints string
 	cachePrefix   string
@@ -54,6 +56,7 @@ func (c *config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:9090", "address for /metrics, /healthz and /readyz")
 	fs.IntVar(&c.workers, "workers", 8, "concurrent reconcile workers")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	c.tracing = tracing.BindFlags(fs)
 	fs.DurationVar(&c.resync, "resync", 30*time.Second, "how often a running workflow is looked at without any event")
 	fs.StringVar(&c.etcdEndpoints, "etcd-endpoints", "", "comma-separated etcd client URLs for the task cache (empty: caching off)")
 	fs.StringVar(&c.cachePrefix, "cache-prefix", "/rotor/cache/", "etcd key prefix of the task cache")

@@ -8,9 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -18,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/informers"
@@ -29,6 +25,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rotor-dev/rotor/cluster"
 	"github.com/rotor-dev/rotor/cluster/capacity"
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
@@ -39,6 +36,9 @@ import (
 	rotorlisters "github.com/rotor-dev/rotor/controller/generated/listers/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/propeller"
 	"github.com/rotor-dev/rotor/controller/taskcache"
+	"github.com/rotor-dev/rotor/internal/endpoints"
+	"github.com/rotor-dev/rotor/internal/kubemetrics"
+	"github.com/rotor-dev/rotor/internal/tracing"
 	"github.com/rotor-dev/rotor/manager/shardmap"
 	"github.com/rotor-dev/rotor/plugins"
 	rotorhttp "github.com/rotor-dev/rotor/plugins/http"
@@ -60,7 +60,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "rotor-propeller:", err)
 		os.Exit(2)
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	log := slog.New(tracing.LogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
+	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg, log); err != nil {
@@ -70,6 +71,12 @@ func main() {
 }
 
 func run(ctx context.Context, cfg config, log *slog.Logger) error {
+	kubemetrics.Register(prometheus.DefaultRegisterer)
+	shutdown, err := tracing.Setup(ctx, "rotor-propeller", *cfg.tracing)
+	if err != nil {
+		return err
+	}
+	defer flushTraces(shutdown, log)
 	rc, err := clientcmd.BuildConfigFromFlags("", cfg.kubeconfig)
 	if err != nil {
 		return fmt.Errorf("load kubeconfig: %w", err)
@@ -84,8 +91,12 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	var ready atomic.Bool
-	if err := serve(ctx, cfg.listen, &ready, log); err != nil {
+	// Not ready until the caches have synced and, sharded, until the
+	// replica's own shard has.
+	var ready atomic.Pointer[func() error]
+	notYet := func() error { return errors.New("caches not synced") }
+	ready.Store(&notYet)
+	if _, err := endpoints.Serve(ctx, cfg.listen, func() error { return (*ready.Load())() }, log); err != nil {
 		return err
 	}
 	factory := rotorinformers.NewSharedInformerFactory(rotor, 0)
@@ -190,22 +201,24 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 			p.Rotor, p.Kube, p.Clusters, p.Namespace, p.Logger = rotor, kube, clusters.Lister(), cfg.namespace, log
 			go p.Run(ctx)
 		}
-		ready.Store(true)
+		ok := func() error { return nil }
+		ready.Store(&ok)
 		return ctrl.Run(ctx, cfg.workers)
 	}
-	return runSharded(ctx, cfg, ctrl, replica, mem, memberDone, &ready, log)
+	shardReady := replica.Ready
+	ready.Store(&shardReady)
+	return runSharded(ctx, cfg, ctrl, replica, mem, memberDone, log)
 }
 
 // runSharded runs the controller over the replica's shard. A lost lease
 // ends the process: a supervisor restarts it and it joins afresh. SIGTERM
 // asks the manager to move every partition away first (a graceful drain).
-func runSharded(ctx context.Context, cfg config, ctrl *propeller.Controller, replica *shard.Replica, mem *member.Member, memberDone <-chan error, ready *atomic.Bool, log *slog.Logger) error {
+func runSharded(ctx context.Context, cfg config, ctrl *propeller.Controller, replica *shard.Replica, mem *member.Member, memberDone <-chan error, log *slog.Logger) error {
 	work, stopWork := context.WithCancel(context.Background())
 	defer stopWork()
 	replicaDone := make(chan error, 1)
 	go func() { replicaDone <- replica.Run(work) }()
 	go func() { _ = ctrl.Run(work, cfg.workers) }()
-	ready.Store(true)
 	select {
 	case err := <-memberDone:
 		return fmt.Errorf("replica %s: %w", cfg.name, err)
@@ -233,39 +246,6 @@ func syncCluster(ctx context.Context, r *cluster.Registry, c *v1alpha1.Cluster, 
 	}
 }
 
-func serve(ctx context.Context, addr string, ready *atomic.Bool, log *slog.Logger) error {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.Handler())
-	// Profiles, for the benchmarks and for operators chasing a slow round
-	// (the listener is loopback unless configured otherwise).
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready.Load() {
-			http.Error(w, "caches not synced", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s for metrics and health: %w", addr, err)
-	}
-	log.Info("serving metrics and health", "addr", l.Addr().String())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server failed", "err", err)
-		}
-	}()
-	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
-	}()
-	return nil
-}
-
 // templateGetter reads WorkflowTemplates from the informer cache.
 type templateGetter struct {
 	lister rotorlisters.WorkflowTemplateLister
@@ -281,4 +261,13 @@ type scopeWorkflows struct{ scope propeller.Scope }
 
 func (w scopeWorkflows) Get(namespace, name string) (*v1alpha1.Workflow, error) {
 	return w.scope.Get(namespace, name)
+}
+
+// flushTraces sends the spans still buffered, giving up after 5 s.
+func flushTraces(shutdown func(context.Context) error, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := shutdown(ctx); err != nil {
+		log.Warn("flushing traces failed", "err", err)
+	}
 }

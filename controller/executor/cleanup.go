@@ -49,10 +49,10 @@ func (e *Executor) Cleanup(ctx context.Context, wf *v1alpha1.Workflow) (skipped 
 				ID:      plugins.TaskID{Namespace: wf.Namespace, Workflow: wf.Name, WorkflowUID: string(wf.UID), Node: id, Attempt: a.Number},
 				Cluster: c, Launched: true,
 			}
-			if err := p.Abort(ctx, tc); err != nil {
+			if err := abort(ctx, p, tc); err != nil {
 				errs = append(errs, err)
 			}
-			if err := p.Finalize(ctx, tc); err != nil {
+			if err := finalize(ctx, p, tc); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -86,13 +86,13 @@ func (e *Executor) cleanOrphans(ctx context.Context, wf *v1alpha1.Workflow) (rem
 			ID:      plugins.TaskID{Namespace: wf.Namespace, Workflow: wf.Name, WorkflowUID: string(wf.UID), Node: o.Node, Attempt: o.Attempt},
 			Cluster: c, Launched: true,
 		}
-		log := e.logger().With("workflow", wf.Namespace+"/"+wf.Name, "node", o.Node, "attempt", o.Attempt, "cluster", o.Cluster)
-		if err := p.Abort(ctx, tc); err != nil {
-			log.Warn("deleting an orphaned pod failed, will retry", "err", err)
+		log := e.logger().With("namespace", wf.Namespace, "workflow", wf.Name, "node", o.Node, "attempt", o.Attempt, "cluster", o.Cluster)
+		if err := abort(ctx, p, tc); err != nil {
+			log.WarnContext(ctx, "deleting an orphaned pod failed, will retry", "err", err)
 			keep = append(keep, o)
 			continue
 		}
-		log.Info("orphaned pod deleted")
+		log.InfoContext(ctx, "orphaned pod deleted")
 		orphansDeleted.WithLabelValues(o.Cluster).Inc()
 	}
 	wf.Status.Orphans = keep

@@ -104,6 +104,9 @@ type round struct {
 	wf  *v1alpha1.Workflow
 	now metav1.Time
 	res Result
+	// upstreamDone: a node succeeded in this round, so pods launched
+	// after it in the round are downstream work it unblocked.
+	upstreamDone bool
 }
 
 // orphanRecheck is how often a workflow with orphans on an unreachable

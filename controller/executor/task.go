@@ -99,7 +99,7 @@ func (r *round) runTask(ctx context.Context, id string, task *v1alpha1.TaskTempl
 	if t := task.Timeout; t != nil && t.Duration > 0 && a.StartedAt != nil {
 		left := t.Duration - r.now.Sub(a.StartedAt.Time)
 		if left <= 0 {
-			if err := plugin.Abort(ctx, tc); err != nil {
+			if err := abort(ctx, plugin, tc); err != nil {
 				return err
 			}
 			r.endAttempt(ns, a, plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: v1alpha1.ReasonTimedOut,
@@ -108,11 +108,16 @@ func (r *round) runTask(ctx context.Context, id string, task *v1alpha1.TaskTempl
 		}
 		r.res.after(left)
 	}
-	info, err := plugin.Handle(ctx, tc)
+	info, err := handle(ctx, plugin, tc)
 	if err != nil {
 		return err
 	}
 	if info.Resource != "" {
+		if a.Pod == "" && a.Number == 0 && r.upstreamDone {
+			if at, ok := triggerOf(ctx); ok {
+				overhead.Observe(time.Since(at).Seconds())
+			}
+		}
 		a.Pod = info.Resource
 	}
 	if info.State != "" && len(info.State) <= plugins.MaxStateSize {
@@ -156,7 +161,7 @@ func (r *round) evacuate(ctx context.Context, id string, plugin plugins.Plugin, 
 		r.wf.Status.Orphans = append(r.wf.Status.Orphans, v1alpha1.Orphan{Cluster: a.Cluster, Node: id, Attempt: a.Number, Type: ns.Type})
 	} else if c, ok := r.Clusters.Get(a.Cluster); ok {
 		tc := &plugins.TaskContext{ID: r.taskID(id, a.Number), Task: task, Cluster: c, Launched: a.Pod != "", State: a.State}
-		if err := plugin.Abort(ctx, tc); err != nil {
+		if err := abort(ctx, plugin, tc); err != nil {
 			return fmt.Errorf("move node %s off drained cluster %s: %w", id, a.Cluster, err)
 		}
 	}
@@ -220,6 +225,7 @@ func (r *round) taskContext(id string, task *v1alpha1.TaskTemplate, inputs map[s
 func (r *round) endAttempt(ns *v1alpha1.NodeStatus, a *v1alpha1.Attempt, info plugins.PhaseInfo, task *v1alpha1.TaskTemplate) {
 	a.FinishedAt, a.Reason, a.Message, a.ExitCode = &r.now, info.Reason, info.Message, info.ExitCode
 	if info.Phase == plugins.PhaseSucceeded {
+		r.upstreamDone = true
 		a.Phase = v1alpha1.NodeSucceeded
 		ns.Phase, ns.Reason, ns.Message, ns.FinishedAt = v1alpha1.NodeSucceeded, "", "", &r.now
 		return
@@ -277,7 +283,7 @@ func (r *round) abortAttempt(ctx context.Context, id string, ns *v1alpha1.NodeSt
 	a := &ns.Attempts[n-1]
 	if p, err := r.Plugins.Get(ns.Type); err == nil {
 		if tc, ok := r.taskContext(id, nil, nil, a); ok {
-			if err := p.Abort(ctx, tc); err != nil {
+			if err := abort(ctx, p, tc); err != nil {
 				msg += fmt.Sprintf(" (stopping attempt %d failed: %v)", a.Number, err)
 			}
 		}

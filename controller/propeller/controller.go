@@ -13,7 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -28,6 +31,7 @@ import (
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/executor"
 	versioned "github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
+	"github.com/rotor-dev/rotor/internal/tracing"
 	"github.com/rotor-dev/rotor/plugins/pod"
 )
 
@@ -44,6 +48,9 @@ type Controller struct {
 	metrics  *metrics
 	observer func(before, after *v1alpha1.Workflow)
 	events   record.EventRecorder
+
+	triggerMu sync.Mutex
+	triggers  map[string]time.Time // workflow key → first ended-pod event since its last round
 }
 
 // Options configure a Controller.
@@ -75,6 +82,7 @@ func New(client versioned.Interface, scope Scope, exec *executor.Executor, opts 
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "workflows"}),
 		log: opts.Logger, resync: opts.Resync, metrics: newMetrics(), observer: opts.Observer, events: opts.Events,
+		triggers: map[string]time.Time{},
 	}
 	return c
 }
@@ -97,11 +105,33 @@ func (c *Controller) Enqueue(obj any) {
 	c.queue.Add(key)
 }
 
-// EnqueuePod queues the workflow a task pod belongs to.
+// EnqueuePod queues the workflow a task pod belongs to. A pod that has
+// ended starts the clock of the orchestration overhead its workflow's
+// next round measures.
 func (c *Controller) EnqueuePod(_ string, p *corev1.Pod) {
-	if wf := p.Annotations[pod.AnnotWorkflow]; wf != "" {
-		c.queue.Add(p.Namespace + "/" + wf)
+	wf := p.Annotations[pod.AnnotWorkflow]
+	if wf == "" {
+		return
 	}
+	key := p.Namespace + "/" + wf
+	if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		c.triggerMu.Lock()
+		if _, ok := c.triggers[key]; !ok {
+			c.triggers[key] = time.Now()
+		}
+		c.triggerMu.Unlock()
+	}
+	c.queue.Add(key)
+}
+
+// takeTrigger returns and forgets when the oldest pod event not yet seen
+// by a round of key arrived.
+func (c *Controller) takeTrigger(key string) (time.Time, bool) {
+	c.triggerMu.Lock()
+	defer c.triggerMu.Unlock()
+	at, ok := c.triggers[key]
+	delete(c.triggers, key)
+	return at, ok
 }
 
 // Run starts workers and blocks until ctx ends.
@@ -130,13 +160,14 @@ func (c *Controller) processNext(ctx context.Context) bool {
 		return false
 	}
 	defer c.queue.Done(key)
-	c.metrics.depth.Set(float64(c.queue.Len()))
+	if at, ok := c.takeTrigger(key); ok {
+		ctx = executor.WithTrigger(ctx, at)
+	}
 	start := time.Now()
 	after, err := c.sync(ctx, key)
 	c.metrics.observeRound(start, err)
 	switch {
 	case err != nil:
-		c.log.Warn("reconcile failed, will retry", "workflow", key, "err", err)
 		c.queue.AddRateLimited(key)
 	case after > 0:
 		c.queue.Forget(key)
@@ -163,8 +194,23 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, nil
 	}
 	if err != nil {
+		c.log.WarnContext(ctx, "reading workflow from cache failed, will retry", "namespace", ns, "workflow", name, "err", err)
 		return 0, err
 	}
+	// Every round of one execution, on whichever replica, joins its trace.
+	ctx, span := tracing.Start(tracing.Workflow(ctx, cached.UID), "reconcile",
+		attribute.String("namespace", ns), attribute.String("workflow", name), attribute.Int64("epoch", epoch))
+	after, err := c.reconcile(ctx, cached, epoch)
+	if err != nil {
+		c.log.WarnContext(ctx, "reconcile failed, will retry", "namespace", ns, "workflow", name, "epoch", epoch, "err", err)
+	}
+	tracing.End(span, err)
+	return after, err
+}
+
+// reconcile runs the round on a workflow the scope let us drive at epoch.
+func (c *Controller) reconcile(ctx context.Context, cached *v1alpha1.Workflow, epoch int64) (time.Duration, error) {
+	ns, key := cached.Namespace, cached.Namespace+"/"+cached.Name
 	if cached.Status.ShardEpoch > epoch {
 		// A newer owner wrote this object: we are not its writer any more.
 		c.scope.Fenced(ns, cached.Status.ShardEpoch)
@@ -189,7 +235,10 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 			// and can double the object; one empty entry strips them.
 			wf.ManagedFields = []metav1.ManagedFieldsEntry{{}}
 		}
-		if _, err := c.client.RotorV1alpha1().Workflows(ns).Update(ctx, wf, metav1.UpdateOptions{}); err != nil {
+		wctx, span := tracing.Start(ctx, "kube.update", attribute.String("what", "finalizer"))
+		_, err := c.client.RotorV1alpha1().Workflows(ns).Update(wctx, wf, metav1.UpdateOptions{})
+		tracing.End(span, err)
+		if err != nil {
 			return 0, fmt.Errorf("add finalizer to %s: %w", key, err)
 		}
 		return 0, nil
@@ -206,13 +255,15 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 			// whoever owns the partition now (every step is idempotent).
 			return 0, errLeaseExpired
 		}
-		updated, err := c.client.RotorV1alpha1().Workflows(ns).UpdateStatus(ctx, wf, metav1.UpdateOptions{})
+		wctx, span := tracing.Start(ctx, "kube.update_status", attribute.String("phase", string(wf.Status.Phase)))
+		updated, err := c.client.RotorV1alpha1().Workflows(ns).UpdateStatus(wctx, wf, metav1.UpdateOptions{})
+		tracing.End(span, err)
 		if err != nil {
 			// A conflict means our cache was stale: the next round reads
 			// the newer object and redoes the (idempotent) work.
 			return 0, fmt.Errorf("write status of %s: %w", key, err)
 		}
-		c.recordTransitions(cached, updated)
+		c.recordTransitions(ctx, cached, updated)
 		if c.observer != nil {
 			c.observer(cached, updated)
 		}
@@ -232,10 +283,15 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	return c.resync, nil
 }
 
-func (c *Controller) recordTransitions(before, after *v1alpha1.Workflow) {
+func (c *Controller) recordTransitions(ctx context.Context, before, after *v1alpha1.Workflow) {
 	if before.Status.Phase != after.Status.Phase {
 		c.metrics.workflowPhase.WithLabelValues(string(after.Status.Phase)).Inc()
-		c.log.Info("workflow phase changed", "namespace", after.Namespace, "workflow", after.Name,
+		if after.Status.Phase.IsTerminal() && !before.Status.Phase.IsTerminal() {
+			tracing.EndWorkflow(ctx, after.UID, after.CreationTimestamp.Time, time.Now(),
+				attribute.String("namespace", after.Namespace), attribute.String("workflow", after.Name),
+				attribute.String("phase", string(after.Status.Phase)), attribute.String("reason", after.Status.Reason))
+		}
+		c.log.InfoContext(ctx, "workflow phase changed", "namespace", after.Namespace, "workflow", after.Name,
 			"from", string(before.Status.Phase), "to", string(after.Status.Phase), "message", after.Status.Message)
 		kind := corev1.EventTypeNormal
 		if after.Status.Phase == v1alpha1.WorkflowFailed || after.Status.Phase == v1alpha1.WorkflowAborted {
@@ -249,6 +305,12 @@ func (c *Controller) recordTransitions(before, after *v1alpha1.Workflow) {
 			continue
 		}
 		c.metrics.nodePhase.WithLabelValues(string(ns.Phase)).Inc()
+		lvl := slog.LevelDebug
+		if ns.Phase == v1alpha1.NodeFailed || ns.Phase == v1alpha1.NodeRetrying {
+			lvl = slog.LevelInfo
+		}
+		c.log.Log(ctx, lvl, "node phase changed", "namespace", after.Namespace, "workflow", after.Name, "node", name,
+			"from", string(before.Status.Nodes[name].Phase), "to", string(ns.Phase), "reason", ns.Reason, "message", ns.Message)
 		switch ns.Phase {
 		case v1alpha1.NodeFailed, v1alpha1.NodeRetrying:
 			c.events.Eventf(after, corev1.EventTypeWarning, "Node"+string(ns.Phase), "node %s: %s", name, eventMessage(ns.Message))

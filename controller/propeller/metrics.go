@@ -8,7 +8,6 @@ import (
 
 type metrics struct {
 	rounds        *prometheus.HistogramVec
-	depth         prometheus.Gauge
 	workflowPhase *prometheus.CounterVec
 	nodePhase     *prometheus.CounterVec
 }
@@ -21,7 +20,6 @@ var sharedMetrics = func() *metrics {
 			Name: "rotor_reconcile_round_seconds", Help: "Duration of one workflow reconcile round.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"result"}),
-		depth: prometheus.NewGauge(prometheus.GaugeOpts{Name: "rotor_workqueue_depth", Help: "Workflows waiting in the workqueue."}),
 		workflowPhase: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rotor_workflow_transitions_total", Help: "Workflow phase transitions, by new phase.",
 		}, []string{"phase"}),
@@ -29,7 +27,7 @@ var sharedMetrics = func() *metrics {
 			Name: "rotor_node_transitions_total", Help: "Node phase transitions, by new phase.",
 		}, []string{"phase"}),
 	}
-	prometheus.MustRegister(m.rounds, m.depth, m.workflowPhase, m.nodePhase)
+	prometheus.MustRegister(m.rounds, m.workflowPhase, m.nodePhase)
 	return m
 }()
 
