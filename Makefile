@@ -6,7 +6,7 @@ GO ?= go
 BIN := $(CURDIR)/bin
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/e2e')
 
-.PHONY: all tools generate verify-generate build test unit e2e dev dev-down lint fuzz bench-harness clean
+.PHONY: all tools generate verify-generate build test unit e2e dev dev-down lint fuzz bench bench-harness clean
 
 all: build
 
@@ -66,6 +66,12 @@ fuzz:
 	$(GO) test ./controller/template -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./controller/dag -run '^$$' -fuzz '^FuzzBuild$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./controller/expr -run '^$$' -fuzz '^FuzzExpr$$' -fuzztime $(FUZZTIME)
+
+## bench: the benchmark suite on the kwok runtime: ceiling, throughput with
+## 1/2/4 replicas, orchestration overhead, replica memory, failover times;
+## prints every figure beside its reference and writes .rotor/bench/*.json
+bench: tools build
+	$(GO) run ./e2e/cmd/bench
 
 ## bench-harness: time the e2e harness start-up (median of 5)
 bench-harness: tools build

@@ -40,6 +40,9 @@ type Options struct {
 	Sharding localcluster.ShardingOptions
 	// PropellerArgs are extra flags for unsharded propellers.
 	PropellerArgs []string
+	// SpareReplicas is how many more replica identities than Replicas
+	// to create, for replicas started later (default 2).
+	SpareReplicas int
 }
 
 // Env is a running environment with admin clients.
@@ -82,8 +85,10 @@ func Start(ctx context.Context, dir string, opts Options) (*Env, error) {
 		bin = v
 	}
 	var users []string
-	// Two spare identities, for replicas a test adds later.
-	for i := 0; i < opts.Replicas+2; i++ {
+	if opts.SpareReplicas == 0 {
+		opts.SpareReplicas = 2
+	}
+	for i := 0; i < opts.Replicas+opts.SpareReplicas; i++ {
 		users = append(users, fmt.Sprintf("rotor-propeller-%d", i))
 	}
 	start := time.Now()

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+	"github.com/rotor-dev/rotor/e2e/harness"
+	"github.com/rotor-dev/rotor/internal/localcluster"
+	"github.com/rotor-dev/rotor/plugins"
+	"github.com/rotor-dev/rotor/plugins/pod"
+)
+
+// Ceiling is what the target does for a plain client.
+type Ceiling struct {
+	Pods       int     `json:"pods"`
+	Seconds    float64 `json:"seconds"`
+	PodsPerSec float64 `json:"podsPerSecond"`
+}
+
+// Load is one run of chains through Rotor.
+type Load struct {
+	Replicas   int     `json:"replicas"`
+	Workflows  int     `json:"workflows"`
+	Nodes      int     `json:"nodes"`
+	Succeeded  int     `json:"succeeded"`
+	Seconds    float64 `json:"seconds"`
+	NodesPerS  float64 `json:"nodesPerSecond"`
+	Ratio      float64 `json:"ratioToCeiling"`
+	Samples    int     `json:"overheadSamples"`
+	OverP50ms  float64 `json:"overheadP50ms"`
+	OverP99ms  float64 `json:"overheadP99ms"`
+	RoundP50ms float64 `json:"roundP50ms"`
+	Error      string  `json:"error,omitempty"`
+}
+
+const chainLen = 5
+
+// engine measures the ceiling, then overhead at 10, 100 and 1,000
+// concurrent chains with one replica, then throughput with 2 and 4.
+func engine(ctx context.Context, dir string, o options, res *Result) error {
+	sh := localcluster.ShardingOptions{Partitions: 64}
+	env, err := harness.Start(ctx, filepath.Join(dir, "engine"), harness.Options{Targets: 1, Runtime: localcluster.RuntimeKwok,
+		Replicas: 1, Sharded: true, Managers: 1, Sharding: sh, SpareReplicas: 3})
+	if err != nil {
+		return err
+	}
+	defer env.Stop()
+	etcd, err := clientv3.New(clientv3.Config{Endpoints: []string{env.EtcdEndpoint}})
+	if err != nil {
+		return err
+	}
+	defer etcd.Close()
+	if err := waitOwners(ctx, etcd, 1, 30*time.Second); err != nil {
+		return err
+	}
+
+	if res.Ceiling, err = ceiling(ctx, env, o.pods); err != nil {
+		return fmt.Errorf("ceiling: %w", err)
+	}
+	say("ceiling: %d pods in %.1f s = %.0f pods/s (plain client, target's kwok)", res.Ceiling.Pods, res.Ceiling.Seconds, res.Ceiling.PodsPerSec)
+
+	replicas := []string{"rotor-propeller-0"}
+	for _, n := range o.levels {
+		l := runLoad(ctx, env, replicas, n, res.Ceiling.PodsPerSec)
+		res.Overhead = append(res.Overhead, l)
+		say("overhead, %d concurrent chains, 1 replica: p50 %.1f ms, p99 %.1f ms (%d samples); %.0f nodes/s %s", n, l.OverP50ms, l.OverP99ms, l.Samples, l.NodesPerS, l.Error)
+	}
+	if len(res.Overhead) > 0 {
+		res.Throughput = append(res.Throughput, res.Overhead[len(res.Overhead)-1])
+	}
+	for _, want := range []int{2, 4} {
+		for i := len(replicas); i < want; i++ {
+			if _, err := env.StartShardedPropeller(i, sh); err != nil {
+				return err
+			}
+			replicas = append(replicas, fmt.Sprintf("rotor-propeller-%d", i))
+		}
+		if err := waitOwners(ctx, etcd, want, 60*time.Second); err != nil {
+			return err
+		}
+		l := runLoad(ctx, env, replicas, o.levels[len(o.levels)-1], res.Ceiling.PodsPerSec)
+		res.Throughput = append(res.Throughput, l)
+		say("throughput, %d replicas: %d nodes in %.1f s = %.0f nodes/s (%.2f of the ceiling) %s", want, l.Nodes, l.Seconds, l.NodesPerS, l.Ratio, l.Error)
+	}
+	return nil
+}
+
+// ceiling creates pods shaped like Rotor's (its own pod builder) on the
+// target with a client as fast as Rotor's (300 QPS, burst 600) and 16
+// creators, and times them until kwok has completed all.
+func ceiling(ctx context.Context, env *harness.Env, n int) (Ceiling, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", env.Env.Targets[0].Kubeconfig)
+	if err != nil {
+		return Ceiling{}, err
+	}
+	cfg.QPS, cfg.Burst = 300, 600
+	kc, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return Ceiling{}, err
+	}
+	ns := "ceiling"
+	if _, err := kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		return Ceiling{}, err
+	}
+	pods := make([]*corev1.Pod, n)
+	task := &v1alpha1.TaskTemplate{Container: &v1alpha1.ContainerSpec{Image: "busybox"}}
+	for i := range pods {
+		id := plugins.TaskID{Namespace: ns, Workflow: "ceiling", WorkflowUID: "ceiling", Node: fmt.Sprintf("n%05d", i)}
+		p, err := pod.New(pod.Config{}).Build(&plugins.TaskContext{ID: id, Task: task}, pod.Name(id))
+		if err != nil {
+			return Ceiling{}, err
+		}
+		p.Labels = nil // not Rotor's to watch
+		delete(p.Annotations, pod.AnnotWorkflow)
+		pods[i] = p
+	}
+	count, err := watchPods(kc, ns)
+	if err != nil {
+		return Ceiling{}, err
+	}
+	defer count.close()
+	start := time.Now()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	errs := make(chan error, 1)
+	for _, p := range pods {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if _, err := kc.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+				select {
+				case errs <- err:
+				default:
+				}
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return Ceiling{}, fmt.Errorf("create pod: %w", err)
+	default:
+	}
+	last, _, err := count.wait(n, 10*time.Minute)
+	if err != nil {
+		return Ceiling{}, err
+	}
+	secs := last.Sub(start).Seconds()
+	return Ceiling{Pods: n, Seconds: secs, PodsPerSec: float64(n) / secs}, nil
+}
+
+// runLoad submits n chains of zero-duration tasks at once over 20
+// namespaces and measures until all ended, reading the replicas'
+// overhead and round histograms before and after.
+func runLoad(ctx context.Context, env *harness.Env, replicas []string, n int, ceiling float64) Load {
+	l := Load{Replicas: len(replicas), Workflows: n, Nodes: n * chainLen}
+	fail := func(err error) Load { l.Error = err.Error(); return l }
+	var addrs []string
+	for _, r := range replicas {
+		a, err := addr(env, r)
+		if err != nil {
+			return fail(err)
+		}
+		addrs = append(addrs, a)
+	}
+	run := runName("r", len(replicas), "n", n)
+	nss, err := namespaces(ctx, env, run, 20)
+	if err != nil {
+		return fail(err)
+	}
+	count, err := watchRun(env, run)
+	if err != nil {
+		return fail(err)
+	}
+	defer count.close()
+	over0, err := scrapeHist(addrs, "rotor_node_orchestration_overhead_seconds")
+	if err != nil {
+		return fail(err)
+	}
+	round0, _ := scrapeHist(addrs, "rotor_reconcile_round_seconds")
+	start := time.Now()
+	if err := createAll(ctx, env, spread(run, nss, n, chainLen, 0)); err != nil {
+		return fail(err)
+	}
+	last, ok, err := count.wait(n, 10*time.Minute)
+	if err != nil {
+		return fail(err)
+	}
+	l.Succeeded = ok
+	l.Seconds = last.Sub(start).Seconds()
+	l.NodesPerS = float64(l.Nodes) / l.Seconds
+	l.Ratio = l.NodesPerS / ceiling
+	over1, err := scrapeHist(addrs, "rotor_node_orchestration_overhead_seconds")
+	if err != nil {
+		return fail(err)
+	}
+	round1, _ := scrapeHist(addrs, "rotor_reconcile_round_seconds")
+	d := over1.since(over0)
+	l.Samples = int(d.count)
+	l.OverP50ms, l.OverP99ms = 1000*d.quantile(0.5), 1000*d.quantile(0.99)
+	l.RoundP50ms = 1000 * round1.since(round0).quantile(0.5)
+	if ok != n {
+		l.Error = fmt.Sprintf("%d of %d workflows did not succeed", n-ok, n)
+	}
+	return l
+}
+
+func say(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s  "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}

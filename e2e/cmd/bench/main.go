@@ -1,0 +1,142 @@
+// Command bench is Rotor's benchmark suite (make bench). It starts the
+// e2e harness on the kwok runtime and prints every figure next to a
+// reference measured in the same run:
+//
+//   - ceiling: a plain client creating Rotor-shaped pods on the target
+//     and waiting for kwok to complete them, pods/s;
+//   - overhead: per-node orchestration overhead p50/p99 (from the
+//     replicas' rotor_node_orchestration_overhead_seconds) at 10, 100
+//     and 1,000 concurrent chains of 5 zero-duration tasks, one replica;
+//   - throughput: task nodes completed per second with 1, 2 and 4
+//     replicas, and the ratio to the ceiling;
+//   - scale: heap and RSS per replica for 20,000 workflows over 200
+//     namespaces, each of 4 replicas against one holding everything;
+//   - failover: replica SIGKILL → partitions reconciling again; graceful
+//     handoff pause; target cluster lost → first re-placed pod running.
+//
+// It writes every figure to a JSON file as well.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rotor-dev/rotor/e2e/harness"
+)
+
+type options struct {
+	pods            int
+	levels          []int
+	scaleWorkflows  int
+	scaleNamespaces int
+	only            map[string]bool
+}
+
+// Result is the JSON file.
+type Result struct {
+	Date       string   `json:"date"`
+	Command    string   `json:"command"`
+	Cores      int      `json:"cores"`
+	MemoryGiB  float64  `json:"memoryGiB"`
+	Seconds    float64  `json:"seconds"`
+	Ceiling    Ceiling  `json:"ceiling"`
+	Overhead   []Load   `json:"overhead"`
+	Throughput []Load   `json:"throughput"`
+	Scale      Scale    `json:"scale"`
+	Failover   Failover `json:"failover"`
+	Errors     []string `json:"errors,omitempty"`
+}
+
+func main() {
+	var o options
+	levels := flag.String("levels", "10,100,1000", "concurrent chains of the overhead runs; the last is also the throughput load")
+	flag.IntVar(&o.pods, "ceiling-pods", 5000, "pods the plain client creates for the ceiling")
+	flag.IntVar(&o.scaleWorkflows, "scale-workflows", 20000, "workflows cached for the memory figures")
+	flag.IntVar(&o.scaleNamespaces, "scale-namespaces", 200, "namespaces they are spread over")
+	only := flag.String("only", "engine,scale,failover", "scenarios to run")
+	out := flag.String("out", "", "JSON file to write (default .rotor/bench/bench-DATE.json)")
+	flag.Parse()
+	for _, s := range strings.Split(*levels, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "bench: bad -levels %q\n", *levels)
+			os.Exit(2)
+		}
+		o.levels = append(o.levels, n)
+	}
+	o.only = map[string]bool{}
+	for _, s := range strings.Split(*only, ",") {
+		o.only[strings.TrimSpace(s)] = true
+	}
+	root, err := harness.RepoRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	now := time.Now()
+	if *out == "" {
+		*out = filepath.Join(root, ".rotor", "bench", "bench-"+now.Format("20060102-150405")+".json")
+	}
+	res := &Result{Date: now.Format("2006-01-02"), Command: "go run ./e2e/cmd/bench " + strings.Join(os.Args[1:], " "),
+		Cores: runtime.NumCPU(), MemoryGiB: memTotalGiB()}
+	dir, err := os.MkdirTemp("", "rotor-bench-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	ctx := context.Background()
+	for _, s := range []struct {
+		name string
+		run  func() error
+	}{
+		{"engine", func() error { return engine(ctx, dir, o, res) }},
+		{"scale", func() error { return scale(ctx, dir, o, res) }},
+		{"failover", func() error { return failover(ctx, dir, res) }},
+	} {
+		if !o.only[s.name] {
+			continue
+		}
+		say("== %s", s.name)
+		if err := s.run(); err != nil {
+			say("%s failed: %v", s.name, err)
+			res.Errors = append(res.Errors, s.name+": "+err.Error())
+		}
+	}
+	res.Seconds = time.Since(now).Seconds()
+	report(os.Stdout, res)
+	b, _ := json.MarshalIndent(res, "", "  ")
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err == nil {
+		err = os.WriteFile(*out, b, 0o644)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: write results:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("\nresults: %s (component logs: %s)\n", *out, dir)
+	if len(res.Errors) > 0 {
+		os.Exit(1)
+	}
+	_ = os.RemoveAll(dir)
+}
+
+func memTotalGiB() float64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / (1 << 20)
+		}
+	}
+	return 0
+}

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rotor-dev/rotor/e2e/harness"
+	"github.com/rotor-dev/rotor/internal/localcluster"
+	"github.com/rotor-dev/rotor/manager/handoff"
+	"github.com/rotor-dev/rotor/manager/shardmap"
+)
+
+// What the benchmark reads from the running processes: their metrics,
+// heaps, RSS and the shard map.
+
+func proc(env *harness.Env, name string) (*localcluster.Process, error) {
+	for _, p := range env.Processes {
+		if p.Name == name {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("no process %s", name)
+}
+
+var addrRE = regexp.MustCompile(`"msg":"serving metrics and health","addr":"([^"]+)"`)
+
+// addr finds where a Rotor process serves /metrics, from its log.
+func addr(env *harness.Env, name string) (string, error) {
+	p, err := proc(env, name)
+	if err != nil {
+		return "", err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		f, err := os.Open(p.Log)
+		if err == nil {
+			sc := bufio.NewScanner(f)
+			sc.Buffer(make([]byte, 1<<20), 1<<20)
+			for sc.Scan() {
+				if m := addrRE.FindStringSubmatch(sc.Text()); m != nil {
+					f.Close()
+					return m[1], nil
+				}
+			}
+			f.Close()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return "", fmt.Errorf("%s logged no metrics address", name)
+}
+
+func get(url string) ([]byte, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return io.ReadAll(resp.Body)
+}
+
+// hist is a Prometheus histogram summed over processes and series.
+type hist struct {
+	bounds []float64
+	cum    []float64 // cumulative counts per bound
+	count  float64
+	sum    float64
+}
+
+// scrapeHist reads histogram name from every address and adds them up.
+func scrapeHist(addrs []string, name string) (hist, error) {
+	var h hist
+	for _, a := range addrs {
+		b, err := get("http://" + a + "/metrics")
+		if err != nil {
+			return h, err
+		}
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		mfs, err := p.TextToMetricFamilies(strings.NewReader(string(b)))
+		if err != nil {
+			return h, fmt.Errorf("metrics of %s: %w", a, err)
+		}
+		mf := mfs[name]
+		if mf == nil {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			h.add(m.GetHistogram())
+		}
+	}
+	return h, nil
+}
+
+func (h *hist) add(d *dto.Histogram) {
+	if h.bounds == nil {
+		for _, b := range d.GetBucket() {
+			h.bounds = append(h.bounds, b.GetUpperBound())
+		}
+		h.cum = make([]float64, len(h.bounds))
+	}
+	for i, b := range d.GetBucket() {
+		h.cum[i] += float64(b.GetCumulativeCount())
+	}
+	h.count += float64(d.GetSampleCount())
+	h.sum += d.GetSampleSum()
+}
+
+// since is what was observed between o and h.
+func (h hist) since(o hist) hist {
+	d := hist{bounds: h.bounds, cum: make([]float64, len(h.cum)), count: h.count - o.count, sum: h.sum - o.sum}
+	for i := range h.cum {
+		d.cum[i] = h.cum[i]
+		if i < len(o.cum) {
+			d.cum[i] -= o.cum[i]
+		}
+	}
+	return d
+}
+
+// quantile interpolates linearly inside the bucket that holds rank q.
+func (h hist) quantile(q float64) float64 {
+	if h.count == 0 {
+		return math.NaN()
+	}
+	rank := q * h.count
+	lower, below := 0.0, 0.0
+	for i, b := range h.bounds {
+		if h.cum[i] >= rank {
+			in := h.cum[i] - below
+			if in == 0 {
+				return b
+			}
+			return lower + (b-lower)*(rank-below)/in
+		}
+		lower, below = b, h.cum[i]
+	}
+	return math.Inf(1) // beyond the last bucket
+}
+
+// mem is a process's memory: live heap after a GC (HeapAlloc), heap in
+// use (HeapInuse) and resident set size.
+type mem struct {
+	Name      string  `json:"name"`
+	LiveMiB   float64 `json:"liveHeapMiB"`
+	InuseMiB  float64 `json:"heapInUseMiB"`
+	RSSMiB    float64 `json:"rssMiB"`
+	Workflows int     `json:"workflows,omitempty"`
+}
+
+func readMem(env *harness.Env, name string) (mem, error) {
+	m := mem{Name: name}
+	a, err := addr(env, name)
+	if err != nil {
+		return m, err
+	}
+	b, err := get("http://" + a + "/debug/pprof/heap?gc=1&debug=1")
+	if err != nil {
+		return m, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		for prefix, into := range map[string]*float64{"# HeapAlloc = ": &m.LiveMiB, "# HeapInuse = ": &m.InuseMiB} {
+			if v, ok := strings.CutPrefix(line, prefix); ok {
+				n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				if err != nil {
+					return m, err
+				}
+				*into = n / (1 << 20)
+			}
+		}
+	}
+	p, err := proc(env, name)
+	if err != nil {
+		return m, err
+	}
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.PID))
+	if err != nil {
+		return m, err
+	}
+	for _, line := range strings.Split(string(st), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			m.RSSMiB = kb / 1024
+		}
+	}
+	if m.LiveMiB == 0 || m.RSSMiB == 0 {
+		return m, fmt.Errorf("no heap or RSS figures for %s", name)
+	}
+	return m, nil
+}
+
+// shardMap reads the published shard map.
+func shardMap(ctx context.Context, c *clientv3.Client) (handoff.Map, error) {
+	resp, err := c.Get(ctx, shardmap.Keys{Prefix: localcluster.ShardPrefix}.Map())
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, fmt.Errorf("no shard map yet")
+	}
+	doc, err := shardmap.Decode(resp.Kvs[0].Value)
+	if err != nil {
+		return nil, err
+	}
+	return doc.Map, nil
+}
+
+// waitOwners waits until the map is stable with exactly n owners.
+func waitOwners(ctx context.Context, c *clientv3.Client, n int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if m, err := shardMap(ctx, c); err == nil && m.Moving() == 0 {
+			owners := map[string]bool{}
+			for _, p := range m {
+				owners[p.Owner] = true
+			}
+			if len(owners) == n && !owners[""] {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("shard map did not settle on %d owners in %s", n, timeout)
+}
+
+func percentile(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	return s[max(i, 0)]
+}

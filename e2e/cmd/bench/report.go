@@ -1,0 +1,52 @@
+package main
+
+import (
+	"fmt"
+	"io"
+)
+
+// report prints the run as the tables docs/benchmarks.md keeps.
+func report(w io.Writer, r *Result) {
+	fmt.Fprintf(w, "\nRotor benchmarks, %s: %d cores, %.1f GiB, %.0f s in all\n", r.Date, r.Cores, r.MemoryGiB, r.Seconds)
+	fmt.Fprintf(w, "command: %s\n", r.Command)
+	if r.Ceiling.Pods > 0 {
+		fmt.Fprintf(w, "\n| figure | measured | reference (same run) | ratio | target |\n| --- | --- | --- | --- | --- |\n")
+		for _, l := range r.Throughput {
+			target := ""
+			if l.Replicas == 1 {
+				target = "≥ 0.7"
+			}
+			fmt.Fprintf(w, "| throughput, %d replica(s), %d chains of %d | %.0f nodes/s (%d nodes in %.1f s) | ceiling %.0f pods/s (%d pods in %.1f s) | %.2f | %s |\n",
+				l.Replicas, l.Workflows, chainLen, l.NodesPerS, l.Nodes, l.Seconds, r.Ceiling.PodsPerSec, r.Ceiling.Pods, r.Ceiling.Seconds, l.Ratio, target)
+		}
+		for _, l := range r.Overhead {
+			target := ""
+			if l.Workflows >= 1000 {
+				target = "p50 < 25 ms, p99 < 250 ms"
+			}
+			fmt.Fprintf(w, "| overhead, %d concurrent chains, 1 replica | p50 %.1f ms, p99 %.1f ms (%d samples) | round p50 %.1f ms | | %s |\n",
+				l.Workflows, l.OverP50ms, l.OverP99ms, l.Samples, l.RoundP50ms, target)
+		}
+	}
+	if s := r.Scale; s.One.Name != "" {
+		fmt.Fprintf(w, "\n| replicas (%d workflows, %d namespaces, %d partitions) | live heap MiB | RSS MiB |\n| --- | --- | --- |\n", s.Workflows, s.Namespaces, s.Partitions)
+		for _, m := range s.Four {
+			fmt.Fprintf(w, "| %s of 4 | %.1f (%.0f %%) | %.1f (%.0f %%) |\n", m.Name, m.LiveMiB, 100*m.LiveMiB/s.One.LiveMiB, m.RSSMiB, 100*m.RSSMiB/s.One.RSSMiB)
+		}
+		fmt.Fprintf(w, "| one replica (reference) | %.1f | %.1f |\n", s.One.LiveMiB, s.One.RSSMiB)
+		fmt.Fprintf(w, "| each of 4 / one, mean (target ≤ 35 %%) | %.0f %% (max %.0f %%) | %.0f %% (max %.0f %%) |\n", 100*s.LiveRatio, 100*s.MaxLive, 100*s.RSSRatio, 100*s.MaxRSS)
+	}
+	if f := r.Failover; f.LeaseTTL > 0 {
+		fmt.Fprintf(w, "\n| failover | measured | reference |\n| --- | --- | --- |\n")
+		fmt.Fprintf(w, "| replica SIGKILL → its partitions acquired by others | %.2f s | lease TTL %.0f s |\n", f.KillAcquired, f.LeaseTTL)
+		fmt.Fprintf(w, "| replica SIGKILL → first / last busy partition written by a new owner (%d partitions) | %.2f s / %.2f s | lease TTL %.0f s |\n", f.KillPartitions, f.KillFirstWrite, f.KillLastWrite, f.LeaseTTL)
+		fmt.Fprintf(w, "| graceful handoff (SIGTERM) pause per partition, %d partitions | p50 %.2f s, max %.2f s (manager's metric: mean %.2f s) | drain %.2f s in all |\n", f.HandoffParts, f.HandoffP50, f.HandoffMax, f.HandoffMetricMean, f.DrainTotal)
+		fmt.Fprintf(w, "| target apiserver killed → first re-placed pod Running | %.2f s | grace period %.0f s |\n", f.ClusterLoss, f.Grace)
+		for _, e := range f.Errors {
+			fmt.Fprintf(w, "failover error: %s\n", e)
+		}
+	}
+	for _, e := range r.Errors {
+		fmt.Fprintf(w, "error: %s\n", e)
+	}
+}
