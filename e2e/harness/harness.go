@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -304,4 +305,31 @@ func (e *Env) SampleActivePods(ns string, stop <-chan struct{}) func() map[strin
 		defer mu.Unlock()
 		return most
 	}
+}
+
+var metricsAddrRE = regexp.MustCompile(`"msg":"serving metrics and health","addr":"([^"]+)"`)
+
+// MetricsAddr finds where a Rotor process (rotor-propeller-0,
+// rotor-manager-1, …) serves /metrics, /healthz and /readyz, from the
+// address it logged; it waits up to 30 s for the line.
+func (e *Env) MetricsAddr(name string) (string, error) {
+	var log string
+	for _, p := range e.Processes {
+		if p.Name == name {
+			log = p.Log
+		}
+	}
+	if log == "" {
+		return "", fmt.Errorf("no process %s", name)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if b, err := os.ReadFile(log); err == nil {
+			if m := metricsAddrRE.FindSubmatch(b); m != nil {
+				return string(m[1]), nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return "", fmt.Errorf("%s logged no metrics address in 30 s (log: %s)", name, log)
 }

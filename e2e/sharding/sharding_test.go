@@ -8,7 +8,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
+	"net/http"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -170,6 +175,7 @@ func TestShardedReplicasOneWriterEach(t *testing.T) {
 		loads[p.Owner]++
 	}
 	t.Logf("shard map: %d partitions over 3 replicas: %v", len(doc.Map), loads)
+	checkShardEndpoints(t, env, doc)
 	start := time.Now()
 	submitMany(t, env, 60, 10)
 	items := env.WaitWorkflows(t, 600, 5*time.Minute)
@@ -196,4 +202,53 @@ func TestShardedReplicasOneWriterEach(t *testing.T) {
 		}
 	}
 	t.Logf("workflows per writing replica (audit log): %v", perReplica)
+}
+
+// checkShardEndpoints: every replica answers /readyz once its shard synced
+// and exports one rotor_shard_partition_epoch series per partition the map
+// gives it, with the map's epoch.
+func checkShardEndpoints(t *testing.T, env *harness.Env, doc *shardmap.Doc) {
+	t.Helper()
+	want := map[string]map[string]string{} // replica → partition → epoch
+	for p, s := range doc.Map {
+		if want[s.Owner] == nil {
+			want[s.Owner] = map[string]string{}
+		}
+		want[s.Owner][strconv.Itoa(p)] = strconv.FormatInt(s.Epoch, 10)
+	}
+	series := regexp.MustCompile(`(?m)^rotor_shard_partition_epoch\{partition="(\d+)"\} (\d+)$`)
+	for owner, parts := range want {
+		addr, err := env.MetricsAddr(owner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got map[string]string
+		err = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			if code, _ := httpGet("http://" + addr + "/readyz"); code != http.StatusOK {
+				return false, nil
+			}
+			code, body := httpGet("http://" + addr + "/metrics")
+			if code != http.StatusOK {
+				return false, nil
+			}
+			got = map[string]string{}
+			for _, m := range series.FindAllStringSubmatch(body, -1) {
+				got[m[1]] = m[2]
+			}
+			return maps.Equal(got, parts), nil
+		})
+		if err != nil {
+			t.Fatalf("%s: not ready, or partition epochs %v, want the map's %v", owner, got, parts)
+		}
+	}
+}
+
+func httpGet(url string) (int, string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

@@ -14,12 +14,14 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/rotor-dev/rotor/controller/template"
 	"github.com/rotor-dev/rotor/controller/values"
+	"github.com/rotor-dev/rotor/internal/tracing"
 	"github.com/rotor-dev/rotor/plugins"
 )
 
@@ -102,12 +104,14 @@ func (p *Plugin) Handle(ctx context.Context, tc *plugins.TaskContext) (plugins.P
 	return info, nil
 }
 
-func (p *Plugin) create(ctx context.Context, tc *plugins.TaskContext, name string) (plugins.PhaseInfo, error) {
+func (p *Plugin) create(ctx context.Context, tc *plugins.TaskContext, name string) (_ plugins.PhaseInfo, err error) {
 	pod, err := p.Build(tc, name)
 	if err != nil {
 		return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: "BadTask", Message: err.Error()}, nil
 	}
 	pods := tc.Cluster.Client.CoreV1().Pods(tc.ID.Namespace)
+	ctx, span := tracing.Start(ctx, "kube.create", attribute.String("kind", "Pod"), attribute.String("cluster", tc.Cluster.Name))
+	defer func() { tracing.End(span, err) }()
 	_, err = pods.Create(ctx, pod, metav1.CreateOptions{})
 	if apierrors.IsNotFound(err) {
 		if err = ensureNamespace(ctx, tc); err == nil {
@@ -261,7 +265,9 @@ func envName(s string) string {
 
 // Abort deletes the attempt's pod.
 func (p *Plugin) Abort(ctx context.Context, tc *plugins.TaskContext) error {
+	ctx, span := tracing.Start(ctx, "kube.delete", attribute.String("kind", "Pod"), attribute.String("cluster", tc.Cluster.Name))
 	err := tc.Cluster.Client.CoreV1().Pods(tc.ID.Namespace).Delete(ctx, Name(tc.ID), metav1.DeleteOptions{})
+	span.End()
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete pod %s/%s in cluster %s: %w", tc.ID.Namespace, Name(tc.ID), tc.Cluster.Name, err)
 	}

@@ -71,8 +71,12 @@ func engine(ctx context.Context, dir string, o options, res *Result) error {
 	say("ceiling: %d pods in %.1f s = %.0f pods/s (plain client, target's kwok)", res.Ceiling.Pods, res.Ceiling.Seconds, res.Ceiling.PodsPerSec)
 
 	replicas := []string{"rotor-propeller-0"}
-	for _, n := range o.levels {
-		l := runLoad(ctx, env, replicas, n, res.Ceiling.PodsPerSec)
+	for i, n := range o.levels {
+		profile := ""
+		if o.profiles != "" && i == len(o.levels)-1 {
+			profile = filepath.Join(o.profiles, fmt.Sprintf("cpu-1-replica-%d-chains.pb.gz", n))
+		}
+		l := runLoad(ctx, env, replicas, n, res.Ceiling.PodsPerSec, profile)
 		res.Overhead = append(res.Overhead, l)
 		say("overhead, %d concurrent chains, 1 replica: p50 %.1f ms, p99 %.1f ms (%d samples); %.0f nodes/s %s", n, l.OverP50ms, l.OverP99ms, l.Samples, l.NodesPerS, l.Error)
 	}
@@ -89,7 +93,7 @@ func engine(ctx context.Context, dir string, o options, res *Result) error {
 		if err := waitOwners(ctx, etcd, want, 60*time.Second); err != nil {
 			return err
 		}
-		l := runLoad(ctx, env, replicas, o.levels[len(o.levels)-1], res.Ceiling.PodsPerSec)
+		l := runLoad(ctx, env, replicas, o.levels[len(o.levels)-1], res.Ceiling.PodsPerSec, "")
 		res.Throughput = append(res.Throughput, l)
 		say("throughput, %d replicas: %d nodes in %.1f s = %.0f nodes/s (%.2f of the ceiling) %s", want, l.Nodes, l.Seconds, l.NodesPerS, l.Ratio, l.Error)
 	}
@@ -163,7 +167,7 @@ func ceiling(ctx context.Context, env *harness.Env, n int) (Ceiling, error) {
 // runLoad submits n chains of zero-duration tasks at once over 20
 // namespaces and measures until all ended, reading the replicas'
 // overhead and round histograms before and after.
-func runLoad(ctx context.Context, env *harness.Env, replicas []string, n int, ceiling float64) Load {
+func runLoad(ctx context.Context, env *harness.Env, replicas []string, n int, ceiling float64, profile string) Load {
 	l := Load{Replicas: len(replicas), Workflows: n, Nodes: n * chainLen}
 	fail := func(err error) Load { l.Error = err.Error(); return l }
 	var addrs []string
@@ -190,10 +194,20 @@ func runLoad(ctx context.Context, env *harness.Env, replicas []string, n int, ce
 	}
 	round0, _ := scrapeHist(addrs, "rotor_reconcile_round_seconds")
 	start := time.Now()
+	profiled := make(chan error, 1)
+	if profile != "" {
+		// CPU profile of the first replica over the first 10 s of the load.
+		go func() { profiled <- saveProfile(addrs[0], "profile?seconds=10", profile) }()
+	} else {
+		profiled <- nil
+	}
 	if err := createAll(ctx, env, spread(run, nss, n, chainLen, 0)); err != nil {
 		return fail(err)
 	}
 	last, ok, err := count.wait(n, 10*time.Minute)
+	if perr := <-profiled; perr != nil {
+		say("profile: %v", perr)
+	}
 	if err != nil {
 		return fail(err)
 	}
@@ -218,4 +232,17 @@ func runLoad(ctx context.Context, env *harness.Env, replicas []string, n int, ce
 
 func say(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s  "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+// saveProfile writes /debug/pprof/<what> of the process at addr to path.
+func saveProfile(addr, what, path string) error {
+	b, err := get("http://" + addr + "/debug/pprof/" + what)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	say("profile written: %s", path)
+	return os.WriteFile(path, b, 0o644)
 }

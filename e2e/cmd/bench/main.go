@@ -38,6 +38,7 @@ type options struct {
 	scaleWorkflows  int
 	scaleNamespaces int
 	only            map[string]bool
+	profiles        string
 }
 
 // Result is the JSON file.
@@ -61,6 +62,7 @@ func main() {
 	flag.IntVar(&o.pods, "ceiling-pods", 5000, "pods the plain client creates for the ceiling")
 	flag.IntVar(&o.scaleWorkflows, "scale-workflows", 20000, "workflows cached for the memory figures")
 	flag.IntVar(&o.scaleNamespaces, "scale-namespaces", 200, "namespaces they are spread over")
+	flag.StringVar(&o.profiles, "profiles", "", "write replica CPU profiles of the largest one-replica run and heap profiles of the scale run here (go tool pprof)")
 	only := flag.String("only", "engine,scale,failover", "scenarios to run")
 	out := flag.String("out", "", "JSON file to write (default .rotor/bench/bench-DATE.json)")
 	flag.Parse()

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"os"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,32 +35,8 @@ func proc(env *harness.Env, name string) (*localcluster.Process, error) {
 	return nil, fmt.Errorf("no process %s", name)
 }
 
-var addrRE = regexp.MustCompile(`"msg":"serving metrics and health","addr":"([^"]+)"`)
-
-// addr finds where a Rotor process serves /metrics, from its log.
-func addr(env *harness.Env, name string) (string, error) {
-	p, err := proc(env, name)
-	if err != nil {
-		return "", err
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		f, err := os.Open(p.Log)
-		if err == nil {
-			sc := bufio.NewScanner(f)
-			sc.Buffer(make([]byte, 1<<20), 1<<20)
-			for sc.Scan() {
-				if m := addrRE.FindStringSubmatch(sc.Text()); m != nil {
-					f.Close()
-					return m[1], nil
-				}
-			}
-			f.Close()
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return "", fmt.Errorf("%s logged no metrics address", name)
-}
+// addr finds where a Rotor process serves /metrics.
+func addr(env *harness.Env, name string) (string, error) { return env.MetricsAddr(name) }
 
 func get(url string) ([]byte, error) {
 	resp, err := http.Get(url)

@@ -82,6 +82,7 @@ func scale(ctx context.Context, dir string, o options, res *Result) error {
 		}
 		s.Four = append(s.Four, m)
 	}
+	heapProfile(env, o, "rotor-propeller-0", "heap-of-4.pb.gz")
 	for i := 1; i < 4; i++ {
 		p, err := proc(env, fmt.Sprintf("rotor-propeller-%d", i))
 		if err != nil {
@@ -103,6 +104,7 @@ func scale(ctx context.Context, dir string, o options, res *Result) error {
 	if s.One, err = readMem(env, "rotor-propeller-0"); err != nil {
 		return err
 	}
+	heapProfile(env, o, "rotor-propeller-0", "heap-single.pb.gz")
 	var sumLive, sumRSS float64
 	for _, m := range s.Four {
 		sumLive += m.LiveMiB / s.One.LiveMiB
@@ -130,4 +132,17 @@ func waitReady(env *harness.Env, name string, timeout time.Duration) error {
 		time.Sleep(200 * time.Millisecond)
 	}
 	return fmt.Errorf("%s not ready after %s", name, timeout)
+}
+
+func heapProfile(env *harness.Env, o options, replica, file string) {
+	if o.profiles == "" {
+		return
+	}
+	a, err := addr(env, replica)
+	if err == nil {
+		err = saveProfile(a, "heap?gc=1", filepath.Join(o.profiles, file))
+	}
+	if err != nil {
+		say("heap profile of %s: %v", replica, err)
+	}
 }
