@@ -79,6 +79,12 @@ type Result struct {
 	RequeueAfter time.Duration
 	// Requeue asks for another round at once (a retry to launch).
 	Requeue bool
+	// Overheads are the orchestration overheads of the downstream pods
+	// this round created after seeing their upstream finish, measured
+	// from the event given by WithTrigger. The caller records them once
+	// the round's status is written (a round whose write fails is redone
+	// and would count its launches twice).
+	Overheads []time.Duration
 }
 
 func (e *Executor) logger() *slog.Logger {

@@ -25,17 +25,9 @@ var (
 		Help:    "Latency of task plugin calls, by plugin, call (handle, abort, finalize) and result (ok, error).",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 14),
 	}, []string{"plugin", "call", "result"})
-	// Fine buckets (×1.25) so the benchmark can read p50 and p99 from
-	// them to within about 12 %.
-	overhead = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name: "rotor_node_orchestration_overhead_seconds",
-		Help: "From the pod event that showed an upstream task done to the downstream task's pod created, " +
-			"for downstream nodes launched in the round that saw their upstream finish.",
-		Buckets: prometheus.ExponentialBuckets(0.0005, 1.25, 48),
-	})
 )
 
-func init() { prometheus.MustRegister(failovers, orphansDeleted, pluginCalls, overhead) }
+func init() { prometheus.MustRegister(failovers, orphansDeleted, pluginCalls) }
 
 type triggerKey struct{}
 

@@ -115,7 +115,7 @@ func (r *round) runTask(ctx context.Context, id string, task *v1alpha1.TaskTempl
 	if info.Resource != "" {
 		if a.Pod == "" && a.Number == 0 && r.upstreamDone {
 			if at, ok := triggerOf(ctx); ok {
-				overhead.Observe(time.Since(at).Seconds())
+				r.res.Overheads = append(r.res.Overheads, time.Since(at))
 			}
 		}
 		a.Pod = info.Resource

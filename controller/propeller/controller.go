@@ -263,6 +263,9 @@ func (c *Controller) reconcile(ctx context.Context, cached *v1alpha1.Workflow, e
 			// the newer object and redoes the (idempotent) work.
 			return 0, fmt.Errorf("write status of %s: %w", key, err)
 		}
+		for _, d := range res.Overheads {
+			c.metrics.overhead.Observe(d.Seconds())
+		}
 		c.recordTransitions(ctx, cached, updated)
 		if c.observer != nil {
 			c.observer(cached, updated)

@@ -120,6 +120,8 @@ type ShardingOptions struct {
 	LeaseTTL time.Duration
 	// ManagerArgs are extra rotor-manager flags.
 	ManagerArgs []string
+	// ReplicaArgs are extra flags of sharded rotor-propellers.
+	ReplicaArgs []string
 }
 
 func (o *ShardingOptions) defaults() {
@@ -158,7 +160,8 @@ func (e *Env) StartManager(i int, o ShardingOptions) (*Process, error) {
 // StartShardedPropeller starts replica i of rotor-propeller in sharded mode.
 func (e *Env) StartShardedPropeller(i int, o ShardingOptions) (*Process, error) {
 	o.defaults()
-	return e.StartPropeller(i, "--shard", "--name=rotor-propeller-"+strconv.Itoa(i),
-		"--partitions="+strconv.Itoa(o.Partitions), "--lease-ttl="+o.LeaseTTL.String(),
-		"--shard-prefix="+ShardPrefix, "--drain-timeout=30s")
+	args := []string{"--shard", "--name=rotor-propeller-" + strconv.Itoa(i),
+		"--partitions=" + strconv.Itoa(o.Partitions), "--lease-ttl=" + o.LeaseTTL.String(),
+		"--shard-prefix=" + ShardPrefix, "--drain-timeout=30s"}
+	return e.StartPropeller(i, append(args, o.ReplicaArgs...)...)
 }

@@ -39,6 +39,10 @@ func (e *Env) startTarget(ctx context.Context, c *ClusterInfo) error {
 		"--kubeconfig=" + c.Kubeconfig,
 		"--authentication-kubeconfig=" + c.Kubeconfig, "--authorization-kubeconfig=" + c.Kubeconfig,
 		"--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(port),
+		// The default 50 QPS would make the scheduler the sandbox's
+		// bottleneck at about 60 pods/s (kwok's own client is unlimited):
+		// lift it, as kwokctl does, so the target's limit is its CPU.
+		"--kube-api-qps=5000", "--kube-api-burst=10000",
 	}, nil, filepath.Join(e.Dir, "logs"))
 	if err != nil {
 		return err

@@ -41,7 +41,12 @@ type Load struct {
 	OverP50ms  float64 `json:"overheadP50ms"`
 	OverP99ms  float64 `json:"overheadP99ms"`
 	RoundP50ms float64 `json:"roundP50ms"`
-	Error      string  `json:"error,omitempty"`
+	// Where a round's time goes, p50 over the run: queue wait, plugin
+	// calls (pod creation included), Kubernetes requests.
+	QueueP50ms  float64 `json:"queueWaitP50ms"`
+	PluginP50ms float64 `json:"pluginCallP50ms"`
+	KubeP50ms   float64 `json:"kubeRequestP50ms"`
+	Error       string  `json:"error,omitempty"`
 }
 
 const chainLen = 5
@@ -49,7 +54,7 @@ const chainLen = 5
 // engine measures the ceiling, then overhead at 10, 100 and 1,000
 // concurrent chains with one replica, then throughput with 2 and 4.
 func engine(ctx context.Context, dir string, o options, res *Result) error {
-	sh := localcluster.ShardingOptions{Partitions: 64}
+	sh := localcluster.ShardingOptions{Partitions: 64, ReplicaArgs: o.replicaArgs}
 	env, err := harness.Start(ctx, filepath.Join(dir, "engine"), harness.Options{Targets: 1, Runtime: localcluster.RuntimeKwok,
 		Replicas: 1, Sharded: true, Managers: 1, Sharding: sh, SpareReplicas: 3})
 	if err != nil {
@@ -78,7 +83,8 @@ func engine(ctx context.Context, dir string, o options, res *Result) error {
 		}
 		l := runLoad(ctx, env, replicas, n, res.Ceiling.PodsPerSec, profile)
 		res.Overhead = append(res.Overhead, l)
-		say("overhead, %d concurrent chains, 1 replica: p50 %.1f ms, p99 %.1f ms (%d samples); %.0f nodes/s %s", n, l.OverP50ms, l.OverP99ms, l.Samples, l.NodesPerS, l.Error)
+		say("overhead, %d concurrent chains, 1 replica: p50 %.1f ms, p99 %.1f ms (%d samples); %.0f nodes/s; p50 round %.1f ms, queue wait %.1f ms, plugin %.1f ms, kube %.1f ms %s",
+			n, l.OverP50ms, l.OverP99ms, l.Samples, l.NodesPerS, l.RoundP50ms, l.QueueP50ms, l.PluginP50ms, l.KubeP50ms, l.Error)
 	}
 	if len(res.Overhead) > 0 {
 		res.Throughput = append(res.Throughput, res.Overhead[len(res.Overhead)-1])
@@ -188,11 +194,14 @@ func runLoad(ctx context.Context, env *harness.Env, replicas []string, n int, ce
 		return fail(err)
 	}
 	defer count.close()
-	over0, err := scrapeHist(addrs, "rotor_node_orchestration_overhead_seconds")
-	if err != nil {
-		return fail(err)
+	parts := []string{"rotor_node_orchestration_overhead_seconds", "rotor_reconcile_round_seconds",
+		"rotor_workqueue_queue_duration_seconds", "rotor_plugin_call_duration_seconds", "rotor_kube_request_duration_seconds"}
+	before := map[string]hist{}
+	for _, m := range parts {
+		if before[m], err = scrapeHist(addrs, m); err != nil {
+			return fail(err)
+		}
 	}
-	round0, _ := scrapeHist(addrs, "rotor_reconcile_round_seconds")
 	start := time.Now()
 	profiled := make(chan error, 1)
 	if profile != "" {
@@ -215,15 +224,21 @@ func runLoad(ctx context.Context, env *harness.Env, replicas []string, n int, ce
 	l.Seconds = last.Sub(start).Seconds()
 	l.NodesPerS = float64(l.Nodes) / l.Seconds
 	l.Ratio = l.NodesPerS / ceiling
-	over1, err := scrapeHist(addrs, "rotor_node_orchestration_overhead_seconds")
-	if err != nil {
-		return fail(err)
+	d := map[string]hist{}
+	for _, m := range parts {
+		after, err := scrapeHist(addrs, m)
+		if err != nil {
+			return fail(err)
+		}
+		d[m] = after.since(before[m])
 	}
-	round1, _ := scrapeHist(addrs, "rotor_reconcile_round_seconds")
-	d := over1.since(over0)
-	l.Samples = int(d.count)
-	l.OverP50ms, l.OverP99ms = 1000*d.quantile(0.5), 1000*d.quantile(0.99)
-	l.RoundP50ms = 1000 * round1.since(round0).quantile(0.5)
+	over := d["rotor_node_orchestration_overhead_seconds"]
+	l.Samples = int(over.count)
+	l.OverP50ms, l.OverP99ms = 1000*over.quantile(0.5), 1000*over.quantile(0.99)
+	l.RoundP50ms = 1000 * d["rotor_reconcile_round_seconds"].quantile(0.5)
+	l.QueueP50ms = 1000 * d["rotor_workqueue_queue_duration_seconds"].quantile(0.5)
+	l.PluginP50ms = 1000 * d["rotor_plugin_call_duration_seconds"].quantile(0.5)
+	l.KubeP50ms = 1000 * d["rotor_kube_request_duration_seconds"].quantile(0.5)
 	if ok != n {
 		l.Error = fmt.Sprintf("%d of %d workflows did not succeed", n-ok, n)
 	}

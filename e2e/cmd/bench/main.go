@@ -39,6 +39,7 @@ type options struct {
 	scaleNamespaces int
 	only            map[string]bool
 	profiles        string
+	replicaArgs     []string
 }
 
 // Result is the JSON file.
@@ -63,6 +64,7 @@ func main() {
 	flag.IntVar(&o.scaleWorkflows, "scale-workflows", 20000, "workflows cached for the memory figures")
 	flag.IntVar(&o.scaleNamespaces, "scale-namespaces", 200, "namespaces they are spread over")
 	flag.StringVar(&o.profiles, "profiles", "", "write replica CPU profiles of the largest one-replica run and heap profiles of the scale run here (go tool pprof)")
+	replicaArgs := flag.String("replica-args", "", "extra rotor-propeller flags, space-separated (e.g. --workers=32)")
 	only := flag.String("only", "engine,scale,failover", "scenarios to run")
 	out := flag.String("out", "", "JSON file to write (default .rotor/bench/bench-DATE.json)")
 	flag.Parse()
@@ -74,6 +76,7 @@ func main() {
 		}
 		o.levels = append(o.levels, n)
 	}
+	o.replicaArgs = strings.Fields(*replicaArgs)
 	o.only = map[string]bool{}
 	for _, s := range strings.Split(*only, ",") {
 		o.only[strings.TrimSpace(s)] = true

@@ -24,8 +24,8 @@ func report(w io.Writer, r *Result) {
 			if l.Workflows >= 1000 {
 				target = "p50 < 25 ms, p99 < 250 ms"
 			}
-			fmt.Fprintf(w, "| overhead, %d concurrent chains, 1 replica | p50 %.1f ms, p99 %.1f ms (%d samples) | round p50 %.1f ms | | %s |\n",
-				l.Workflows, l.OverP50ms, l.OverP99ms, l.Samples, l.RoundP50ms, target)
+			fmt.Fprintf(w, "| overhead, %d concurrent chains, 1 replica | p50 %.1f ms, p99 %.1f ms (%d samples) | p50s: round %.1f ms, queue wait %.1f ms, plugin call %.1f ms, kube request %.1f ms | | %s |\n",
+				l.Workflows, l.OverP50ms, l.OverP99ms, l.Samples, l.RoundP50ms, l.QueueP50ms, l.PluginP50ms, l.KubeP50ms, target)
 		}
 	}
 	if s := r.Scale; s.One.Name != "" {
