@@ -18,15 +18,16 @@ import (
 // config is every setting of a replica, filled from flags and checked in
 // validate, the one place defaults and limits live.
 type config struct {
-	kubeconfig    string
-	namespace     string
-	listen        string
-	workers       int
-	logLevel      string
-	tracing       *tracing.Options
-	resync        time.Duration
-	etcdEndpoints string
-	cachePrefix   string
+	kubeconfig        string
+	namespace         string
+	listen            string
+	workers           int
+	logLevel          string
+	startedWriteDelay time.Duration
+	tracing           *tracing.Options
+	resync            time.Duration
+	etcdEndpoints     string
+	cachePrefix       string
 
 	interruptibleSelector    string
 	interruptibleTolerations string
@@ -58,6 +59,8 @@ func (c *config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	c.tracing = tracing.BindFlags(fs)
 	fs.DurationVar(&c.resync, "resync", 30*time.Second, "how often a running workflow is looked at without any event")
+	fs.DurationVar(&c.startedWriteDelay, "started-write-delay", time.Second,
+		"hold back a status write whose only news is tasks starting to run for up to this long, so a short task's start and end cost one write (0: write at once)")
 	fs.StringVar(&c.etcdEndpoints, "etcd-endpoints", "", "comma-separated etcd client URLs for the task cache (empty: caching off)")
 	fs.StringVar(&c.cachePrefix, "cache-prefix", "/rotor/cache/", "etcd key prefix of the task cache")
 	fs.StringVar(&c.interruptibleSelector, "interruptible-node-selector", "", "node selector added to interruptible attempts, k=v[,k=v]")

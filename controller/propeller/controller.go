@@ -51,6 +51,11 @@ type Controller struct {
 
 	triggerMu sync.Mutex
 	triggers  map[string]time.Time // workflow key → first ended-pod event since its last round
+
+	startedDelay time.Duration
+	now          func() time.Time // for tests of the hold
+	deferMu      sync.Mutex
+	deferred     map[string]time.Time // workflow key → when a start-only write was first held back
 }
 
 // Options configure a Controller.
@@ -63,6 +68,11 @@ type Options struct {
 	Observer func(before, after *v1alpha1.Workflow)
 	// Events records Kubernetes Events on Workflows (default: discard).
 	Events record.EventRecorder
+	// StartedWriteDelay holds back a status write whose only news is
+	// nodes going from Queued to Running, for at most this long: a short
+	// task's pod is often done by then, and one write records both.
+	// 0 writes at once.
+	StartedWriteDelay time.Duration
 }
 
 // New returns a controller over scope. Feed it Workflow events with
@@ -82,7 +92,7 @@ func New(client versioned.Interface, scope Scope, exec *executor.Executor, opts 
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "workflows"}),
 		log: opts.Logger, resync: opts.Resync, metrics: newMetrics(), observer: opts.Observer, events: opts.Events,
-		triggers: map[string]time.Time{},
+		triggers: map[string]time.Time{}, startedDelay: opts.StartedWriteDelay, deferred: map[string]time.Time{}, now: time.Now,
 	}
 	return c
 }
@@ -191,6 +201,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	defer release()
 	cached, err := c.scope.Get(ns, name)
 	if apierrors.IsNotFound(err) {
+		c.forgetHeld(key)
 		return 0, nil
 	}
 	if err != nil {
@@ -248,7 +259,19 @@ func (c *Controller) reconcile(ctx context.Context, cached *v1alpha1.Workflow, e
 	}
 	wf := cached.DeepCopy()
 	res, rerr := c.exec.Reconcile(ctx, wf)
-	if !equality.Semantic.DeepEqual(cached.Status, wf.Status) {
+	changed := !equality.Semantic.DeepEqual(cached.Status, wf.Status)
+	if changed && rerr == nil {
+		if wait, hold := c.holdStartOnly(key, &cached.Status, &wf.Status); hold {
+			// Nothing depends on the Running phase being stored: the next
+			// round derives it again from the pod.
+			if res.RequeueAfter > 0 && res.RequeueAfter < wait {
+				wait = res.RequeueAfter
+			}
+			return wait, nil
+		}
+	}
+	c.forgetHeld(key)
+	if changed {
 		wf.Status.ShardEpoch = epoch
 		if !c.scope.CanWrite() {
 			// The round ran past the lease deadline: its work is redone by
@@ -284,6 +307,51 @@ func (c *Controller) reconcile(ctx context.Context, cached *v1alpha1.Workflow, e
 		return res.RequeueAfter, nil
 	}
 	return c.resync, nil
+}
+
+// holdStartOnly decides whether a status write whose only change is
+// nodes starting to run waits, and for how long.
+func (c *Controller) holdStartOnly(key string, before, after *v1alpha1.WorkflowStatus) (time.Duration, bool) {
+	if c.startedDelay <= 0 || !onlyStarted(before, after) {
+		return 0, false
+	}
+	now := c.now()
+	c.deferMu.Lock()
+	defer c.deferMu.Unlock()
+	first, ok := c.deferred[key]
+	if !ok {
+		c.deferred[key], first = now, now
+	}
+	left := c.startedDelay - now.Sub(first)
+	if left <= 0 {
+		return 0, false
+	}
+	return left, true
+}
+
+func (c *Controller) forgetHeld(key string) {
+	c.deferMu.Lock()
+	delete(c.deferred, key)
+	c.deferMu.Unlock()
+}
+
+// onlyStarted reports whether after differs from before only in nodes
+// that went from Queued to Running (with their attempts' matching
+// changes).
+func onlyStarted(before, after *v1alpha1.WorkflowStatus) bool {
+	started := false
+	masked := *after
+	masked.Nodes = make(map[string]v1alpha1.NodeStatus, len(after.Nodes))
+	for k, n := range after.Nodes {
+		if was, ok := before.Nodes[k]; ok && was.Phase == v1alpha1.NodeQueued && n.Phase == v1alpha1.NodeRunning &&
+			len(was.Attempts) == len(n.Attempts) {
+			masked.Nodes[k] = was
+			started = true
+			continue
+		}
+		masked.Nodes[k] = n
+	}
+	return started && equality.Semantic.DeepEqual(*before, masked)
 }
 
 func (c *Controller) recordTransitions(ctx context.Context, before, after *v1alpha1.Workflow) {

@@ -3,8 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
+	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,7 +52,14 @@ type Load struct {
 	QueueP50ms  float64 `json:"queueWaitP50ms"`
 	PluginP50ms float64 `json:"pluginCallP50ms"`
 	KubeP50ms   float64 `json:"kubeRequestP50ms"`
-	Error       string  `json:"error,omitempty"`
+	// Requests the replicas sent per task node, by "apiserver method"
+	// (the control cluster's and the target's).
+	RequestsPerNode map[string]float64 `json:"requestsPerNode,omitempty"`
+	// CPU seconds each process used during the run, and the machine's
+	// CPU seconds in that time (cores × wall).
+	CPU       map[string]float64 `json:"cpuSeconds,omitempty"`
+	CPUOfferd float64            `json:"cpuSecondsAvailable,omitempty"`
+	Error     string             `json:"error,omitempty"`
 }
 
 const chainLen = 5
@@ -85,6 +98,7 @@ func engine(ctx context.Context, dir string, o options, res *Result) error {
 		res.Overhead = append(res.Overhead, l)
 		say("overhead, %d concurrent chains, 1 replica: p50 %.1f ms, p99 %.1f ms (%d samples); %.0f nodes/s; p50 round %.1f ms, queue wait %.1f ms, plugin %.1f ms, kube %.1f ms %s",
 			n, l.OverP50ms, l.OverP99ms, l.Samples, l.NodesPerS, l.RoundP50ms, l.QueueP50ms, l.PluginP50ms, l.KubeP50ms, l.Error)
+		say("  %s; %s", cpuLine(l), requestLine(l))
 	}
 	if len(res.Overhead) > 0 {
 		res.Throughput = append(res.Throughput, res.Overhead[len(res.Overhead)-1])
@@ -102,6 +116,7 @@ func engine(ctx context.Context, dir string, o options, res *Result) error {
 		l := runLoad(ctx, env, replicas, o.levels[len(o.levels)-1], res.Ceiling.PodsPerSec, "")
 		res.Throughput = append(res.Throughput, l)
 		say("throughput, %d replicas: %d nodes in %.1f s = %.0f nodes/s (%.2f of the ceiling) %s", want, l.Nodes, l.Seconds, l.NodesPerS, l.Ratio, l.Error)
+		say("  %s; %s", cpuLine(l), requestLine(l))
 	}
 	return nil
 }
@@ -202,6 +217,11 @@ func runLoad(ctx context.Context, env *harness.Env, replicas []string, n int, ce
 			return fail(err)
 		}
 	}
+	req0, err := requests(addrs)
+	if err != nil {
+		return fail(err)
+	}
+	cpu0 := cpuSeconds(env)
 	start := time.Now()
 	profiled := make(chan error, 1)
 	if profile != "" {
@@ -219,6 +239,24 @@ func runLoad(ctx context.Context, env *harness.Env, replicas []string, n int, ce
 	}
 	if err != nil {
 		return fail(err)
+	}
+	cpu1 := cpuSeconds(env)
+	l.CPU, l.CPUOfferd = map[string]float64{}, time.Since(start).Seconds()*float64(runtime.NumCPU())
+	for name, v := range cpu1 {
+		l.CPU[name] = v - cpu0[name]
+	}
+	if req1, err := requests(addrs); err == nil {
+		l.RequestsPerNode = map[string]float64{}
+		hosts := map[string]string{hostOf(env.Control.Server): "control"}
+		for _, t := range env.Env.Targets {
+			hosts[hostOf(t.Server)] = t.Name
+		}
+		for k, v := range req1 {
+			host, method, _ := strings.Cut(k, " ")
+			if name, ok := hosts[host]; ok && v > req0[k] {
+				l.RequestsPerNode[name+" "+method] = (v - req0[k]) / float64(l.Nodes)
+			}
+		}
 	}
 	l.Succeeded = ok
 	l.Seconds = last.Sub(start).Seconds()
@@ -260,4 +298,43 @@ func saveProfile(addr, what, path string) error {
 	}
 	say("profile written: %s", path)
 	return os.WriteFile(path, b, 0o644)
+}
+
+func hostOf(server string) string {
+	u, err := url.Parse(server)
+	if err != nil {
+		return server
+	}
+	return u.Host
+}
+
+// cpuLine lists the processes that used the most CPU in a run.
+func cpuLine(l Load) string {
+	type pc struct {
+		name string
+		sec  float64
+	}
+	var ps []pc
+	total := 0.0
+	for n, v := range l.CPU {
+		ps = append(ps, pc{n, v})
+		total += v
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i].sec > ps[j].sec })
+	var parts []string
+	for i, p := range ps {
+		if i == 6 {
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s %.0f%%", p.name, 100*p.sec/l.CPUOfferd))
+	}
+	return fmt.Sprintf("Rotor's environment used %.0f%% of the machine's CPU: %s", 100*total/l.CPUOfferd, strings.Join(parts, ", "))
+}
+
+func requestLine(l Load) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(l.RequestsPerNode)) {
+		parts = append(parts, fmt.Sprintf("%s %.2f", k, l.RequestsPerNode[k]))
+	}
+	return "requests per task node: " + strings.Join(parts, ", ")
 }

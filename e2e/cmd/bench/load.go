@@ -81,7 +81,8 @@ func spread(run string, nss []string, count, tasks int, d time.Duration) []*v1al
 	var wfs []*v1alpha1.Workflow
 	for i := 0; i < count; i++ {
 		ns := nss[i%len(nss)]
-		wfs = append(wfs, chain(fmt.Sprintf("wf-%05d", i), ns, run, tasks, d))
+		// The run in the name: runs may share namespaces.
+		wfs = append(wfs, chain(fmt.Sprintf("%s-%05d", run, i), ns, run, tasks, d))
 	}
 	return wfs
 }

@@ -126,8 +126,8 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Printf("\nresults: %s (component logs: %s)\n", *out, dir)
-	if len(res.Errors) > 0 {
-		os.Exit(1)
+	if len(res.Errors)+len(res.Failover.Errors) > 0 {
+		os.Exit(1) // the component logs are kept
 	}
 	_ = os.RemoveAll(dir)
 }

@@ -222,3 +222,50 @@ func percentile(xs []float64, q float64) float64 {
 	i := int(math.Ceil(q*float64(len(s)))) - 1
 	return s[max(i, 0)]
 }
+
+// requests sums rotor_kube_requests_total over the processes, by
+// "host method" (host is the apiserver's host:port).
+func requests(addrs []string) (map[string]float64, error) {
+	out := map[string]float64{}
+	for _, a := range addrs {
+		b, err := get("http://" + a + "/metrics")
+		if err != nil {
+			return nil, err
+		}
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		mfs, err := p.TextToMetricFamilies(strings.NewReader(string(b)))
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range mfs["rotor_kube_requests_total"].GetMetric() {
+			l := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			out[l["host"]+" "+l["method"]] += m.GetCounter().GetValue()
+		}
+	}
+	return out, nil
+}
+
+// cpuSeconds reads the CPU time (user + system) each process of the
+// environment has used so far.
+func cpuSeconds(env *harness.Env) map[string]float64 {
+	out := map[string]float64{}
+	for _, p := range env.Processes {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.PID))
+		if err != nil {
+			continue
+		}
+		// Fields after the command name, which is in parentheses.
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		if len(f) < 13 {
+			continue
+		}
+		ut, _ := strconv.ParseFloat(f[11], 64)
+		st, _ := strconv.ParseFloat(f[12], 64)
+		out[p.Name] = (ut + st) / 100 // USER_HZ
+	}
+	return out
+}
