@@ -118,7 +118,8 @@ func main() {
 	res.Seconds = time.Since(now).Seconds()
 	report(os.Stdout, res)
 	b, _ := json.MarshalIndent(res, "", "  ")
-	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err == nil {
+	err = os.MkdirAll(filepath.Dir(*out), 0o755)
+	if err == nil {
 		err = os.WriteFile(*out, b, 0o644)
 	}
 	if err != nil {
