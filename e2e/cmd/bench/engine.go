@@ -104,6 +104,9 @@ func engine(ctx context.Context, dir string, o options, res *Result) error {
 		res.Throughput = append(res.Throughput, res.Overhead[len(res.Overhead)-1])
 	}
 	for _, want := range []int{2, 4} {
+		if want > o.maxReplicas {
+			break
+		}
 		for i := len(replicas); i < want; i++ {
 			if _, err := env.StartShardedPropeller(i, sh); err != nil {
 				return err

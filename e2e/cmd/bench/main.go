@@ -40,6 +40,7 @@ type options struct {
 	only            map[string]bool
 	profiles        string
 	replicaArgs     []string
+	maxReplicas     int
 }
 
 // Result is the JSON file.
@@ -64,6 +65,7 @@ func main() {
 	flag.IntVar(&o.scaleWorkflows, "scale-workflows", 20000, "workflows cached for the memory figures")
 	flag.IntVar(&o.scaleNamespaces, "scale-namespaces", 200, "namespaces they are spread over")
 	flag.StringVar(&o.profiles, "profiles", "", "write replica CPU profiles of the largest one-replica run and heap profiles of the scale run here (go tool pprof)")
+	flag.IntVar(&o.maxReplicas, "max-replicas", 4, "throughput runs go up to this many replicas (1, 2 or 4)")
 	replicaArgs := flag.String("replica-args", "", "extra rotor-propeller flags, space-separated (e.g. --workers=32)")
 	only := flag.String("only", "engine,scale,failover", "scenarios to run")
 	out := flag.String("out", "", "JSON file to write (default .rotor/bench/bench-DATE.json)")
