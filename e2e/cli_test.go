@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+	"github.com/rotor-dev/rotor/internal/tracing"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // TestExamples runs every workflow in docs/examples, after registering the
@@ -91,6 +93,13 @@ func TestCLISubmitWait(t *testing.T) {
 		out, code = rotorCLI(t, "get", "diamond", "-n", ns)
 		if code != 0 || !strings.Contains(out, "Phase:     Succeeded") || !strings.Contains(out, "target-1") {
 			t.Fatalf("rotor get: exit %d, output:\n%s", code, out)
+		}
+		wf, err := env.Rotor.RotorV1alpha1().Workflows(ns).Get(context.Background(), "diamond", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tid, _ := tracing.IDs(wf.UID); !strings.Contains(out, "Trace:     "+tid.String()) {
+			t.Errorf("rotor get does not show the execution's trace ID %s:\n%s", tid, out)
 		}
 	})
 	t.Run("failure exits non-zero and names the node", func(t *testing.T) {

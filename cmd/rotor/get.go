@@ -18,6 +18,7 @@ import (
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/executor"
+	"github.com/rotor-dev/rotor/internal/tracing"
 )
 
 func getCmd(g *globals) *cobra.Command {
@@ -75,6 +76,11 @@ func describe(out io.Writer, wf *v1alpha1.Workflow) {
 	}
 	if wf.Status.StartedAt != nil {
 		fmt.Fprintf(out, "Duration:  %s\n", duration(wf.Status.StartedAt, wf.Status.FinishedAt))
+	}
+	if wf.UID != "" {
+		// The execution's trace (and the trace_id of its log lines).
+		tid, _ := tracing.IDs(wf.UID)
+		fmt.Fprintf(out, "Trace:     %s\n", tid)
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nNODE\tPHASE\tATTEMPTS\tCLUSTER\tDURATION\tMESSAGE")
