@@ -57,9 +57,9 @@ type Load struct {
 	RequestsPerNode map[string]float64 `json:"requestsPerNode,omitempty"`
 	// CPU seconds each process used during the run, and the machine's
 	// CPU seconds in that time (cores × wall).
-	CPU       map[string]float64 `json:"cpuSeconds,omitempty"`
-	CPUOfferd float64            `json:"cpuSecondsAvailable,omitempty"`
-	Error     string             `json:"error,omitempty"`
+	CPU          map[string]float64 `json:"cpuSeconds,omitempty"`
+	CPUAvailable float64            `json:"cpuSecondsAvailable,omitempty"`
+	Error        string             `json:"error,omitempty"`
 }
 
 const chainLen = 5
@@ -96,6 +96,9 @@ func engine(ctx context.Context, dir string, o options, res *Result) error {
 		}
 		l := runLoad(ctx, env, replicas, n, res.Ceiling.PodsPerSec, profile)
 		res.Overhead = append(res.Overhead, l)
+		if l.Error != "" {
+			res.Errors = append(res.Errors, fmt.Sprintf("%d chains, 1 replica: %s", n, l.Error))
+		}
 		say("overhead, %d concurrent chains, 1 replica: p50 %.1f ms, p99 %.1f ms (%d samples); %.0f nodes/s; p50 round %.1f ms, queue wait %.1f ms, plugin %.1f ms, kube %.1f ms %s",
 			n, l.OverP50ms, l.OverP99ms, l.Samples, l.NodesPerS, l.RoundP50ms, l.QueueP50ms, l.PluginP50ms, l.KubeP50ms, l.Error)
 		say("  %s; %s", cpuLine(l), requestLine(l))
@@ -118,6 +121,9 @@ func engine(ctx context.Context, dir string, o options, res *Result) error {
 		}
 		l := runLoad(ctx, env, replicas, o.levels[len(o.levels)-1], res.Ceiling.PodsPerSec, "")
 		res.Throughput = append(res.Throughput, l)
+		if l.Error != "" {
+			res.Errors = append(res.Errors, fmt.Sprintf("%d replicas: %s", want, l.Error))
+		}
 		say("throughput, %d replicas: %d nodes in %.1f s = %.0f nodes/s (%.2f of the ceiling) %s", want, l.Nodes, l.Seconds, l.NodesPerS, l.Ratio, l.Error)
 		say("  %s; %s", cpuLine(l), requestLine(l))
 	}
@@ -244,7 +250,7 @@ func runLoad(ctx context.Context, env *harness.Env, replicas []string, n int, ce
 		return fail(err)
 	}
 	cpu1 := cpuSeconds(env)
-	l.CPU, l.CPUOfferd = map[string]float64{}, time.Since(start).Seconds()*float64(runtime.NumCPU())
+	l.CPU, l.CPUAvailable = map[string]float64{}, time.Since(start).Seconds()*float64(runtime.NumCPU())
 	for name, v := range cpu1 {
 		l.CPU[name] = v - cpu0[name]
 	}
@@ -329,9 +335,9 @@ func cpuLine(l Load) string {
 		if i == 6 {
 			break
 		}
-		parts = append(parts, fmt.Sprintf("%s %.0f%%", p.name, 100*p.sec/l.CPUOfferd))
+		parts = append(parts, fmt.Sprintf("%s %.0f%%", p.name, 100*p.sec/l.CPUAvailable))
 	}
-	return fmt.Sprintf("Rotor's environment used %.0f%% of the machine's CPU: %s", 100*total/l.CPUOfferd, strings.Join(parts, ", "))
+	return fmt.Sprintf("Rotor's environment used %.0f%% of the machine's CPU: %s", 100*total/l.CPUAvailable, strings.Join(parts, ", "))
 }
 
 func requestLine(l Load) string {
