@@ -313,15 +313,11 @@ var metricsAddrRE = regexp.MustCompile(`"msg":"serving metrics and health","addr
 // rotor-manager-1, …) serves /metrics, /healthz and /readyz, from the
 // address it logged; it waits up to 30 s for the line.
 func (e *Env) MetricsAddr(name string) (string, error) {
-	var log string
-	for _, p := range e.Processes {
-		if p.Name == name {
-			log = p.Log
-		}
+	p, err := e.Process(name)
+	if err != nil {
+		return "", err
 	}
-	if log == "" {
-		return "", fmt.Errorf("no process %s", name)
-	}
+	log := p.Log
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if b, err := os.ReadFile(log); err == nil {

@@ -37,17 +37,14 @@ spec:
   - {name: c, task: step, inputs: {i: "{{nodes.b.outputs.v}}"}}
 `
 
-// process returns the most recently started process of that name (a
-// replica restarted under its name appears twice).
+// process returns the most recently started process of that name.
 func process(t *testing.T, env *harness.Env, name string) *localcluster.Process {
 	t.Helper()
-	for i := len(env.Processes) - 1; i >= 0; i-- {
-		if env.Processes[i].Name == name {
-			return env.Processes[i]
-		}
+	p, err := env.Process(name)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no process %s", name)
-	return nil
+	return p
 }
 
 func submitSlow(t *testing.T, env *harness.Env, namespaces, per int) {

@@ -128,16 +128,9 @@ func (e *Env) startAPIServer(ctx context.Context, c *ClusterInfo) error {
 // KillAPIServer SIGKILLs the kube-apiserver of a target cluster (a lost
 // cluster: its scheduler and nodes keep running, unable to reach it).
 func (e *Env) KillAPIServer(target string) error {
-	e.mu.Lock()
-	var p *Process
-	for _, q := range e.Processes {
-		if q.Name == "kube-apiserver-"+target {
-			p = q
-		}
-	}
-	e.mu.Unlock()
-	if p == nil {
-		return fmt.Errorf("no kube-apiserver for %s", target)
+	p, err := e.Process("kube-apiserver-" + target)
+	if err != nil {
+		return err
 	}
 	if err := p.Signal(syscall.SIGKILL); err != nil {
 		return err

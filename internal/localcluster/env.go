@@ -172,6 +172,19 @@ func (e *Env) track(p *Process) {
 	e.Processes = append(e.Processes, p)
 }
 
+// Process returns the most recently started process of that name (a
+// replica restarted under its name appears twice in Processes).
+func (e *Env) Process(name string) (*Process, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := len(e.Processes) - 1; i >= 0; i-- {
+		if e.Processes[i].Name == name {
+			return e.Processes[i], nil
+		}
+	}
+	return nil, fmt.Errorf("no process %s in this environment", name)
+}
+
 // Track adds a process started by the caller (a Rotor component) so that
 // Stop and the saved state include it.
 func (e *Env) Track(p *Process) { e.track(p); _ = e.Save() }

@@ -122,7 +122,7 @@ func replicaKill(ctx context.Context, env *harness.Env, etcd *clientv3.Client, n
 		return fmt.Errorf("%s owns none of the loaded namespaces", victim)
 	}
 	f.KillPartitions = len(epochs)
-	p, err := proc(env, victim)
+	p, err := env.Process(victim)
 	if err != nil {
 		return err
 	}
@@ -178,7 +178,7 @@ func drain(ctx context.Context, env *harness.Env, etcd *clientv3.Client, f *Fail
 	if err != nil {
 		return err
 	}
-	p, err := proc(env, leaving)
+	p, err := env.Process(leaving)
 	if err != nil {
 		return err
 	}

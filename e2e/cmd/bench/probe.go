@@ -26,15 +26,6 @@ import (
 // What the benchmark reads from the running processes: their metrics,
 // heaps, RSS and the shard map.
 
-func proc(env *harness.Env, name string) (*localcluster.Process, error) {
-	for _, p := range env.Processes {
-		if p.Name == name {
-			return p, nil
-		}
-	}
-	return nil, fmt.Errorf("no process %s", name)
-}
-
 // addr finds where a Rotor process serves /metrics.
 func addr(env *harness.Env, name string) (string, error) { return env.MetricsAddr(name) }
 
@@ -159,7 +150,7 @@ func readMem(env *harness.Env, name string) (mem, error) {
 			}
 		}
 	}
-	p, err := proc(env, name)
+	p, err := env.Process(name)
 	if err != nil {
 		return m, err
 	}

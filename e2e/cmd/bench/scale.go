@@ -84,7 +84,7 @@ func scale(ctx context.Context, dir string, o options, res *Result) error {
 	}
 	heapProfile(env, o, "rotor-propeller-0", "heap-of-4.pb.gz")
 	for i := 1; i < 4; i++ {
-		p, err := proc(env, fmt.Sprintf("rotor-propeller-%d", i))
+		p, err := env.Process(fmt.Sprintf("rotor-propeller-%d", i))
 		if err != nil {
 			return err
 		}
