@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -68,20 +67,12 @@ const chainLen = 5
 // concurrent chains with one replica, then throughput with 2 and 4.
 func engine(ctx context.Context, dir string, o options, res *Result) error {
 	sh := localcluster.ShardingOptions{Partitions: 64, ReplicaArgs: o.replicaArgs}
-	env, err := harness.Start(ctx, filepath.Join(dir, "engine"), harness.Options{Targets: 1, Runtime: localcluster.RuntimeKwok,
-		Replicas: 1, Sharded: true, Managers: 1, Sharding: sh, SpareReplicas: 3})
+	env, etcd, stop, err := start(ctx, filepath.Join(dir, "engine"), harness.Options{Targets: 1,
+		Replicas: 1, Managers: 1, Sharding: sh, SpareReplicas: 3})
 	if err != nil {
 		return err
 	}
-	defer env.Stop()
-	etcd, err := clientv3.New(clientv3.Config{Endpoints: []string{env.EtcdEndpoint}})
-	if err != nil {
-		return err
-	}
-	defer etcd.Close()
-	if err := waitOwners(ctx, etcd, 1, 30*time.Second); err != nil {
-		return err
-	}
+	defer stop()
 
 	if res.Ceiling, err = ceiling(ctx, env, o.pods); err != nil {
 		return fmt.Errorf("ceiling: %w", err)
@@ -218,15 +209,7 @@ func runLoad(ctx context.Context, env *harness.Env, replicas []string, n int, ce
 		return fail(err)
 	}
 	defer count.close()
-	parts := []string{"rotor_node_orchestration_overhead_seconds", "rotor_reconcile_round_seconds",
-		"rotor_workqueue_queue_duration_seconds", "rotor_plugin_call_duration_seconds", "rotor_kube_request_duration_seconds"}
-	before := map[string]hist{}
-	for _, m := range parts {
-		if before[m], err = scrapeHist(addrs, m); err != nil {
-			return fail(err)
-		}
-	}
-	req0, err := requests(addrs)
+	before, err := scrape(addrs)
 	if err != nil {
 		return fail(err)
 	}
@@ -254,38 +237,34 @@ func runLoad(ctx context.Context, env *harness.Env, replicas []string, n int, ce
 	for name, v := range cpu1 {
 		l.CPU[name] = v - cpu0[name]
 	}
-	if req1, err := requests(addrs); err == nil {
-		l.RequestsPerNode = map[string]float64{}
-		hosts := map[string]string{hostOf(env.Control.Server): "control"}
-		for _, t := range env.Env.Targets {
-			hosts[hostOf(t.Server)] = t.Name
-		}
-		for k, v := range req1 {
-			host, method, _ := strings.Cut(k, " ")
-			if name, ok := hosts[host]; ok && v > req0[k] {
-				l.RequestsPerNode[name+" "+method] = (v - req0[k]) / float64(l.Nodes)
-			}
+	after, err := scrape(addrs)
+	if err != nil {
+		return fail(err)
+	}
+	req0, req1 := before.requests(), after.requests()
+	l.RequestsPerNode = map[string]float64{}
+	hosts := map[string]string{hostOf(env.Control.Server): "control"}
+	for _, t := range env.Env.Targets {
+		hosts[hostOf(t.Server)] = t.Name
+	}
+	for k, v := range req1 {
+		host, method, _ := strings.Cut(k, " ")
+		if name, ok := hosts[host]; ok && v > req0[k] {
+			l.RequestsPerNode[name+" "+method] = (v - req0[k]) / float64(l.Nodes)
 		}
 	}
 	l.Succeeded = ok
 	l.Seconds = last.Sub(start).Seconds()
 	l.NodesPerS = float64(l.Nodes) / l.Seconds
 	l.Ratio = l.NodesPerS / ceiling
-	d := map[string]hist{}
-	for _, m := range parts {
-		after, err := scrapeHist(addrs, m)
-		if err != nil {
-			return fail(err)
-		}
-		d[m] = after.since(before[m])
-	}
-	over := d["rotor_node_orchestration_overhead_seconds"]
+	p50ms := func(name string) float64 { return 1000 * after.hist(name).since(before.hist(name)).quantile(0.5) }
+	over := after.hist("rotor_node_orchestration_overhead_seconds").since(before.hist("rotor_node_orchestration_overhead_seconds"))
 	l.Samples = int(over.count)
 	l.OverP50ms, l.OverP99ms = 1000*over.quantile(0.5), 1000*over.quantile(0.99)
-	l.RoundP50ms = 1000 * d["rotor_reconcile_round_seconds"].quantile(0.5)
-	l.QueueP50ms = 1000 * d["rotor_workqueue_queue_duration_seconds"].quantile(0.5)
-	l.PluginP50ms = 1000 * d["rotor_plugin_call_duration_seconds"].quantile(0.5)
-	l.KubeP50ms = 1000 * d["rotor_kube_request_duration_seconds"].quantile(0.5)
+	l.RoundP50ms = p50ms("rotor_reconcile_round_seconds")
+	l.QueueP50ms = p50ms("rotor_workqueue_queue_duration_seconds")
+	l.PluginP50ms = p50ms("rotor_plugin_call_duration_seconds")
+	l.KubeP50ms = p50ms("rotor_kube_request_duration_seconds")
 	if ok != n {
 		l.Error = fmt.Sprintf("%d of %d workflows did not succeed", n-ok, n)
 	}

@@ -50,20 +50,11 @@ func failover(ctx context.Context, dir string, res *Result) error {
 	sh := localcluster.ShardingOptions{Partitions: failParts, LeaseTTL: 3 * time.Second,
 		ManagerArgs: []string{"--probe-period=1s", "--probe-timeout=1s"}}
 	f.LeaseTTL, f.Grace = sh.LeaseTTL.Seconds(), 10
-	env, err := harness.Start(ctx, filepath.Join(dir, "failover"), harness.Options{Targets: 2, Runtime: localcluster.RuntimeKwok,
-		Replicas: 3, Sharded: true, Managers: 1, Sharding: sh})
+	env, etcd, stop, err := start(ctx, filepath.Join(dir, "failover"), harness.Options{Targets: 2, Replicas: 3, Managers: 1, Sharding: sh})
 	if err != nil {
 		return err
 	}
-	defer env.Stop()
-	etcd, err := clientv3.New(clientv3.Config{Endpoints: []string{env.EtcdEndpoint}})
-	if err != nil {
-		return err
-	}
-	defer etcd.Close()
-	if err := waitOwners(ctx, etcd, 3, 60*time.Second); err != nil {
-		return err
-	}
+	defer stop()
 	for _, c := range env.Env.Targets {
 		cl, err := env.Rotor.RotorV1alpha1().Clusters().Get(ctx, c.Name, metav1.GetOptions{})
 		if err != nil {
@@ -174,7 +165,7 @@ func drain(ctx context.Context, env *harness.Env, etcd *clientv3.Client, f *Fail
 	if err != nil {
 		return err
 	}
-	before, err := scrapeHist([]string{maddr}, "rotor_manager_handoff_pause_seconds")
+	before, err := scrape([]string{maddr})
 	if err != nil {
 		return err
 	}
@@ -221,9 +212,10 @@ func drain(ctx context.Context, env *harness.Env, etcd *clientv3.Client, f *Fail
 	}
 	f.HandoffParts = len(pauses)
 	f.HandoffP50, f.HandoffMax = percentile(pauses, 0.5), percentile(pauses, 1)
-	after, err := scrapeHist([]string{maddr}, "rotor_manager_handoff_pause_seconds")
+	after, err := scrape([]string{maddr})
 	if err == nil {
-		if d := after.since(before); d.count > 0 {
+		const pause = "rotor_manager_handoff_pause_seconds"
+		if d := after.hist(pause).since(before.hist(pause)); d.count > 0 {
 			f.HandoffMetricMean = d.sum / d.count
 		}
 	}

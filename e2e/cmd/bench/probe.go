@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -41,6 +42,26 @@ func get(url string) ([]byte, error) {
 	return io.ReadAll(resp.Body)
 }
 
+// snapshot is the metrics of several processes, each read once.
+type snapshot []map[string]*dto.MetricFamily
+
+func scrape(addrs []string) (snapshot, error) {
+	var out snapshot
+	for _, a := range addrs {
+		b, err := get("http://" + a + "/metrics")
+		if err != nil {
+			return nil, err
+		}
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		mfs, err := p.TextToMetricFamilies(bytes.NewReader(b))
+		if err != nil {
+			return nil, fmt.Errorf("metrics of %s: %w", a, err)
+		}
+		out = append(out, mfs)
+	}
+	return out, nil
+}
+
 // hist is a Prometheus histogram summed over processes and series.
 type hist struct {
 	bounds []float64
@@ -49,28 +70,31 @@ type hist struct {
 	sum    float64
 }
 
-// scrapeHist reads histogram name from every address and adds them up.
-func scrapeHist(addrs []string, name string) (hist, error) {
+// hist adds up histogram name over the processes and its series.
+func (s snapshot) hist(name string) hist {
 	var h hist
-	for _, a := range addrs {
-		b, err := get("http://" + a + "/metrics")
-		if err != nil {
-			return h, err
-		}
-		p := expfmt.NewTextParser(model.UTF8Validation)
-		mfs, err := p.TextToMetricFamilies(strings.NewReader(string(b)))
-		if err != nil {
-			return h, fmt.Errorf("metrics of %s: %w", a, err)
-		}
-		mf := mfs[name]
-		if mf == nil {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
+	for _, mfs := range s {
+		for _, m := range mfs[name].GetMetric() {
 			h.add(m.GetHistogram())
 		}
 	}
-	return h, nil
+	return h
+}
+
+// requests sums rotor_kube_requests_total by "host method" (host is the
+// apiserver's host:port).
+func (s snapshot) requests() map[string]float64 {
+	out := map[string]float64{}
+	for _, mfs := range s {
+		for _, m := range mfs["rotor_kube_requests_total"].GetMetric() {
+			l := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			out[l["host"]+" "+l["method"]] += m.GetCounter().GetValue()
+		}
+	}
+	return out
 }
 
 func (h *hist) add(d *dto.Histogram) {
@@ -186,6 +210,28 @@ func shardMap(ctx context.Context, c *clientv3.Client) (handoff.Map, error) {
 	return doc.Map, nil
 }
 
+// start brings up a sharded environment on the kwok runtime under dir
+// and waits until the shard map gives partitions to each of its
+// replicas; stop ends it.
+func start(ctx context.Context, dir string, opts harness.Options) (*harness.Env, *clientv3.Client, func(), error) {
+	opts.Runtime, opts.Sharded = localcluster.RuntimeKwok, true
+	env, err := harness.Start(ctx, dir, opts)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	etcd, err := clientv3.New(clientv3.Config{Endpoints: []string{env.EtcdEndpoint}})
+	if err != nil {
+		env.Stop()
+		return nil, nil, nil, err
+	}
+	stop := func() { etcd.Close(); env.Stop() }
+	if err := waitOwners(ctx, etcd, opts.Replicas, 60*time.Second); err != nil {
+		stop()
+		return nil, nil, nil, err
+	}
+	return env, etcd, stop, nil
+}
+
 // waitOwners waits until the map is stable with exactly n owners.
 func waitOwners(ctx context.Context, c *clientv3.Client, n int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
@@ -212,31 +258,6 @@ func percentile(xs []float64, q float64) float64 {
 	sort.Float64s(s)
 	i := int(math.Ceil(q*float64(len(s)))) - 1
 	return s[max(i, 0)]
-}
-
-// requests sums rotor_kube_requests_total over the processes, by
-// "host method" (host is the apiserver's host:port).
-func requests(addrs []string) (map[string]float64, error) {
-	out := map[string]float64{}
-	for _, a := range addrs {
-		b, err := get("http://" + a + "/metrics")
-		if err != nil {
-			return nil, err
-		}
-		p := expfmt.NewTextParser(model.UTF8Validation)
-		mfs, err := p.TextToMetricFamilies(strings.NewReader(string(b)))
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range mfs["rotor_kube_requests_total"].GetMetric() {
-			l := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				l[lp.GetName()] = lp.GetValue()
-			}
-			out[l["host"]+" "+l["method"]] += m.GetCounter().GetValue()
-		}
-	}
-	return out, nil
 }
 
 // cpuSeconds reads the CPU time (user + system) each process of the

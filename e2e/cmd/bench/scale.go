@@ -7,8 +7,6 @@ import (
 	"syscall"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/e2e/harness"
 	"github.com/rotor-dev/rotor/internal/localcluster"
@@ -34,20 +32,11 @@ type Scale struct {
 // measured is the cache of objects and statuses, not running pods.
 func scale(ctx context.Context, dir string, o options, res *Result) error {
 	sh := localcluster.ShardingOptions{Partitions: 256}
-	env, err := harness.Start(ctx, filepath.Join(dir, "scale"), harness.Options{Targets: 1, Runtime: localcluster.RuntimeKwok,
-		Replicas: 4, Sharded: true, Managers: 1, Sharding: sh})
+	env, etcd, stop, err := start(ctx, filepath.Join(dir, "scale"), harness.Options{Targets: 1, Replicas: 4, Managers: 1, Sharding: sh})
 	if err != nil {
 		return err
 	}
-	defer env.Stop()
-	etcd, err := clientv3.New(clientv3.Config{Endpoints: []string{env.EtcdEndpoint}})
-	if err != nil {
-		return err
-	}
-	defer etcd.Close()
-	if err := waitOwners(ctx, etcd, 4, 60*time.Second); err != nil {
-		return err
-	}
+	defer stop()
 	s := &res.Scale
 	s.Workflows, s.Namespaces, s.Partitions = o.scaleWorkflows, o.scaleNamespaces, sh.Partitions
 	nss, err := namespaces(ctx, env, "tenant", o.scaleNamespaces)

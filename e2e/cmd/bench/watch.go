@@ -74,36 +74,28 @@ func watchRun(env *harness.Env, run string) (*counter, error) {
 	c := newCounter()
 	f := rotorinformers.NewSharedInformerFactoryWithOptions(env.Rotor, 0,
 		rotorinformers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = labelRun + "=" + run }))
-	inf := f.Rotor().V1alpha1().Workflows().Informer()
-	handle := func(o any) {
+	return c, c.follow(f, f.Rotor().V1alpha1().Workflows().Informer(), func(o any) {
 		if wf, ok := o.(*v1alpha1.Workflow); ok {
 			c.see(wf.Namespace+"/"+wf.Name, wf.Status.Phase.IsTerminal(), wf.Status.Phase == v1alpha1.WorkflowSucceeded)
 		}
-	}
-	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: handle, UpdateFunc: func(_, o any) { handle(o) }})
-	stop := make(chan struct{})
-	c.close = func() { close(stop) }
-	f.Start(stop)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
-		c.close()
-		return nil, fmt.Errorf("workflow watch did not sync")
-	}
-	return c, nil
+	})
 }
 
-// watchPods counts the pods of namespace ns in a target that succeeded.
+// watchPods counts the pods of namespace ns in a target that ended.
 func watchPods(kc kubernetes.Interface, ns string) (*counter, error) {
 	c := newCounter()
 	f := informers.NewSharedInformerFactoryWithOptions(kc, 0, informers.WithNamespace(ns))
-	inf := f.Core().V1().Pods().Informer()
-	handle := func(o any) {
+	return c, c.follow(f, f.Core().V1().Pods().Informer(), func(o any) {
 		if p, ok := o.(*corev1.Pod); ok {
 			end := p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
 			c.see(p.Name, end, p.Status.Phase == corev1.PodSucceeded)
 		}
-	}
+	})
+}
+
+// follow feeds inf's adds and updates to handle, starts the factory and
+// waits for the first list; c.close stops it.
+func (c *counter) follow(f interface{ Start(<-chan struct{}) }, inf cache.SharedIndexInformer, handle func(any)) error {
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: handle, UpdateFunc: func(_, o any) { handle(o) }})
 	stop := make(chan struct{})
 	c.close = func() { close(stop) }
@@ -112,7 +104,7 @@ func watchPods(kc kubernetes.Interface, ns string) (*counter, error) {
 	defer cancel()
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 		c.close()
-		return nil, fmt.Errorf("pod watch did not sync")
+		return fmt.Errorf("watch did not sync in 30 s")
 	}
-	return c, nil
+	return nil
 }
