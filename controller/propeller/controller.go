@@ -196,7 +196,8 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	}
 	epoch, release, owned := c.scope.Acquire(ns)
 	if !owned {
-		return 0, nil // another replica's namespace
+		c.forgetHeld(key) // its partition may have moved away while a write was held
+		return 0, nil     // another replica's namespace
 	}
 	defer release()
 	cached, err := c.scope.Get(ns, name)
@@ -337,21 +338,32 @@ func (c *Controller) forgetHeld(key string) {
 
 // onlyStarted reports whether after differs from before only in nodes
 // that went from Queued to Running (with their attempts' matching
-// changes).
+// changes). It runs on rounds that changed the status; a round with no
+// node starting returns before copying anything.
 func onlyStarted(before, after *v1alpha1.WorkflowStatus) bool {
-	started := false
+	started := func(k string, n v1alpha1.NodeStatus) bool {
+		was, ok := before.Nodes[k]
+		return ok && was.Phase == v1alpha1.NodeQueued && n.Phase == v1alpha1.NodeRunning && len(was.Attempts) == len(n.Attempts)
+	}
+	some := false
+	for k, n := range after.Nodes {
+		if started(k, n) {
+			some = true
+			break
+		}
+	}
+	if !some {
+		return false
+	}
 	masked := *after
 	masked.Nodes = make(map[string]v1alpha1.NodeStatus, len(after.Nodes))
 	for k, n := range after.Nodes {
-		if was, ok := before.Nodes[k]; ok && was.Phase == v1alpha1.NodeQueued && n.Phase == v1alpha1.NodeRunning &&
-			len(was.Attempts) == len(n.Attempts) {
-			masked.Nodes[k] = was
-			started = true
-			continue
+		if started(k, n) {
+			n = before.Nodes[k]
 		}
 		masked.Nodes[k] = n
 	}
-	return started && equality.Semantic.DeepEqual(*before, masked)
+	return equality.Semantic.DeepEqual(*before, masked)
 }
 
 func (c *Controller) recordTransitions(ctx context.Context, before, after *v1alpha1.Workflow) {

@@ -135,7 +135,11 @@ func Workflow(ctx context.Context, uid types.UID) context.Context {
 	}))
 }
 
-type forcedIDs struct{}
+// rootIDs, in a context, are the IDs the next root span gets.
+type rootIDs struct {
+	trace trace.TraceID
+	span  trace.SpanID
+}
 
 // EndWorkflow emits the root span of an execution that ran from start to
 // end. Call it once, from the round that records the terminal phase.
@@ -146,7 +150,7 @@ func EndWorkflow(ctx context.Context, uid types.UID, start, end time.Time, attrs
 	}
 	// A root span: no parent, IDs forced through the context.
 	ctx = trace.ContextWithSpanContext(ctx, trace.SpanContext{})
-	ctx = context.WithValue(ctx, forcedIDs{}, [2]any{tid, sid})
+	ctx = context.WithValue(ctx, rootIDs{}, rootIDs{tid, sid})
 	_, span := Tracer().Start(ctx, "workflow", trace.WithTimestamp(start), trace.WithAttributes(attrs...),
 		trace.WithSpanKind(trace.SpanKindInternal))
 	span.End(trace.WithTimestamp(end))
@@ -157,8 +161,8 @@ func EndWorkflow(ctx context.Context, uid types.UID, start, end time.Time, attrs
 type idGenerator struct{}
 
 func (idGenerator) NewIDs(ctx context.Context) (trace.TraceID, trace.SpanID) {
-	if ids, ok := ctx.Value(forcedIDs{}).([2]any); ok {
-		return ids[0].(trace.TraceID), ids[1].(trace.SpanID)
+	if ids, ok := ctx.Value(rootIDs{}).(rootIDs); ok {
+		return ids.trace, ids.span
 	}
 	return randomTraceID(), randomSpanID()
 }
