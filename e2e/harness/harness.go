@@ -16,14 +16,17 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	versioned "github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
 	"github.com/rotor-dev/rotor/internal/localcluster"
+	"github.com/rotor-dev/rotor/manager/shardmap"
 	"github.com/rotor-dev/rotor/plugins/pod"
 )
 
@@ -328,4 +331,60 @@ func (e *Env) MetricsAddr(name string) (string, error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return "", fmt.Errorf("%s logged no metrics address in 30 s (log: %s)", name, log)
+}
+
+// ShardMap reads the shard map the sandbox's managers published, or
+// fails if none is there yet.
+func ShardMap(ctx context.Context, c *clientv3.Client) (*shardmap.Doc, error) {
+	resp, err := c.Get(ctx, shardmap.Keys{Prefix: localcluster.ShardPrefix}.Map())
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, fmt.Errorf("no shard map published yet")
+	}
+	return shardmap.Decode(resp.Kvs[0].Value)
+}
+
+// WaitShardMap polls the shard map until it gives every partition to one
+// of exactly n owners with nothing moving, and returns it.
+func WaitShardMap(ctx context.Context, c *clientv3.Client, n int, timeout time.Duration) (*shardmap.Doc, error) {
+	var doc *shardmap.Doc
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		d, err := ShardMap(ctx, c)
+		if err != nil {
+			return false, nil
+		}
+		doc = d
+		owners := map[string]bool{}
+		for _, p := range d.Map {
+			if p.Owner == "" {
+				return false, nil
+			}
+			owners[p.Owner] = true
+		}
+		return d.Map.Moving() == 0 && len(owners) == n, nil
+	})
+	if err != nil {
+		return doc, fmt.Errorf("shard map not stable over %d owners after %s (last: %+v)", n, timeout, doc)
+	}
+	return doc, nil
+}
+
+// EditCluster applies edit to the Cluster object name and updates it,
+// reading it again when the write conflicts (the prober writes status).
+func (e *Env) EditCluster(ctx context.Context, name string, edit func(*v1alpha1.Cluster)) error {
+	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		c, err := e.Rotor.RotorV1alpha1().Clusters().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		edit(c)
+		_, err = e.Rotor.RotorV1alpha1().Clusters().Update(ctx, c, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("edit cluster %s: %w", name, err)
+	}
+	return nil
 }

@@ -30,18 +30,8 @@ func newEnv(t *testing.T) *harness.Env {
 // writes its status) and waits until the propeller could have seen it.
 func editCluster(t *testing.T, env *harness.Env, name string, edit func(*v1alpha1.Cluster)) {
 	t.Helper()
-	ctx := context.Background()
-	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
-		c, err := env.Rotor.RotorV1alpha1().Clusters().Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		edit(c)
-		_, err = env.Rotor.RotorV1alpha1().Clusters().Update(ctx, c, metav1.UpdateOptions{})
-		return err == nil, nil
-	})
-	if err != nil {
-		t.Fatalf("edit cluster %s: %v", name, err)
+	if err := env.EditCluster(context.Background(), name, edit); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -88,11 +88,7 @@ func submitIn(t *testing.T, env *harness.Env, spec, prefix string, namespaces, p
 // currentMap reads the shard map from etcd.
 func currentMap(t *testing.T, c *clientv3.Client) *shardmap.Doc {
 	t.Helper()
-	resp, err := c.Get(context.Background(), shardmap.Keys{Prefix: localcluster.ShardPrefix}.Map())
-	if err != nil || len(resp.Kvs) == 0 {
-		t.Fatalf("shard map: %v", err)
-	}
-	doc, err := shardmap.Decode(resp.Kvs[0].Value)
+	doc, err := harness.ShardMap(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,26 +54,9 @@ func waitStableMap(t *testing.T, env *harness.Env, n int) *shardmap.Doc {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	var doc *shardmap.Doc
-	err = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-		resp, err := c.Get(ctx, shardmap.Keys{Prefix: localcluster.ShardPrefix}.Map())
-		if err != nil || len(resp.Kvs) == 0 {
-			return false, nil
-		}
-		if doc, err = shardmap.Decode(resp.Kvs[0].Value); err != nil {
-			return false, nil
-		}
-		owners := map[string]bool{}
-		for _, p := range doc.Map {
-			if p.Owner == "" {
-				return false, nil
-			}
-			owners[p.Owner] = true
-		}
-		return doc.Map.Moving() == 0 && len(owners) == n, nil
-	})
+	doc, err := harness.WaitShardMap(context.Background(), c, n, 60*time.Second)
 	if err != nil {
-		t.Fatalf("shard map not stable over %d replicas: %+v", n, doc)
+		t.Fatal(err)
 	}
 	return doc
 }

@@ -107,7 +107,7 @@ func engine(ctx context.Context, dir string, o options, res *Result) error {
 			}
 			replicas = append(replicas, fmt.Sprintf("rotor-propeller-%d", i))
 		}
-		if err := waitOwners(ctx, etcd, want, 60*time.Second); err != nil {
+		if _, err := harness.WaitShardMap(ctx, etcd, want, 60*time.Second); err != nil {
 			return err
 		}
 		l := runLoad(ctx, env, replicas, o.levels[len(o.levels)-1], res.Ceiling.PodsPerSec, "")

@@ -56,12 +56,9 @@ func failover(ctx context.Context, dir string, res *Result) error {
 	}
 	defer stop()
 	for _, c := range env.Env.Targets {
-		cl, err := env.Rotor.RotorV1alpha1().Clusters().Get(ctx, c.Name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		cl.Spec.UnreachableGracePeriod = &metav1.Duration{Duration: time.Duration(f.Grace) * time.Second}
-		if _, err := env.Rotor.RotorV1alpha1().Clusters().Update(ctx, cl, metav1.UpdateOptions{}); err != nil {
+		if err := env.EditCluster(ctx, c.Name, func(cl *v1alpha1.Cluster) {
+			cl.Spec.UnreachableGracePeriod = &metav1.Duration{Duration: time.Duration(f.Grace) * time.Second}
+		}); err != nil {
 			return err
 		}
 	}

@@ -21,7 +21,6 @@ import (
 	"github.com/rotor-dev/rotor/e2e/harness"
 	"github.com/rotor-dev/rotor/internal/localcluster"
 	"github.com/rotor-dev/rotor/manager/handoff"
-	"github.com/rotor-dev/rotor/manager/shardmap"
 )
 
 // What the benchmark reads from the running processes: their metrics,
@@ -196,58 +195,11 @@ func readMem(env *harness.Env, name string) (mem, error) {
 
 // shardMap reads the published shard map.
 func shardMap(ctx context.Context, c *clientv3.Client) (handoff.Map, error) {
-	resp, err := c.Get(ctx, shardmap.Keys{Prefix: localcluster.ShardPrefix}.Map())
-	if err != nil {
-		return nil, err
-	}
-	if len(resp.Kvs) == 0 {
-		return nil, fmt.Errorf("no shard map yet")
-	}
-	doc, err := shardmap.Decode(resp.Kvs[0].Value)
+	doc, err := harness.ShardMap(ctx, c)
 	if err != nil {
 		return nil, err
 	}
 	return doc.Map, nil
-}
-
-// start brings up a sharded environment on the kwok runtime under dir
-// and waits until the shard map gives partitions to each of its
-// replicas; stop ends it.
-func start(ctx context.Context, dir string, opts harness.Options) (*harness.Env, *clientv3.Client, func(), error) {
-	opts.Runtime, opts.Sharded = localcluster.RuntimeKwok, true
-	env, err := harness.Start(ctx, dir, opts)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	etcd, err := clientv3.New(clientv3.Config{Endpoints: []string{env.EtcdEndpoint}})
-	if err != nil {
-		env.Stop()
-		return nil, nil, nil, err
-	}
-	stop := func() { etcd.Close(); env.Stop() }
-	if err := waitOwners(ctx, etcd, opts.Replicas, 60*time.Second); err != nil {
-		stop()
-		return nil, nil, nil, err
-	}
-	return env, etcd, stop, nil
-}
-
-// waitOwners waits until the map is stable with exactly n owners.
-func waitOwners(ctx context.Context, c *clientv3.Client, n int, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if m, err := shardMap(ctx, c); err == nil && m.Moving() == 0 {
-			owners := map[string]bool{}
-			for _, p := range m {
-				owners[p.Owner] = true
-			}
-			if len(owners) == n && !owners[""] {
-				return nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("shard map did not settle on %d owners in %s", n, timeout)
 }
 
 func percentile(xs []float64, q float64) float64 {
@@ -280,4 +232,26 @@ func cpuSeconds(env *harness.Env) map[string]float64 {
 		out[p.Name] = (ut + st) / 100 // USER_HZ
 	}
 	return out
+}
+
+// start brings up a sharded environment on the kwok runtime under dir
+// and waits until the shard map gives partitions to each of its
+// replicas; stop ends it.
+func start(ctx context.Context, dir string, opts harness.Options) (*harness.Env, *clientv3.Client, func(), error) {
+	opts.Runtime, opts.Sharded = localcluster.RuntimeKwok, true
+	env, err := harness.Start(ctx, dir, opts)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	etcd, err := clientv3.New(clientv3.Config{Endpoints: []string{env.EtcdEndpoint}})
+	if err != nil {
+		env.Stop()
+		return nil, nil, nil, err
+	}
+	stop := func() { etcd.Close(); env.Stop() }
+	if _, err := harness.WaitShardMap(ctx, etcd, opts.Replicas, 60*time.Second); err != nil {
+		stop()
+		return nil, nil, nil, err
+	}
+	return env, etcd, stop, nil
 }

@@ -81,7 +81,7 @@ func scale(ctx context.Context, dir string, o options, res *Result) error {
 			return err
 		}
 	}
-	if err := waitOwners(ctx, etcd, 1, 2*time.Minute); err != nil {
+	if _, err := harness.WaitShardMap(ctx, etcd, 1, 2*time.Minute); err != nil {
 		return err
 	}
 	// The survivor lists the namespaces it took over; wait until its
