@@ -57,7 +57,6 @@ func TestSetupExportsOverOTLP(t *testing.T) {
 	uid := types.UID("5d1c-uid")
 	_, span := Start(Workflow(t.Context(), uid), "reconcile")
 	span.End()
-	start := span.SpanContext() // ended: only its IDs are used
 	EndWorkflow(t.Context(), uid, time.Now().Add(-1e9), time.Now())
 	if err := shutdown(t.Context()); err != nil { // flushes the batch
 		t.Fatal(err)
@@ -70,25 +69,18 @@ func TestSetupExportsOverOTLP(t *testing.T) {
 			t.Errorf("collector got span %q in trace %q, want %s (all: %v)", name, col.spans[name], tid, col.spans)
 		}
 	}
-	if start.TraceID() != tid {
-		t.Errorf("round span trace %s, want %s", start.TraceID(), tid)
-	}
 }
 
-// TestSamplingIsPerExecution: the decision depends on the UID only, so
-// every replica makes the same one, and about the ratio of executions
-// are kept.
+// TestSamplingIsPerExecution: about the ratio of executions are kept
+// (the decision is a function of the UID alone, so replicas agree by
+// construction), and a ratio outside (0, 1] is refused.
 func TestSamplingIsPerExecution(t *testing.T) {
 	defer func() { sampleRatio = 1 }()
 	sampleRatio = 0.25
 	kept := 0
 	for i := range 4000 {
 		tid, _ := IDs(types.UID(fmt.Sprintf("uid-%d", i)))
-		a, b := sampled(tid), sampled(tid)
-		if a != b {
-			t.Fatal("sampling decision changed between two calls")
-		}
-		if a {
+		if sampled(tid) {
 			kept++
 		}
 	}
