@@ -385,9 +385,42 @@ func (r *Registry) clientFor(ctx context.Context, c *v1alpha1.Cluster) (kubernet
 // the Cluster's QPS and burst, and the Secret's resourceVersion. Its
 // errors say what to fix.
 func RESTConfig(ctx context.Context, control kubernetes.Interface, namespace string, c *v1alpha1.Cluster) (*rest.Config, string, error) {
+	cfg, rv, err := credentials(ctx, control, namespace, c)
+	if err != nil {
+		return nil, "", err
+	}
+	cfg.QPS, cfg.Burst = defaultQPS, 2*defaultQPS
+	if q := c.Spec.Client.QPS; q > 0 {
+		cfg.QPS, cfg.Burst = float32(q), 2*int(q)
+	}
+	if b := c.Spec.Client.Burst; b > 0 {
+		cfg.Burst = int(b)
+	}
+	return cfg, rv, nil
+}
+
+// InClusterConfig is how a Cluster with spec.inCluster gets its
+// credentials: those of the pod Rotor runs in. A variable so tests can
+// stand in for a pod.
+var InClusterConfig = rest.InClusterConfig
+
+// credentials returns the client configuration of a Cluster without rate
+// limits, and the resourceVersion of the Secret it came from ("" for
+// inCluster: the pod's token is reread by client-go itself).
+func credentials(ctx context.Context, control kubernetes.Interface, namespace string, c *v1alpha1.Cluster) (*rest.Config, string, error) {
 	ref := c.Spec.KubeconfigSecretRef
+	if c.Spec.InCluster {
+		if ref != nil {
+			return nil, "", fmt.Errorf("spec.inCluster and spec.kubeconfigSecretRef are both set: keep one")
+		}
+		cfg, err := InClusterConfig()
+		if err != nil {
+			return nil, "", fmt.Errorf("spec.inCluster: Rotor has no in-cluster credentials (%w): run it in a pod of this cluster or use kubeconfigSecretRef", err)
+		}
+		return cfg, "", nil
+	}
 	if ref == nil {
-		return nil, "", fmt.Errorf("spec.kubeconfigSecretRef is not set: point it at a Secret holding a kubeconfig")
+		return nil, "", fmt.Errorf("neither spec.kubeconfigSecretRef nor spec.inCluster is set: point kubeconfigSecretRef at a Secret holding a kubeconfig, or set inCluster for the cluster Rotor runs in")
 	}
 	ns, key := ref.Namespace, ref.Key
 	if ns == "" {
@@ -407,13 +440,6 @@ func RESTConfig(ctx context.Context, control kubernetes.Interface, namespace str
 	cfg, err := clientcmd.RESTConfigFromKubeConfig(data)
 	if err != nil {
 		return nil, "", fmt.Errorf("kubeconfig Secret %s/%s key %q is not a valid kubeconfig: %w", ns, ref.Name, key, err)
-	}
-	cfg.QPS, cfg.Burst = defaultQPS, 2*defaultQPS
-	if q := c.Spec.Client.QPS; q > 0 {
-		cfg.QPS, cfg.Burst = float32(q), 2*int(q)
-	}
-	if b := c.Spec.Client.Burst; b > 0 {
-		cfg.Burst = int(b)
 	}
 	return cfg, sec.ResourceVersion, nil
 }

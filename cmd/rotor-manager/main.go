@@ -30,6 +30,7 @@ import (
 	"github.com/rotor-dev/rotor/cluster/capacity"
 	"github.com/rotor-dev/rotor/cluster/health"
 	"github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
+	"github.com/rotor-dev/rotor/internal/etcdclient"
 	rotorinformers "github.com/rotor-dev/rotor/controller/generated/informers/externalversions"
 	"github.com/rotor-dev/rotor/internal/endpoints"
 	"github.com/rotor-dev/rotor/internal/kubemetrics"
@@ -41,7 +42,7 @@ import (
 )
 
 type config struct {
-	etcd       string
+	etcd       etcdclient.Flags
 	name       string
 	prefix     string
 	partitions int
@@ -64,7 +65,7 @@ type config struct {
 
 func main() {
 	var c config
-	flag.StringVar(&c.etcd, "etcd-endpoints", "", "comma-separated etcd client URLs")
+	c.etcd.Bind(flag.CommandLine, "comma-separated etcd client URLs of the shard map and membership")
 	flag.StringVar(&c.name, "name", "", "this instance's name in the election (default: the host name)")
 	flag.StringVar(&c.prefix, "shard-prefix", "/rotor", "etcd prefix of the shard map and membership")
 	flag.IntVar(&c.partitions, "partitions", 256, "number of partitions; fixed at install")
@@ -100,8 +101,11 @@ func main() {
 }
 
 func (c *config) validate() error {
-	if c.etcd == "" {
+	if c.etcd.Endpoints == "" {
 		return errors.New("--etcd-endpoints is required")
+	}
+	if err := c.etcd.Validate(); err != nil {
+		return err
 	}
 	if c.partitions < 1 {
 		return fmt.Errorf("--partitions must be at least 1, got %d", c.partitions)
@@ -136,9 +140,9 @@ func (c *config) validate() error {
 
 func run(ctx context.Context, c config, log *slog.Logger) error {
 	kubemetrics.Register(prometheus.DefaultRegisterer)
-	etcd, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(c.etcd, ","), DialTimeout: 5 * time.Second})
+	etcd, err := c.etcd.New()
 	if err != nil {
-		return fmt.Errorf("connect to etcd %s: %w", c.etcd, err)
+		return err
 	}
 	defer etcd.Close()
 	// Leader or standby, a manager that reaches etcd can do its job.
@@ -146,7 +150,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		if _, err := etcd.Get(rctx, c.prefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil {
-			return fmt.Errorf("etcd %s: %w", c.etcd, err)
+			return fmt.Errorf("etcd %s: %w", c.etcd.Endpoints, err)
 		}
 		return nil
 	}

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/rotor-dev/rotor/cluster/health"
+	"github.com/rotor-dev/rotor/internal/etcdclient"
 	"github.com/rotor-dev/rotor/internal/tracing"
 	rotorhttp "github.com/rotor-dev/rotor/plugins/http"
 	"github.com/rotor-dev/rotor/plugins/pod"
@@ -26,7 +27,7 @@ type config struct {
 	startedWriteDelay time.Duration
 	tracing           *tracing.Options
 	resync            time.Duration
-	etcdEndpoints     string
+	etcd              etcdclient.Flags
 	cachePrefix       string
 
 	interruptibleSelector    string
@@ -61,7 +62,7 @@ func (c *config) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.resync, "resync", 30*time.Second, "how often a running workflow is looked at without any event")
 	fs.DurationVar(&c.startedWriteDelay, "started-write-delay", time.Second,
 		"hold back a status write whose only news is tasks starting to run for up to this long, so a short task's start and end cost one write (0: write at once)")
-	fs.StringVar(&c.etcdEndpoints, "etcd-endpoints", "", "comma-separated etcd client URLs for the task cache (empty: caching off)")
+	c.etcd.Bind(fs, "comma-separated etcd client URLs of the task cache and, with --shard, the shard map (empty: caching off)")
 	fs.StringVar(&c.cachePrefix, "cache-prefix", "/rotor/cache/", "etcd key prefix of the task cache")
 	fs.StringVar(&c.interruptibleSelector, "interruptible-node-selector", "", "node selector added to interruptible attempts, k=v[,k=v]")
 	fs.StringVar(&c.httpAllowed, "http-allowed-url-prefixes", "", "comma-separated URL prefixes http tasks may call (empty: any)")
@@ -82,8 +83,11 @@ func (c *config) validate() error {
 	if c.workers < 1 {
 		return fmt.Errorf("--workers must be at least 1, got %d", c.workers)
 	}
+	if err := c.etcd.Validate(); err != nil {
+		return err
+	}
 	if c.sharded {
-		if c.etcdEndpoints == "" {
+		if c.etcd.Endpoints == "" {
 			return fmt.Errorf("--shard needs --etcd-endpoints")
 		}
 		if c.leaseTTL < 2*time.Second {

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -107,15 +106,14 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	defer registry.Stop()
 	var taskCache executor.Cache
 	var etcd *clientv3.Client
-	if cfg.etcdEndpoints != "" {
+	if cfg.etcd.Endpoints != "" {
 		var err error
-		etcd, err = clientv3.New(clientv3.Config{Endpoints: strings.Split(cfg.etcdEndpoints, ","), DialTimeout: 5 * time.Second})
-		if err != nil {
-			return fmt.Errorf("connect to etcd %s: %w", cfg.etcdEndpoints, err)
+		if etcd, err = cfg.etcd.New(); err != nil {
+			return err
 		}
 		defer etcd.Close()
 		taskCache = taskcache.NewStore(etcd, cfg.cachePrefix)
-		log.Info("task cache on", "etcd", cfg.etcdEndpoints, "prefix", cfg.cachePrefix)
+		log.Info("task cache on", "etcd", cfg.etcd.Endpoints, "prefix", cfg.cachePrefix)
 	}
 	templates := factory.Rotor().V1alpha1().WorkflowTemplates()
 	exec := &executor.Executor{
