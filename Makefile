@@ -6,7 +6,7 @@ GO ?= go
 BIN := $(CURDIR)/bin
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/e2e')
 
-.PHONY: all tools generate verify-generate build test unit e2e dev dev-down lint fuzz bench bench-harness clean
+.PHONY: all tools generate verify-generate build image image-verify test unit e2e dev dev-chart dev-down lint fuzz bench bench-harness clean
 
 all: build
 
@@ -25,13 +25,27 @@ verify-generate: generate
 	  echo "generated files are stale: run 'make generate' and commit"; exit 1; fi
 	@echo "generated files are up to date"
 
-## build: build rotor, rotor-propeller and rotor-nodeagent into ./bin
+## build: build rotor, rotor-propeller, rotor-manager, rotor-nodeagent and rotor-registry into ./bin
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
+## image: cross-compile rotor-manager, rotor-propeller and rotor for linux/amd64
+## and linux/arm64 into bin/linux_<arch>/ and build their OCI images, without
+## Docker, into the layout bin/images; prints each digest. IMAGE_FLAGS adds
+## flags of hack/image, e.g. IMAGE_FLAGS='-push 127.0.0.1:5000'
+image:
+	GO="$(GO)" $(GO) run ./hack/image $(IMAGE_FLAGS)
+
+## image-verify: build the images twice into temporary layouts and fail if any digest differs
+image-verify:
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	for run in a b; do GO="$(GO)" $(GO) run ./hack/image -out "$$tmp/$$run" $(IMAGE_FLAGS) >"$$tmp/$$run.txt"; done; \
+	if ! diff "$$tmp/a.txt" "$$tmp/b.txt"; then echo "image digests differ between two builds of one tree"; exit 1; fi; \
+	cat "$$tmp/a.txt"; echo "images are reproducible"
+
 ## test: every test: unit (with the race detector) and e2e on real apiservers
 ## (e2e packages one at a time: their timing goals assume the machine to themselves)
-test: tools build
+test: tools build image
 	$(GO) test -race -count=1 $(UNIT_PKGS)
 	$(GO) test -count=1 -p 1 -timeout 20m ./e2e/...
 
@@ -40,7 +54,7 @@ unit:
 	$(GO) test -race -count=1 $(UNIT_PKGS)
 
 ## e2e: end-to-end tests only
-e2e: tools build
+e2e: tools build image
 	$(GO) test -count=1 -p 1 -timeout 20m -v ./e2e/...
 
 ## dev: start the sandbox in the background and run every example in docs/examples
@@ -50,15 +64,24 @@ dev: tools build
 	./hack/run-examples.sh
 	@echo; echo "the sandbox is still running: 'bin/rotor dev status', 'bin/rotor dev down'"
 
+## dev-chart: the sandbox with Rotor installed by its Helm chart (images from
+## a sandbox registry, pods run by the node agents), then every example
+dev-chart: tools build image
+	-./bin/rotor dev down >/dev/null 2>&1
+	./bin/rotor dev up --detach --install chart --replicas 3
+	./hack/run-examples.sh
+	@echo; echo "the sandbox is still running: 'bin/rotor dev status', 'bin/rotor dev down'"
+
 ## dev-down: stop the sandbox
 dev-down:
 	./bin/rotor dev down
 
-## lint: gofmt, go vet and staticcheck
+## lint: gofmt, go vet, staticcheck, and helm lint/template of the charts
 lint: tools
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [[ -n "$$out" ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(BIN)/staticcheck $$($(GO) list ./... | grep -v /controller/generated/)
+	./hack/helm-check.sh
 
 ## fuzz: run each fuzz target for FUZZTIME (default 60s)
 FUZZTIME ?= 60s

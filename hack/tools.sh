@@ -52,9 +52,11 @@ build hack/tools/proto "-s -w" \
   protoc-gen-go-grpc=google.golang.org/grpc/cmd/protoc-gen-go-grpc
 build hack/tools/etcd "-s -w" etcd=./cmd/etcd
 build hack/tools/kwok "-s -w" kwok=sigs.k8s.io/kwok/cmd/kwok
+build hack/tools/helm "-s -w" helm=helm.sh/helm/v3/cmd/helm
 build hack/tools/kube "$KUBE_LDFLAGS" \
   kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
-  kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler
+  kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler \
+  kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager
 
 # An apiserver without a proper version string panics at start-up (its
 # metrics registry parses it): check what was built.
