@@ -25,6 +25,9 @@ type devFlags struct {
 	replicas int
 	runtime  string
 	detach   bool
+	install  string
+	chartDir string
+	images   string
 }
 
 func devCmd() *cobra.Command {
@@ -42,6 +45,9 @@ func devCmd() *cobra.Command {
 	up.Flags().IntVar(&f.replicas, "replicas", 1, "number of rotor-propeller replicas; more than one runs two rotor-managers and shards the namespaces")
 	up.Flags().StringVar(&f.runtime, "runtime", "process", "node runtime of the targets: process (runs commands locally) or kwok (simulated)")
 	up.Flags().BoolVar(&f.detach, "detach", false, "leave the sandbox running in the background and return")
+	up.Flags().StringVar(&f.install, "install", "processes", "how Rotor runs: processes (started directly) or chart (helm install of charts/rotor: its pods run from Rotor's images in a sandbox registry; needs 'make image')")
+	up.Flags().StringVar(&f.chartDir, "chart-dir", "charts", "folder with the rotor and rotor-target charts (--install chart)")
+	up.Flags().StringVar(&f.images, "images", "bin/images", "OCI layout of Rotor's images, from 'make image' (--install chart)")
 	status := &cobra.Command{
 		Use:   "status",
 		Short: "Show the sandbox's clusters and processes",
@@ -66,10 +72,8 @@ func devUp(ctx context.Context, out io.Writer, f *devFlags) error {
 	if env, err := localcluster.Load(f.dir); err == nil && anyAlive(env) {
 		return fmt.Errorf("a sandbox is already running in %s: run 'rotor dev down' first", f.dir)
 	}
-	for _, b := range []string{"etcd", "kube-apiserver", "kube-scheduler", "kwok", "rotor-propeller", "rotor-manager", "rotor-nodeagent"} {
-		if _, err := os.Stat(filepath.Join(f.binDir, b)); err != nil {
-			return fmt.Errorf("%s is missing from %s: run 'make tools build' first", b, f.binDir)
-		}
+	if err := checkBinaries(f); err != nil {
+		return err
 	}
 	dir, err := filepath.Abs(f.dir)
 	if err != nil {
@@ -85,14 +89,21 @@ func devUp(ctx context.Context, out io.Writer, f *devFlags) error {
 	for i := 0; i < f.replicas; i++ {
 		users = append(users, fmt.Sprintf("rotor-propeller-%d", i))
 	}
-	env, err := localcluster.Start(ctx, localcluster.Options{
+	opts := localcluster.Options{
 		Dir: dir, BinDir: binDir, CRDDir: f.crdDir, Targets: f.clusters,
 		Runtime: localcluster.Runtime(f.runtime), Users: users,
-	})
+	}
+	setup := func(env *localcluster.Env) error { return setupRotor(ctx, env, f.replicas) }
+	if f.install == "chart" {
+		// helm installs the CRDs; two nodes run Rotor's pods.
+		opts.CRDDir, opts.ControlNodes = "", 2
+		setup = func(env *localcluster.Env) error { return setupChart(ctx, env, f) }
+	}
+	env, err := localcluster.Start(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("start sandbox: %w (logs in %s)", err, filepath.Join(f.dir, "logs"))
 	}
-	if err := setupRotor(ctx, env, f.replicas); err != nil {
+	if err := setup(env); err != nil {
 		env.Stop()
 		return fmt.Errorf("start Rotor in the sandbox: %w (logs in %s)", err, filepath.Join(f.dir, "logs"))
 	}
@@ -113,6 +124,39 @@ func devUp(ctx context.Context, out io.Writer, f *devFlags) error {
 	fmt.Fprintln(out, "stopping sandbox ...")
 	env.Stop()
 	return nil
+}
+
+// checkBinaries fails early, saying what to build, when a binary or the
+// images the chosen install needs are missing.
+func checkBinaries(f *devFlags) error {
+	need := []string{"etcd", "kube-apiserver", "kube-scheduler", "kwok", "rotor-nodeagent"}
+	switch f.install {
+	case "processes":
+		need = append(need, "rotor-propeller", "rotor-manager")
+	case "chart":
+		need = append(need, "kube-controller-manager", "rotor-registry", "helm")
+		if _, err := os.Stat(filepath.Join(f.images, "index.json")); err != nil {
+			return fmt.Errorf("no images in %s: run 'make image' first", f.images)
+		}
+	default:
+		return fmt.Errorf("--install %q: use processes or chart", f.install)
+	}
+	for _, b := range need {
+		if _, err := os.Stat(filepath.Join(f.binDir, b)); err != nil {
+			return fmt.Errorf("%s is missing from %s: run 'make tools build' first", b, f.binDir)
+		}
+	}
+	return nil
+}
+
+// setupChart installs Rotor with helm: one unsharded replica, or with
+// --replicas 2 or more, two managers and that many sharded replicas.
+func setupChart(ctx context.Context, env *localcluster.Env, f *devFlags) error {
+	if err := env.CreateNamespaces(ctx, "team-a", "team-b"); err != nil {
+		return err
+	}
+	values := map[string]any{"sharded": f.replicas > 1, "propeller": map[string]any{"replicas": f.replicas}}
+	return env.InstallChart(ctx, localcluster.ChartOptions{ChartDir: f.chartDir, ImageLayout: f.images, ImageTag: "dev", Values: values})
 }
 
 func setupRotor(ctx context.Context, env *localcluster.Env, replicas int) error {
@@ -146,6 +190,9 @@ func printEnv(out io.Writer, env *localcluster.Env, dir string) {
 	fmt.Fprintf(out, "\ncontrol cluster  %s\n", env.Control.Server)
 	for _, t := range env.Targets {
 		fmt.Fprintf(out, "%-16s %s (%s runtime)\n", t.Name, t.Server, t.Runtime)
+	}
+	if env.Registry != "" {
+		fmt.Fprintf(out, "image registry   %s (Rotor runs from its chart: kubectl get pods -n %s)\n", env.Registry, localcluster.RotorNamespace)
 	}
 	fmt.Fprintf(out, "\nrotor reads %s/kubeconfig by default; for kubectl:\n  export KUBECONFIG=%s/kubeconfig\n", dir, dir)
 	fmt.Fprintf(out, "target kubeconfigs: %s/kubeconfigs/<target>.yaml; logs: %s/logs\n", dir, dir)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	versioned "github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
+	"github.com/rotor-dev/rotor/controller/manifest"
 	"github.com/rotor-dev/rotor/internal/localcluster"
 	"github.com/rotor-dev/rotor/manager/shardmap"
 	"github.com/rotor-dev/rotor/plugins/pod"
@@ -47,7 +49,24 @@ type Options struct {
 	// SpareReplicas is how many more replica identities than Replicas
 	// to create, for replicas started later (default 2).
 	SpareReplicas int
+	// Chart installs Rotor with its Helm chart instead of starting its
+	// processes: the control cluster runs pods on ControlNodes nodes
+	// (default 2) from the images `make image` left in bin/images, with
+	// ChartValues over the sandbox's values.
+	Chart        bool
+	ControlNodes int
+	ChartValues  map[string]any
+	// ChartPropellers is how many propeller replicas must be Ready before
+	// the install counts as done (0: what the StatefulSet says).
+	ChartPropellers int32
 }
+
+// ImageTag is the tag the harness pushes Rotor's images under.
+const ImageTag = "e2e"
+
+// UserTenant is the identity that submits workflows in a chart
+// environment (a data team's user, not an administrator of Rotor).
+const UserTenant = "tenant"
 
 // Env is a running environment with admin clients.
 type Env struct {
@@ -95,11 +114,19 @@ func Start(ctx context.Context, dir string, opts Options) (*Env, error) {
 	for i := 0; i < opts.Replicas+opts.SpareReplicas; i++ {
 		users = append(users, fmt.Sprintf("rotor-propeller-%d", i))
 	}
+	if opts.Chart {
+		users = append(users, UserTenant)
+	}
 	start := time.Now()
-	le, err := localcluster.Start(ctx, localcluster.Options{
+	lo := localcluster.Options{
 		Dir: dir, BinDir: bin, CRDDir: filepath.Join(root, "charts", "rotor", "crds"),
 		Targets: opts.Targets, Runtime: opts.Runtime, Users: users, AuditLog: true,
-	})
+	}
+	if opts.Chart {
+		// The chart installs the CRDs itself.
+		lo.CRDDir, lo.ControlNodes = "", max(opts.ControlNodes, 2)
+	}
+	le, err := localcluster.Start(ctx, lo)
 	if err != nil {
 		return nil, err
 	}
@@ -117,6 +144,18 @@ func Start(ctx context.Context, dir string, opts Options) (*Env, error) {
 		e.Targets = append(e.Targets, tc)
 	}
 	if opts.NoRotor {
+		return e, nil
+	}
+	if opts.Chart {
+		err := le.InstallChart(ctx, localcluster.ChartOptions{
+			ChartDir: filepath.Join(root, "charts"), ImageLayout: filepath.Join(bin, "images"),
+			ImageTag: ImageTag, Values: opts.ChartValues, Propellers: opts.ChartPropellers,
+		})
+		if err != nil {
+			le.Stop()
+			return nil, err
+		}
+		e.Started = time.Since(start)
 		return e, nil
 	}
 	if err := le.RegisterTargets(ctx); err != nil {
@@ -172,11 +211,13 @@ func New(t testing.TB, opts Options) *Env {
 	return e
 }
 
-// Report prints where the logs are, and the tail of each Rotor log.
+// Report prints where the logs are, and the tail of each Rotor log
+// (those of Rotor's pods too, where the node agents keep them).
 func (e *Env) Report(t testing.TB) {
 	t.Logf("component logs are in %s", filepath.Join(e.Dir, "logs"))
-	for _, l := range e.Logs() {
-		if strings.Contains(filepath.Base(l), "rotor-") {
+	podLogs, _ := filepath.Glob(filepath.Join(e.Dir, "data", "nodes", "control-node-*", localcluster.RotorNamespace, "*", "*", "log"))
+	for _, l := range append(e.Logs(), podLogs...) {
+		if strings.Contains(filepath.Base(l), "rotor-") || strings.HasSuffix(l, "/log") {
 			b, _ := os.ReadFile(l)
 			if len(b) > 4000 {
 				b = b[len(b)-4000:]
@@ -387,4 +428,106 @@ func (e *Env) EditCluster(ctx context.Context, name string, edit func(*v1alpha1.
 		return fmt.Errorf("edit cluster %s: %w", name, err)
 	}
 	return nil
+}
+
+// SubmitIn submits per copies of spec (a Workflow in YAML whose name is
+// NAME) in each of the namespaces PREFIX-00, PREFIX-01, ..., creating
+// them, and returns the namespaces. All at once, so that the whole batch
+// is running when a test disturbs it, rather than its first half already
+// finished.
+func (e *Env) SubmitIn(t testing.TB, spec, prefix string, namespaces, per int) []string {
+	t.Helper()
+	ctx := context.Background()
+	var names []string
+	for n := 0; n < namespaces; n++ {
+		names = append(names, fmt.Sprintf("%s-%02d", prefix, n))
+	}
+	if err := e.CreateNamespaces(ctx, names...); err != nil {
+		t.Fatal(err)
+	}
+	var g errgroup.Group
+	g.SetLimit(16)
+	for _, ns := range names {
+		for i := 0; i < per; i++ {
+			g.Go(func() error {
+				wf := &v1alpha1.Workflow{}
+				if err := manifest.Unmarshal([]byte(strings.Replace(spec, "NAME", fmt.Sprintf("wf-%02d", i), 1)), wf); err != nil {
+					return err
+				}
+				_, err := e.Rotor.RotorV1alpha1().Workflows(ns).Create(ctx, wf, metav1.CreateOptions{})
+				return err
+			})
+		}
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+// Handoffs records, from a watch on the shard map, when each partition
+// was asked to move (its owner told to release it) and when it got its
+// new owner: a graceful handoff's pause. A partition that changes owner
+// without having been asked first was taken over (its owner's lease
+// ended).
+type Handoffs struct {
+	mu       sync.Mutex
+	asked    map[int]time.Time
+	pauses   []time.Duration
+	takeover int
+	stop     func()
+	done     chan struct{}
+}
+
+// RecordHandoffs watches the sandbox's shard map until Stop.
+func RecordHandoffs(c *clientv3.Client) *Handoffs {
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &Handoffs{asked: map[int]time.Time{}, stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(h.done)
+		var last *shardmap.Doc
+		for resp := range c.Watch(ctx, shardmap.Keys{Prefix: localcluster.ShardPrefix}.Map()) {
+			for _, ev := range resp.Events {
+				doc, err := shardmap.Decode(ev.Kv.Value)
+				if err != nil {
+					continue
+				}
+				h.step(last, doc, time.Now())
+				last = doc
+			}
+		}
+	}()
+	return h
+}
+
+func (h *Handoffs) step(last, doc *shardmap.Doc, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, p := range doc.Map {
+		if p.Releasing() {
+			if _, ok := h.asked[i]; !ok {
+				h.asked[i] = now
+			}
+			continue
+		}
+		if last == nil || i >= len(last.Map) || last.Map[i].Owner == p.Owner || last.Map[i].Owner == "" {
+			continue
+		}
+		if at, ok := h.asked[i]; ok {
+			h.pauses = append(h.pauses, now.Sub(at))
+			delete(h.asked, i)
+		} else {
+			h.takeover++
+		}
+	}
+}
+
+// Stop ends the watch and returns the pause of every graceful handoff
+// seen and the number of takeovers.
+func (h *Handoffs) Stop() ([]time.Duration, int) {
+	h.stop()
+	<-h.done
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]time.Duration(nil), h.pauses...), h.takeover
 }

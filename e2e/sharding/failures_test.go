@@ -10,11 +10,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"golang.org/x/sync/errgroup"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
-	"github.com/rotor-dev/rotor/controller/manifest"
 	"github.com/rotor-dev/rotor/e2e/harness"
 	"github.com/rotor-dev/rotor/internal/localcluster"
 	"github.com/rotor-dev/rotor/manager/ring"
@@ -49,40 +46,7 @@ func process(t *testing.T, env *harness.Env, name string) *localcluster.Process 
 
 func submitSlow(t *testing.T, env *harness.Env, namespaces, per int) {
 	t.Helper()
-	submitIn(t, env, slowChain, "tenant", namespaces, per)
-}
-
-// submitIn submits per copies of spec in each of the namespaces
-// PREFIX-00, PREFIX-01, ...
-func submitIn(t *testing.T, env *harness.Env, spec, prefix string, namespaces, per int) {
-	t.Helper()
-	ctx := context.Background()
-	var names []string
-	for n := 0; n < namespaces; n++ {
-		names = append(names, fmt.Sprintf("%s-%02d", prefix, n))
-	}
-	if err := env.CreateNamespaces(ctx, names...); err != nil {
-		t.Fatal(err)
-	}
-	// All at once, so that the whole batch is running when a test
-	// disturbs it, rather than its first half already finished.
-	var g errgroup.Group
-	g.SetLimit(16)
-	for _, ns := range names {
-		for i := 0; i < per; i++ {
-			g.Go(func() error {
-				wf := &v1alpha1.Workflow{}
-				if err := manifest.Unmarshal([]byte(strings.Replace(spec, "NAME", fmt.Sprintf("wf-%02d", i), 1)), wf); err != nil {
-					return err
-				}
-				_, err := env.Rotor.RotorV1alpha1().Workflows(ns).Create(ctx, wf, metav1.CreateOptions{})
-				return err
-			})
-		}
-	}
-	if err := g.Wait(); err != nil {
-		t.Fatal(err)
-	}
+	env.SubmitIn(t, slowChain, "tenant", namespaces, per)
 }
 
 // currentMap reads the shard map from etcd.
@@ -118,7 +82,7 @@ func TestReplicaKilled(t *testing.T) {
 	for round := 0; round < rounds; round++ {
 		doc := waitStableMap(t, env, 3)
 		prefix := fmt.Sprintf("kill%d", round)
-		submitIn(t, env, slowChain, prefix, 30, 5)
+		env.SubmitIn(t, slowChain, prefix, 30, 5)
 		time.Sleep(2 * time.Second) // mid-run: first tasks running
 		victimIdx := round % 3
 		victim := fmt.Sprintf("rotor-propeller-%d", victimIdx)

@@ -92,17 +92,13 @@ func (e *Env) startAPIServer(ctx context.Context, c *ClusterInfo) error {
 		"--service-account-key-file=" + e.pki.SAPubFile,
 		"--service-account-signing-key-file=" + e.pki.SAKeyFile,
 		"--service-cluster-ip-range=10.96.0.0/16",
-		// No kube-controller-manager runs: the ServiceAccount admission
-		// plugin would reject pods until its token controller made the
-		// default account, and TaintNodesByCondition would leave a
-		// not-ready taint only the node lifecycle controller removes.
-		"--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
+		"--disable-admission-plugins=" + e.disabledAdmission(c),
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
 	}
 	if c.AuditLog != "" {
 		policy := filepath.Join(e.Dir, "pki", "audit-policy.yaml")
-		if err := writeAuditPolicy(policy); err != nil {
+		if err := writeAuditPolicy(policy, e.runsPods()); err != nil {
 			return err
 		}
 		args = append(args, "--audit-policy-file="+policy, "--audit-log-path="+c.AuditLog,
@@ -123,6 +119,19 @@ func (e *Env) startAPIServer(ctx context.Context, c *ClusterInfo) error {
 		return err
 	}
 	return waitHTTP(ctx, p, c.Server+"/readyz", e.CAPEM, admin.Token, 90*time.Second)
+}
+
+// disabledAdmission lists the admission plugins cluster c runs without.
+// Without kube-controller-manager the ServiceAccount plugin would reject
+// pods until a token controller made the default account; so it is on
+// only on a control cluster that runs pods (and has one).
+// TaintNodesByCondition is off everywhere: it would leave a not-ready
+// taint that only the node lifecycle controller removes, and none runs.
+func (e *Env) disabledAdmission(c *ClusterInfo) string {
+	if c == &e.Control && e.runsPods() {
+		return "TaintNodesByCondition"
+	}
+	return "ServiceAccount,TaintNodesByCondition"
 }
 
 // KillAPIServer SIGKILLs the kube-apiserver of a target cluster (a lost

@@ -44,7 +44,14 @@ type Options struct {
 	Users []string
 	// AuditLog turns on the control apiserver's audit log of writes.
 	AuditLog bool
-	Logger   *slog.Logger
+	// ControlNodes is the number of nodes of the control cluster that run
+	// pods from images (0: the control cluster runs none). With any, the
+	// control cluster also gets kube-controller-manager, a kube-scheduler,
+	// the ServiceAccount admission plugin and an image registry: what
+	// installing Rotor's Helm chart needs. Its audit log then records
+	// every request of Rotor's ServiceAccounts and every write of anyone.
+	ControlNodes int
+	Logger       *slog.Logger
 }
 
 func (o *Options) defaults() error {
@@ -87,6 +94,9 @@ type Env struct {
 	Processes    []*Process    `json:"processes"`
 	// ManagerAdmin lists the admin API addresses of the managers started.
 	ManagerAdmin []string `json:"managerAdmin,omitempty"`
+	// Registry is the host:port of the sandbox's image registry
+	// (Options.ControlNodes > 0).
+	Registry string `json:"registry,omitempty"`
 	// Tokens maps user name to bearer token.
 	Tokens map[string]string `json:"tokens"`
 	CAPEM  []byte            `json:"caPEM"`
@@ -135,6 +145,11 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 			return nil, err
 		}
 	}
+	if e.runsPods() {
+		if err := e.startControlWorkloads(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if err := e.startTargetsRuntime(ctx); err != nil {
 		return nil, err
 	}
@@ -145,6 +160,11 @@ func (e *Env) writeUsers() error {
 	users := []user{{Name: "rotor-admin", Token: newToken(), Groups: []string{"system:masters"}}}
 	for _, name := range e.opts.Users {
 		users = append(users, user{Name: name, Token: newToken(), Groups: []string{"system:masters", "rotor:components"}})
+	}
+	if e.runsPods() {
+		for _, name := range []string{UserNodeAgent, UserScheduler, UserControllerManager, UserInstaller} {
+			users = append(users, user{Name: name, Token: newToken(), Groups: []string{"system:masters"}})
+		}
 	}
 	for _, u := range users {
 		e.Tokens[u.Name] = u.Token

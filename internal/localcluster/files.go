@@ -18,4 +18,26 @@ rules:
 - level: None
 `
 
-func writeAuditPolicy(path string) error { return writeFile(path, []byte(auditPolicy)) }
+// chartAuditPolicy is the policy of a control cluster running Rotor's
+// chart: every request of Rotor's ServiceAccounts (reads too, so a test
+// can tell which granted permissions were used) and every write of
+// anyone (so it can tell who else wrote), at Metadata level.
+const chartAuditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  userGroups: ["system:serviceaccounts:rotor-system"]
+- level: None
+  nonResourceURLs: ["*"]
+- level: Metadata
+  verbs: [create, update, patch, delete, deletecollection]
+- level: None
+`
+
+func writeAuditPolicy(path string, chart bool) error {
+	if chart {
+		return writeFile(path, []byte(chartAuditPolicy))
+	}
+	return writeFile(path, []byte(auditPolicy))
+}

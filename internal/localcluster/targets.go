@@ -31,28 +31,10 @@ func (e *Env) startTargetsRuntime(ctx context.Context) error {
 }
 
 func (e *Env) startTarget(ctx context.Context, c *ClusterInfo) error {
-	port, err := freePort()
-	if err != nil {
+	if err := e.startScheduler(c, c.Kubeconfig); err != nil {
 		return err
 	}
-	sched, err := startProcess("kube-scheduler-"+c.Name, filepath.Join(e.opts.BinDir, "kube-scheduler"), []string{
-		"--kubeconfig=" + c.Kubeconfig,
-		"--authentication-kubeconfig=" + c.Kubeconfig, "--authorization-kubeconfig=" + c.Kubeconfig,
-		"--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(port),
-		// The default 50 QPS would make the scheduler the sandbox's
-		// bottleneck at about 60 pods/s (kwok's own client is unlimited):
-		// lift it, as kwokctl does, so the target's limit is its CPU.
-		"--kube-api-qps=5000", "--kube-api-burst=10000",
-	}, nil, filepath.Join(e.Dir, "logs"))
-	if err != nil {
-		return err
-	}
-	e.track(sched)
-	cfg, err := restConfigFromFile(c.Kubeconfig)
-	if err != nil {
-		return err
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
+	cs, err := clientFor(c.Kubeconfig)
 	if err != nil {
 		return err
 	}
@@ -70,6 +52,37 @@ func (e *Env) startTarget(ctx context.Context, c *ClusterInfo) error {
 		return err
 	}
 	return waitNodesReady(ctx, cs, c.Name, nodes, 60*time.Second)
+}
+
+// startScheduler starts a kube-scheduler for cluster c acting with the
+// kubeconfig kc.
+func (e *Env) startScheduler(c *ClusterInfo, kc string) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	sched, err := startProcess("kube-scheduler-"+c.Name, filepath.Join(e.opts.BinDir, "kube-scheduler"), []string{
+		"--kubeconfig=" + kc,
+		"--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
+		"--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(port),
+		// The default 50 QPS would make the scheduler the sandbox's
+		// bottleneck at about 60 pods/s (kwok's own client is unlimited):
+		// lift it, as kwokctl does, so the target's limit is its CPU.
+		"--kube-api-qps=5000", "--kube-api-burst=10000",
+	}, nil, filepath.Join(e.Dir, "logs"))
+	if err != nil {
+		return err
+	}
+	e.track(sched)
+	return nil
+}
+
+func clientFor(kubeconfig string) (kubernetes.Interface, error) {
+	cfg, err := restConfigFromFile(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(cfg)
 }
 
 func (e *Env) startKwok(ctx context.Context, c *ClusterInfo, cs kubernetes.Interface, nodes []string) error {
