@@ -148,9 +148,11 @@ func (e *Env) startImageNodeAgents(nodes []string) error {
 		p, err := startProcess("nodeagent-"+name, filepath.Join(e.opts.BinDir, "rotor-nodeagent"), []string{
 			"--kubeconfig=" + kc, "--node-name=" + name,
 			"--work-dir=" + filepath.Join(e.Dir, "data", "nodes", name),
-			"--pull-images", "--insecure-registries=" + e.Registry,
-			"--image-dir=" + filepath.Join(e.Dir, "data", "images", name),
+			"--pull-images", "--image-dir=" + filepath.Join(e.Dir, "data", "images"),
 			fmt.Sprintf("--pod-cidr=127.%d.0.0/16", 10+n),
+			// Under the 5 s Stop gives a process before SIGKILL, so the
+			// agent ends its pods gracefully before it is killed.
+			"--shutdown-grace=4s",
 		}, nil, filepath.Join(e.Dir, "logs"))
 		if err != nil {
 			return err

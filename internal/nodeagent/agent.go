@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -21,6 +22,13 @@ import (
 	"k8s.io/client-go/util/retry"
 )
 
+// allocatable is the node's advertised capacity (nothing is enforced),
+// also what the image runtime's resourceFieldRef reports for unset limits.
+var allocatable = corev1.ResourceList{
+	corev1.ResourceCPU: resource.MustParse("64"), corev1.ResourceMemory: resource.MustParse("256Gi"),
+	corev1.ResourcePods: resource.MustParse("1000"),
+}
+
 // Config configures an Agent.
 type Config struct {
 	NodeName string
@@ -31,13 +39,18 @@ type Config struct {
 	Labels            map[string]string
 	HeartbeatInterval time.Duration
 	Logger            *slog.Logger
+	// Image, when set, makes the agent the image runtime instead of the
+	// process runtime.
+	Image *ImageConfig
 }
 
-// Agent runs the pods bound to one Node as local processes.
+// Agent runs the pods bound to one Node: as local processes, or from
+// their images when Config.Image is set.
 type Agent struct {
 	cfg    Config
 	client kubernetes.Interface
 	log    *slog.Logger
+	img    *imageRuntime // nil in the process runtime
 
 	mu      sync.Mutex
 	running map[types.UID]*podRun
@@ -55,10 +68,17 @@ func New(client kubernetes.Interface, cfg Config) *Agent {
 }
 
 // Run registers the node, then runs pods until ctx ends; then it kills
-// every process it started.
+// every process it started (the image runtime stops them gracefully).
 func (a *Agent) Run(ctx context.Context) error {
 	if err := os.MkdirAll(a.cfg.WorkDir, 0o755); err != nil {
 		return fmt.Errorf("create work dir: %w", err)
+	}
+	if a.cfg.Image != nil {
+		rt, err := newImageRuntime(a, *a.cfg.Image)
+		if err != nil {
+			return err
+		}
+		a.img = rt
 	}
 	if err := a.register(ctx); err != nil {
 		return err
@@ -71,12 +91,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { a.sync(ctx, obj.(*corev1.Pod)) },
 		UpdateFunc: func(_, obj any) { a.sync(ctx, obj.(*corev1.Pod)) },
+		DeleteFunc: func(obj any) {
+			if a.img != nil {
+				a.img.deleted(obj)
+			}
+		},
 	})
 	factory.Start(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 		return fmt.Errorf("pod informer for node %s did not sync", a.cfg.NodeName)
 	}
-	a.log.Info("node agent running", "workDir", a.cfg.WorkDir)
+	a.log.Info("node agent running", "workDir", a.cfg.WorkDir, "runtime", a.runtimeName())
 	t := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer t.Stop()
 	for {
@@ -94,7 +119,10 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 func (a *Agent) register(ctx context.Context) error {
-	labels := map[string]string{"kubernetes.io/hostname": a.cfg.NodeName, "kubernetes.io/os": "linux", "sim.rotor.dev/runtime": "process"}
+	labels := map[string]string{
+		"kubernetes.io/hostname": a.cfg.NodeName, "kubernetes.io/os": "linux", "kubernetes.io/arch": runtime.GOARCH,
+		"sim.rotor.dev/runtime": a.runtimeName(),
+	}
 	for k, v := range a.cfg.Labels {
 		labels[k] = v
 	}
@@ -106,7 +134,18 @@ func (a *Agent) register(ctx context.Context) error {
 	if err := a.heartbeat(ctx); err != nil {
 		return fmt.Errorf("set node %s ready: %w", a.cfg.NodeName, err)
 	}
+	if a.img != nil {
+		return nil // the image runtime restarts or fails orphans as the informer lists them
+	}
 	return a.failOrphans(ctx)
+}
+
+// runtimeName is the node's sim.rotor.dev/runtime label.
+func (a *Agent) runtimeName() string {
+	if a.img != nil {
+		return "image"
+	}
+	return "process"
 }
 
 func (a *Agent) heartbeat(ctx context.Context) error {
@@ -116,17 +155,16 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 			return err
 		}
 		now := metav1.Now()
-		res := corev1.ResourceList{
-			corev1.ResourceCPU: resource.MustParse("64"), corev1.ResourceMemory: resource.MustParse("256Gi"),
-			corev1.ResourcePods: resource.MustParse("1000"),
-		}
-		n.Status.Capacity, n.Status.Allocatable = res, res
+		n.Status.Capacity, n.Status.Allocatable = allocatable.DeepCopy(), allocatable.DeepCopy()
 		n.Status.Phase = corev1.NodeRunning
 		n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}, {Type: corev1.NodeHostName, Address: a.cfg.NodeName}}
-		n.Status.NodeInfo = corev1.NodeSystemInfo{OperatingSystem: "linux", Architecture: "amd64", KubeletVersion: "rotor-nodeagent", ContainerRuntimeVersion: "process://local"}
+		n.Status.NodeInfo = corev1.NodeSystemInfo{
+			OperatingSystem: "linux", Architecture: runtime.GOARCH, KubeletVersion: "rotor-nodeagent",
+			ContainerRuntimeVersion: a.runtimeName() + "://local",
+		}
 		n.Status.Conditions = []corev1.NodeCondition{{
 			Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "NodeAgentReady",
-			Message: "rotor node agent (process runtime) is running", LastHeartbeatTime: now, LastTransitionTime: now,
+			Message: "rotor node agent (" + a.runtimeName() + " runtime) is running", LastHeartbeatTime: now, LastTransitionTime: now,
 		}}
 		_, err = a.client.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
 		return err

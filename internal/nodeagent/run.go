@@ -14,6 +14,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
+
+	"github.com/rotor-dev/rotor/internal/nodeagent/container"
 )
 
 // maxMessage is the kubelet's limit on a termination message.
@@ -36,6 +38,10 @@ type result struct {
 }
 
 func (a *Agent) sync(ctx context.Context, p *corev1.Pod) {
+	if a.img != nil {
+		a.img.sync(ctx, p)
+		return
+	}
 	if p.DeletionTimestamp != nil {
 		a.kill(p)
 		go a.forget(ctx, p)
@@ -83,6 +89,10 @@ func (a *Agent) kill(p *corev1.Pod) {
 }
 
 func (a *Agent) killAll() {
+	if a.img != nil {
+		a.img.stopAll()
+		return
+	}
 	a.mu.Lock()
 	runs := make([]*podRun, 0, len(a.running))
 	for _, r := range a.running {
@@ -140,7 +150,7 @@ func (a *Agent) runContainer(ctx context.Context, p *corev1.Pod, c corev1.Contai
 	env := containerEnv(p, c, outFile)
 	argv := make([]string, 0, len(c.Command)+len(c.Args))
 	for _, s := range append(append([]string{}, c.Command...), c.Args...) {
-		argv = append(argv, expandVars(s, env))
+		argv = append(argv, container.ExpandVars(s, env))
 	}
 	if len(argv) == 0 {
 		return res.fail(128, "StartError", "the process runtime needs a command: the image's entrypoint is not known without a container runtime")
@@ -201,7 +211,7 @@ func containerEnv(p *corev1.Pod, c corev1.Container, outFile string) map[string]
 	for _, e := range c.Env {
 		switch {
 		case e.ValueFrom == nil:
-			env[e.Name] = expandVars(e.Value, env)
+			env[e.Name] = container.ExpandVars(e.Value, env)
 		case e.ValueFrom.FieldRef != nil:
 			env[e.Name] = fieldValue(p, e.ValueFrom.FieldRef.FieldPath)
 		}

@@ -1,4 +1,4 @@
-package nodeagent
+package container
 
 import "testing"
 
@@ -15,8 +15,8 @@ func TestExpandVars(t *testing.T) {
 		{"two", "$(A)-$(OUT)", "1-/tmp/o"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := expandVars(tc.in, env); got != tc.want {
-				t.Fatalf("expandVars(%q) = %q, want %q", tc.in, got, tc.want)
+			if got := ExpandVars(tc.in, env); got != tc.want {
+				t.Fatalf("ExpandVars(%q) = %q, want %q", tc.in, got, tc.want)
 			}
 		})
 	}

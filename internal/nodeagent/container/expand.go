@@ -1,11 +1,11 @@
-package nodeagent
+package container
 
 import "strings"
 
-// expandVars replaces $(NAME) with env[NAME] the way a kubelet does for
+// ExpandVars replaces $(NAME) with env[NAME] the way a kubelet does for
 // command and args: $$ escapes a dollar, and references to unknown names
 // are left as written.
-func expandVars(s string, env map[string]string) string {
+func ExpandVars(s string, env map[string]string) string {
 	if !strings.Contains(s, "$") {
 		return s
 	}
