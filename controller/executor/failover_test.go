@@ -15,6 +15,8 @@ import (
 type fleet struct {
 	health map[string]plugins.ClusterHealth
 	picked map[string]int
+	// connecting clusters are known but have no client yet.
+	connecting map[string]bool
 }
 
 func newFleet(names ...string) *fleet {
@@ -42,7 +44,7 @@ func (f *fleet) Pick(plugins.TaskID, *v1alpha1.TaskTemplate, map[string]string) 
 
 func (f *fleet) Get(name string) (*plugins.Cluster, bool) {
 	h, ok := f.health[name]
-	return &plugins.Cluster{Name: name}, ok && h.Known
+	return &plugins.Cluster{Name: name}, ok && h.Known && !f.connecting[name]
 }
 
 func (f *fleet) Health(name string) plugins.ClusterHealth { return f.health[name] }
@@ -98,6 +100,41 @@ func TestLostClusterFailsOver(t *testing.T) {
 	f.health["east"] = plugins.ClusterHealth{Known: true}
 	if res := step(t, e, wf); res.RequeueAfter != 0 || fp.aborted["a"] != 1 || wf.Status.Orphans != nil {
 		t.Fatalf("round after east came back: requeue %s, aborted %d, orphans %+v; want the pod deleted once and nothing left", res.RequeueAfter, fp.aborted["a"], wf.Status.Orphans)
+	}
+}
+
+// TestClusterWithoutClientYetKeepsItsAttempt: a replica that starts (or
+// rereads a kubeconfig Secret) knows a Cluster before it has its client;
+// a running attempt there waits for the client instead of failing as if
+// the cluster had been removed. Only a removed Cluster fails it.
+func TestClusterWithoutClientYetKeepsItsAttempt(t *testing.T) {
+	e, fp, _, wf := setup(t, strings.Replace(chain, "retries: 1", "retries: 0", 1))
+	f := newFleet("east", "west")
+	f.connecting = map[string]bool{}
+	e.Clusters = f
+	fp.answers["a"] = []plugins.PhaseInfo{{Phase: plugins.PhaseRunning}, ok(`{"y": 9}`)}
+	fp.answers["b"] = []plugins.PhaseInfo{{Phase: plugins.PhaseRunning}}
+	step(t, e, wf)
+	f.connecting["east"] = true
+	f.health["east"] = plugins.ClusterHealth{Known: true, Unreachable: true}
+	if res := step(t, e, wf); res.RequeueAfter <= 0 || res.RequeueAfter > clientWait {
+		t.Fatalf("round while east has no client: requeue %s, want at most %s", res.RequeueAfter, clientWait)
+	}
+	if a := wf.Status.Nodes["a"].Attempts; len(a) != 1 || a[0].Phase.IsTerminal() {
+		t.Fatalf("attempts %+v while east's client is being built, want the first still running", a)
+	}
+	f.connecting["east"] = false
+	f.health["east"] = plugins.ClusterHealth{Known: true}
+	step(t, e, wf)
+	if a := wf.Status.Nodes["a"].Attempts; len(a) != 1 || a[0].Phase != v1alpha1.NodeSucceeded {
+		t.Fatalf("attempts %+v once east has its client, want one that succeeded", a)
+	}
+	// b runs on east too; east's Cluster is deleted: that attempt is lost.
+	step(t, e, wf)
+	delete(f.health, "east")
+	step(t, e, wf)
+	if a := wf.Status.Nodes["b"].Attempts; len(a) == 0 || a[0].Reason != v1alpha1.ReasonNoCluster || !a[0].System {
+		t.Fatalf("attempts of b %+v after east was removed, want a system NoCluster failure", a)
 	}
 }
 

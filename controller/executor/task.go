@@ -92,6 +92,15 @@ func (r *round) runTask(ctx context.Context, id string, task *v1alpha1.TaskTempl
 	}
 	tc, ok := r.taskContext(id, task, inputs, a)
 	if !ok {
+		if r.Clusters.Health(a.Cluster).Known {
+			// Its Cluster object is there but its client is still being
+			// built (a replica starting, a Secret being read again): the
+			// attempt is not lost, look again shortly. A cluster that
+			// never gets a client is unreachable to the prober too and
+			// fails over after its grace period.
+			r.res.after(clientWait)
+			return nil
+		}
 		r.endAttempt(ns, a, plugins.PhaseInfo{Phase: plugins.PhaseSystemFailed, Reason: v1alpha1.ReasonNoCluster,
 			Message: fmt.Sprintf("cluster %s is no longer registered", a.Cluster)}, task)
 		return nil
@@ -220,6 +229,10 @@ func (r *round) taskContext(id string, task *v1alpha1.TaskTemplate, inputs map[s
 	tc.Cluster = c
 	return tc, true
 }
+
+// clientWait is how soon an attempt on a cluster whose client is not
+// built yet is looked at again.
+const clientWait = time.Second
 
 // endAttempt records a finished attempt and decides the node's fate.
 func (r *round) endAttempt(ns *v1alpha1.NodeStatus, a *v1alpha1.Attempt, info plugins.PhaseInfo, task *v1alpha1.TaskTemplate) {
