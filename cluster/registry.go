@@ -104,17 +104,39 @@ func (r *Registry) SetSlots(s *capacity.Slots) { r.slots = s }
 // tenants' allowed clusters are read from.
 func (r *Registry) SetNamespaces(l corelisters.NamespaceLister) { r.namespaces = l }
 
+// Declare makes the registry know the Clusters before their clients are
+// built (Sync builds them one by one, each waiting for its pod cache): an
+// attempt on a known cluster without a client waits for it, while one on
+// an unknown cluster is lost. A replica declares every Cluster of its
+// synced cache before its first round.
+func (r *Registry) Declare(clusters []*v1alpha1.Cluster) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range clusters {
+		if e := r.entries[c.Name]; e == nil {
+			r.entryOf(c).view = viewOf(c)
+		}
+	}
+}
+
+// entryOf returns c's entry, making an empty one if there is none; the
+// caller holds mu.
+func (r *Registry) entryOf(c *v1alpha1.Cluster) *entry {
+	e := r.entries[c.Name]
+	if e == nil {
+		e = &entry{active: map[string]bool{}, pending: map[string]time.Time{}}
+		r.entries[c.Name] = e
+	}
+	return e
+}
+
 // Sync brings the entry of c up to date: what placement knows of it at
 // once, and its client and pod cache when the Cluster's spec or its
 // kubeconfig Secret changed. A Cluster whose Secret is missing or invalid
 // stays listed, not ready, with the reason.
 func (r *Registry) Sync(ctx context.Context, c *v1alpha1.Cluster) error {
 	r.mu.Lock()
-	old := r.entries[c.Name]
-	if old == nil {
-		old = &entry{active: map[string]bool{}, pending: map[string]time.Time{}}
-		r.entries[c.Name] = old
-	}
+	old := r.entryOf(c)
 	wasReady := old.placementView().Ready
 	old.view = viewOf(c)
 	readyAgain := !wasReady && old.placementView().Ready

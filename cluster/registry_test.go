@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -124,5 +125,31 @@ func TestBrokenClusterIsListedNotReady(t *testing.T) {
 	_, err := r.Pick(attempt("n0"), nil, nil)
 	if err == nil || err.Error() != `no target cluster fits: broken: not ready: credentials: read kubeconfig Secret rotor-system/x: secrets "x" not found` {
 		t.Fatalf("Pick: %v", err)
+	}
+}
+
+// TestDeclaredClusterIsKnownWithoutClient: a declared Cluster is known
+// (its attempts wait) but has no client and takes no new attempt until
+// Sync built one.
+func TestDeclaredClusterIsKnownWithoutClient(t *testing.T) {
+	r, _, _ := testRegistry(t, 0)
+	r.Declare([]*v1alpha1.Cluster{{ObjectMeta: metav1.ObjectMeta{Name: "c"}}, {ObjectMeta: metav1.ObjectMeta{Name: "a"}}})
+	if h := r.Health("c"); !h.Known || !h.Unreachable {
+		t.Fatalf("health of declared c: %+v, want known and unreachable (no client)", h)
+	}
+	if _, ok := r.Get("c"); ok {
+		t.Fatal("declared c has a client before any Sync")
+	}
+	if _, ok := r.Get("a"); !ok {
+		t.Fatal("declaring a again dropped the client it had")
+	}
+	for i := 0; i < 20; i++ {
+		c, err := r.Pick(attempt(fmt.Sprintf("n%d", i)), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Name == "c" {
+			t.Fatal("an attempt was placed on c, which has no client")
+		}
 	}
 }

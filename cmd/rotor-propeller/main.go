@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -193,6 +194,11 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 			return fmt.Errorf("cache for %v did not sync", t)
 		}
 	}
+	known, err := clusters.Lister().List(labels.Everything())
+	if err != nil {
+		return fmt.Errorf("list clusters: %w", err)
+	}
+	registry.Declare(known)
 	if !cfg.sharded {
 		if cfg.probeClusters {
 			p := cfg.probe
