@@ -31,7 +31,9 @@ func TestRESTConfigCredentialSources(t *testing.T) {
 		Data:       map[string][]byte{"kubeconfig": []byte(testKubeconfig)},
 	})
 	ref := &v1alpha1.SecretKeyRef{Name: "east"}
-	inPod := func() (*rest.Config, error) { return &rest.Config{Host: "https://10.96.0.1:443", BearerTokenFile: "/var/run/secrets/kubernetes.io/serviceaccount/token"}, nil }
+	inPod := func() (*rest.Config, error) {
+		return &rest.Config{Host: "https://10.96.0.1:443", BearerTokenFile: "/var/run/secrets/kubernetes.io/serviceaccount/token"}, nil
+	}
 	notInPod := func() (*rest.Config, error) { return nil, rest.ErrNotInCluster }
 	for _, tc := range []struct {
 		name      string

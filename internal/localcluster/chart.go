@@ -209,7 +209,7 @@ func (e *Env) WaitRotorPods(ctx context.Context, timeout time.Duration, propelle
 		return why == "" && len(deps.Items)+len(sts.Items) > 0, nil
 	})
 	if err != nil {
-		return fmt.Errorf("Rotor's pods not Ready after %s: %s\npods:\n%s(node agent logs in %s)", timeout, why, e.describePods(cs), filepath.Join(e.Dir, "logs"))
+		return fmt.Errorf("pods of the rotor release not Ready after %s: %s\npods:\n%s(node agent logs in %s)", timeout, why, e.describePods(cs), filepath.Join(e.Dir, "logs"))
 	}
 	return nil
 }
