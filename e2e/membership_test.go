@@ -11,15 +11,7 @@ import (
 	"github.com/rotor-dev/rotor/shard/member"
 )
 
-func etcdClient(t *testing.T) *clientv3.Client {
-	t.Helper()
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{env.EtcdEndpoint}, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
+func etcdClient(t *testing.T) *clientv3.Client { return env.Etcd(t) }
 
 func keyExists(t *testing.T, c *clientv3.Client, key string) bool {
 	t.Helper()

@@ -24,8 +24,13 @@ func cacheCmd(g *globals) *cobra.Command {
 			endpoints = os.Getenv("ROTOR_ETCD_ENDPOINTS")
 		}
 		if endpoints == "" {
+			// The sandbox's etcd, with its client certificate if it has one.
 			if env, err := localcluster.Load(".rotor"); err == nil {
-				endpoints = env.EtcdEndpoint
+				c, err := env.EtcdClient()
+				if err != nil {
+					return nil, nil, err
+				}
+				return taskcache.NewStore(c, prefix), func() { c.Close() }, nil
 			}
 		}
 		if endpoints == "" {

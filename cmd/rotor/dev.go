@@ -95,8 +95,9 @@ func devUp(ctx context.Context, out io.Writer, f *devFlags) error {
 	}
 	setup := func(env *localcluster.Env) error { return setupRotor(ctx, env, f.replicas) }
 	if f.install == "chart" {
-		// helm installs the CRDs; two nodes run Rotor's pods.
-		opts.CRDDir, opts.ControlNodes = "", 2
+		// helm installs the CRDs; two nodes run Rotor's pods; etcd
+		// wants client certificates, as a production etcd does.
+		opts.CRDDir, opts.ControlNodes, opts.EtcdTLS = "", 2, true
 		setup = func(env *localcluster.Env) error { return setupChart(ctx, env, f) }
 	}
 	env, err := localcluster.Start(ctx, opts)

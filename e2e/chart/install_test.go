@@ -15,6 +15,7 @@ import (
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/manifest"
 	"github.com/rotor-dev/rotor/e2e/harness"
+	"github.com/rotor-dev/rotor/internal/etcdclient"
 	"github.com/rotor-dev/rotor/internal/localcluster"
 )
 
@@ -57,6 +58,7 @@ func testInstall(t *testing.T) {
 	for _, p := range append(managers, props...) {
 		checkPodReadyFromImage(t, &p)
 	}
+	checkEtcdTLS(t, append(managers, props...))
 	etcd := etcdClient(t)
 	doc, err := harness.WaitShardMap(context.Background(), etcd, replicas, 60*time.Second)
 	if err != nil {
@@ -204,6 +206,33 @@ func checkPodReadyFromImage(t *testing.T, p *corev1.Pod) {
 		sc := c.SecurityContext
 		if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
 			t.Errorf("pod %s container %s: security context %+v, want non-root with a read-only root", p.Name, c.Name, sc)
+		}
+	}
+}
+
+// checkEtcdTLS: the sandbox's etcd serves TLS and refuses a client
+// without a certificate, so the shard map the replicas share proves they
+// connected with the client certificate the chart mounted from its Secret.
+func checkEtcdTLS(t *testing.T, pods []corev1.Pod) {
+	t.Helper()
+	if !strings.HasPrefix(env.EtcdEndpoint, "https://") {
+		t.Fatalf("etcd endpoint %s: the chart sandbox's etcd should serve TLS", env.EtcdEndpoint)
+	}
+	noCert := etcdclient.Flags{Endpoints: env.EtcdEndpoint, CAFile: env.EtcdCAFile}
+	c, err := noCert.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if _, err := c.Get(ctx, "/rotor/"); err == nil {
+		t.Fatal("etcd answered a client without a certificate")
+	}
+	for _, p := range pods {
+		args := strings.Join(p.Spec.Containers[0].Args, " ")
+		if !strings.Contains(args, "--etcd-cert-file=") || !strings.Contains(args, "--etcd-ca-file=") {
+			t.Fatalf("pod %s connects to etcd without the chart's client certificate: %s", p.Name, args)
 		}
 	}
 }

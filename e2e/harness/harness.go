@@ -124,7 +124,7 @@ func Start(ctx context.Context, dir string, opts Options) (*Env, error) {
 	}
 	if opts.Chart {
 		// The chart installs the CRDs itself.
-		lo.CRDDir, lo.ControlNodes = "", max(opts.ControlNodes, 2)
+		lo.CRDDir, lo.ControlNodes, lo.EtcdTLS = "", max(opts.ControlNodes, 2), true
 	}
 	le, err := localcluster.Start(ctx, lo)
 	if err != nil {
@@ -372,6 +372,18 @@ func (e *Env) MetricsAddr(name string) (string, error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return "", fmt.Errorf("%s logged no metrics address in 30 s (log: %s)", name, log)
+}
+
+// Etcd connects to the environment's etcd (with its client certificate
+// when it serves TLS), closed at the end of the test.
+func (e *Env) Etcd(t testing.TB) *clientv3.Client {
+	t.Helper()
+	c, err := e.EtcdClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // ShardMap reads the shard map the sandbox's managers published, or

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/rotor-dev/rotor/cluster/capacity"
 	"github.com/rotor-dev/rotor/e2e/harness"
 )
@@ -23,12 +21,7 @@ func TestSlotsNeverOvershoot(t *testing.T) {
 	ctx := context.Background()
 	var owners []*capacity.Slots
 	for i := 0; i < 3; i++ {
-		c, err := clientv3.New(clientv3.Config{Endpoints: []string{env.EtcdEndpoint}, DialTimeout: 5 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		owners = append(owners, capacity.New(c, "/test-capacity", fmt.Sprintf("replica-%d", i)))
+		owners = append(owners, capacity.New(env.Etcd(t), "/test-capacity", fmt.Sprintf("replica-%d", i)))
 	}
 	var won atomic.Int32
 	var wg sync.WaitGroup

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/rotor-dev/rotor/e2e/harness"
 	"github.com/rotor-dev/rotor/internal/localcluster"
 	"github.com/rotor-dev/rotor/manager/leader"
@@ -23,11 +21,7 @@ func TestManagerLeaderKilled(t *testing.T) {
 	env := harness.New(t, harness.Options{Targets: 1, Runtime: localcluster.RuntimeKwok, Replicas: 3, Sharded: true, Managers: 2,
 		Sharding: localcluster.ShardingOptions{LeaseTTL: ttl}})
 	before := waitStableMap(t, env, 3)
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{env.EtcdEndpoint}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := env.Etcd(t)
 	ctx := context.Background()
 	keys := shardmap.Keys{Prefix: localcluster.ShardPrefix}
 	first, err := leader.Current(ctx, c, keys.Leader())

@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
@@ -49,12 +48,7 @@ spec:
 // n replicas with nothing moving, and returns it.
 func waitStableMap(t *testing.T, env *harness.Env, n int) *shardmap.Doc {
 	t.Helper()
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{env.EtcdEndpoint}, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	doc, err := harness.WaitShardMap(context.Background(), c, n, 60*time.Second)
+	doc, err := harness.WaitShardMap(context.Background(), env.Etcd(t), n, 60*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,48 @@ type pki struct {
 	CAFile, CertFile, KeyFile string
 	SAPubFile, SAKeyFile      string
 	CAPEM                     []byte
+
+	caCert *x509.Certificate
+	caKey  *ecdsa.PrivateKey
+}
+
+// issue writes a certificate and key signed by the CA into dir as
+// NAME.crt and NAME.key: a server certificate for 127.0.0.1 when server
+// is set, else a client certificate with common name cn.
+func (p *pki) issue(dir, name, cn string, server bool) (certFile, keyFile string, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		return "", "", err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(10 * 365 * 24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	if server {
+		// etcd's peers and clients both present it.
+		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
+		tmpl.IPAddresses, tmpl.DNSNames = []net.IP{net.ParseIP("127.0.0.1")}, []string{"localhost"}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.caCert, &key.PublicKey, p.caKey)
+	if err != nil {
+		return "", "", fmt.Errorf("issue certificate %s: %w", name, err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return "", "", err
+	}
+	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		return "", "", err
+	}
+	return certFile, keyFile, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
 }
 
 func writePKI(dir string) (*pki, error) {
@@ -72,7 +114,7 @@ func writePKI(dir string) (*pki, error) {
 	p := &pki{
 		CAFile: filepath.Join(dir, "ca.crt"), CertFile: filepath.Join(dir, "apiserver.crt"),
 		KeyFile: filepath.Join(dir, "apiserver.key"), SAPubFile: filepath.Join(dir, "sa.pub"),
-		SAKeyFile: filepath.Join(dir, "sa.key"),
+		SAKeyFile: filepath.Join(dir, "sa.key"), caCert: caCert, caKey: caKey,
 	}
 	p.CAPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
 	srvKeyDER, _ := x509.MarshalECPrivateKey(srvKey)

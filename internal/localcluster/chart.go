@@ -85,6 +85,9 @@ func (e *Env) InstallChart(ctx context.Context, o ChartOptions) error {
 			"labels": map[string]any{"rotor.dev/runtime": string(t.Runtime)},
 		})
 	}
+	if err := e.etcdSecret(ctx); err != nil {
+		return err
+	}
 	values := mergeValues(e.sandboxValues(o.ImageTag, targets), o.Values)
 	file := filepath.Join(e.Dir, "helm", "values.yaml")
 	if err := writeYAML(file, values); err != nil {
@@ -124,9 +127,13 @@ func (e *Env) sandboxValues(tag string, targets []any) map[string]any {
 	image := func(name string) map[string]any {
 		return map[string]any{"registry": e.Registry, "repository": name, "tag": tag, "pullPolicy": "IfNotPresent"}
 	}
+	etcd := map[string]any{"endpoints": []any{e.EtcdEndpoint}}
+	if e.EtcdCertFile != "" {
+		etcd["tls"] = map[string]any{"secretName": EtcdSecret}
+	}
 	return map[string]any{
 		"bindAddress": "$(POD_IP)",
-		"etcd":        map[string]any{"endpoints": []any{e.EtcdEndpoint}},
+		"etcd":        etcd,
 		"manager": map[string]any{
 			"image": image("rotor-manager"), "sessionTTL": "3s",
 			"admin": map[string]any{"bindAddress": "$(POD_IP)"},
@@ -134,6 +141,45 @@ func (e *Env) sandboxValues(tag string, targets []any) map[string]any {
 		"propeller": map[string]any{"image": image("rotor-propeller"), "leaseTTL": "3s"},
 		"targets":   targets,
 	}
+}
+
+// EtcdSecret is the Secret of Rotor's etcd client certificate in the
+// sandbox (Options.EtcdTLS), in the layout the chart's etcd.tls.secretName
+// wants.
+const EtcdSecret = "rotor-etcd-tls"
+
+// etcdSecret stores the sandbox's etcd CA and client certificate in
+// EtcdSecret, when etcd serves TLS.
+func (e *Env) etcdSecret(ctx context.Context) error {
+	if e.EtcdCertFile == "" {
+		return nil
+	}
+	data := map[string][]byte{}
+	for key, file := range map[string]string{"ca.crt": e.EtcdCAFile, "tls.crt": e.EtcdCertFile, "tls.key": e.EtcdKeyFile} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		data[key] = b
+	}
+	if err := e.CreateNamespaces(ctx, RotorNamespace); err != nil {
+		return err
+	}
+	// Part of the install: the installer makes it, as a platform team
+	// would from its etcd's PKI.
+	kc, err := e.KubeconfigFor(e.Control, UserInstaller)
+	if err != nil {
+		return err
+	}
+	cs, err := clientFor(kc)
+	if err != nil {
+		return err
+	}
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: EtcdSecret, Namespace: RotorNamespace}, Data: data}
+	if _, err := cs.CoreV1().Secrets(RotorNamespace).Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create Secret %s/%s: %w", RotorNamespace, EtcdSecret, err)
+	}
+	return nil
 }
 
 // installTargetRBAC installs charts/rotor-target in a target and returns

@@ -26,7 +26,15 @@ func (e *Env) startEtcd(ctx context.Context) error {
 	}
 	cu := fmt.Sprintf("http://127.0.0.1:%d", client)
 	pu := fmt.Sprintf("http://127.0.0.1:%d", peer)
-	p, err := startProcess("etcd", filepath.Join(e.opts.BinDir, "etcd"), []string{
+	var tlsArgs []string
+	var clientTLS *tls.Config
+	if e.opts.EtcdTLS {
+		if tlsArgs, clientTLS, err = e.etcdTLS(); err != nil {
+			return err
+		}
+		cu = fmt.Sprintf("https://127.0.0.1:%d", client)
+	}
+	p, err := startProcess("etcd", filepath.Join(e.opts.BinDir, "etcd"), append([]string{
 		"--name=rotor", "--data-dir=" + filepath.Join(e.Dir, "data", "etcd"),
 		"--listen-client-urls=" + cu, "--advertise-client-urls=" + cu,
 		"--listen-peer-urls=" + pu, "--initial-advertise-peer-urls=" + pu,
@@ -35,13 +43,36 @@ func (e *Env) startEtcd(ctx context.Context) error {
 		// dominate start-up and every write on a slow disk.
 		"--unsafe-no-fsync", "--quota-backend-bytes=8589934592",
 		"--log-level=warn",
-	}, nil, filepath.Join(e.Dir, "logs"))
+	}, tlsArgs...), nil, filepath.Join(e.Dir, "logs"))
 	if err != nil {
 		return err
 	}
 	e.track(p)
 	e.EtcdEndpoint = cu
-	return waitHTTP(ctx, p, cu+"/health", nil, "", 30*time.Second)
+	return waitTLS(ctx, p, cu+"/health", clientTLS, "", 30*time.Second)
+}
+
+// etcdTLS issues etcd's serving certificate and one client certificate
+// (used by the apiservers, Rotor and the tests), and returns etcd's TLS
+// flags and a client configuration for its health check.
+func (e *Env) etcdTLS() ([]string, *tls.Config, error) {
+	dir := filepath.Join(e.Dir, "pki")
+	srvCert, srvKey, err := e.pki.issue(dir, "etcd-server", "etcd", true)
+	if err != nil {
+		return nil, nil, err
+	}
+	if e.EtcdCertFile, e.EtcdKeyFile, err = e.pki.issue(dir, "etcd-client", "rotor-etcd-client", false); err != nil {
+		return nil, nil, err
+	}
+	e.EtcdCAFile = e.pki.CAFile
+	cert, err := tls.LoadX509KeyPair(e.EtcdCertFile, e.EtcdKeyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(e.CAPEM)
+	args := []string{"--cert-file=" + srvCert, "--key-file=" + srvKey, "--trusted-ca-file=" + e.pki.CAFile, "--client-cert-auth"}
+	return args, &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}, nil
 }
 
 func (e *Env) startAPIServers(ctx context.Context) error {
@@ -95,6 +126,9 @@ func (e *Env) startAPIServer(ctx context.Context, c *ClusterInfo) error {
 		"--disable-admission-plugins=" + e.disabledAdmission(c),
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
+	}
+	if e.EtcdCertFile != "" {
+		args = append(args, "--etcd-cafile="+e.EtcdCAFile, "--etcd-certfile="+e.EtcdCertFile, "--etcd-keyfile="+e.EtcdKeyFile)
 	}
 	if c.AuditLog != "" {
 		policy := filepath.Join(e.Dir, "pki", "audit-policy.yaml")
@@ -162,13 +196,19 @@ func (e *Env) RestartAPIServer(ctx context.Context, target string) error {
 // waitHTTP polls url until it answers 200, the process exits, or the
 // timeout passes; errors quote the end of the component's log.
 func waitHTTP(ctx context.Context, p *Process, url string, caPEM []byte, token string, timeout time.Duration) error {
-	tr := &http.Transport{}
+	var tc *tls.Config
 	if caPEM != nil {
 		pool := x509.NewCertPool()
 		pool.AppendCertsFromPEM(caPEM)
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+		tc = &tls.Config{RootCAs: pool}
 	}
-	hc := &http.Client{Transport: tr, Timeout: 2 * time.Second}
+	return waitTLS(ctx, p, url, tc, token, timeout)
+}
+
+// waitTLS is waitHTTP with a TLS client configuration (nil: plain HTTP or
+// the system's roots).
+func waitTLS(ctx context.Context, p *Process, url string, tc *tls.Config, token string, timeout time.Duration) error {
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: 2 * time.Second}
 	deadline := time.Now().Add(timeout)
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)

@@ -10,6 +10,10 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rotor-dev/rotor/internal/etcdclient"
 )
 
 // Runtime is how a target cluster's nodes run pods.
@@ -51,7 +55,10 @@ type Options struct {
 	// installing Rotor's Helm chart needs. Its audit log then records
 	// every request of Rotor's ServiceAccounts and every write of anyone.
 	ControlNodes int
-	Logger       *slog.Logger
+	// EtcdTLS serves etcd over TLS with client certificates (of the
+	// sandbox's CA) required, for the apiservers and Rotor alike.
+	EtcdTLS bool
+	Logger  *slog.Logger
 }
 
 func (o *Options) defaults() error {
@@ -87,8 +94,13 @@ type ClusterInfo struct {
 // Env is a running environment. Its exported fields are saved in
 // Dir/state.json so another process (rotor dev down) can stop it.
 type Env struct {
-	Dir          string        `json:"dir"`
-	EtcdEndpoint string        `json:"etcdEndpoint"`
+	Dir          string `json:"dir"`
+	EtcdEndpoint string `json:"etcdEndpoint"`
+	// EtcdCAFile, EtcdCertFile and EtcdKeyFile are etcd's CA and a client
+	// certificate for it (Options.EtcdTLS).
+	EtcdCAFile   string        `json:"etcdCAFile,omitempty"`
+	EtcdCertFile string        `json:"etcdCertFile,omitempty"`
+	EtcdKeyFile  string        `json:"etcdKeyFile,omitempty"`
 	Control      ClusterInfo   `json:"control"`
 	Targets      []ClusterInfo `json:"targets"`
 	Processes    []*Process    `json:"processes"`
@@ -104,6 +116,23 @@ type Env struct {
 	opts Options
 	pki  *pki
 	mu   sync.Mutex
+}
+
+// EtcdFlags are the flags that connect a Rotor process to the sandbox's
+// etcd.
+func (e *Env) EtcdFlags() []string {
+	f := []string{"--etcd-endpoints=" + e.EtcdEndpoint}
+	if e.EtcdCertFile != "" {
+		f = append(f, "--etcd-ca-file="+e.EtcdCAFile, "--etcd-cert-file="+e.EtcdCertFile, "--etcd-key-file="+e.EtcdKeyFile)
+	}
+	return f
+}
+
+// EtcdClient connects to the sandbox's etcd with its client certificate
+// when it serves TLS.
+func (e *Env) EtcdClient() (*clientv3.Client, error) {
+	f := etcdclient.Flags{Endpoints: e.EtcdEndpoint, CAFile: e.EtcdCAFile, CertFile: e.EtcdCertFile, KeyFile: e.EtcdKeyFile}
+	return f.New()
 }
 
 // StateFile is where an environment's state is saved.

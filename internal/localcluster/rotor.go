@@ -106,7 +106,8 @@ func (e *Env) StartPropeller(i int, extraArgs ...string) (*Process, error) {
 		return nil, err
 	}
 	args := append([]string{"--kubeconfig=" + kc, "--namespace=" + RotorNamespace,
-		"--listen=127.0.0.1:" + strconv.Itoa(port), "--etcd-endpoints=" + e.EtcdEndpoint}, extraArgs...)
+		"--listen=127.0.0.1:" + strconv.Itoa(port)}, e.EtcdFlags()...)
+	args = append(args, extraArgs...)
 	return e.StartProcess(name, "rotor-propeller", args, nil)
 }
 
@@ -150,10 +151,11 @@ func (e *Env) StartManager(i int, o ShardingOptions) (*Process, error) {
 	name := "rotor-manager-" + strconv.Itoa(i)
 	args := append([]string{
 		"--admin-listen=127.0.0.1:" + strconv.Itoa(admin),
-		"--etcd-endpoints=" + e.EtcdEndpoint, "--name=" + name, "--shard-prefix=" + ShardPrefix,
+		"--name=" + name, "--shard-prefix=" + ShardPrefix,
 		"--partitions=" + strconv.Itoa(o.Partitions), "--session-ttl=" + o.LeaseTTL.String(),
 		"--listen=127.0.0.1:" + strconv.Itoa(port), "--kubeconfig=" + e.Control.Kubeconfig, "--namespace=" + RotorNamespace,
-	}, o.ManagerArgs...)
+	}, e.EtcdFlags()...)
+	args = append(args, o.ManagerArgs...)
 	return e.StartProcess(name, "rotor-manager", args, nil)
 }
 
