@@ -22,8 +22,16 @@ func shardsCmd() *cobra.Command {
 	var addr, ca string
 	dial := func() (adminpb.AdminClient, func(), error) {
 		if addr == "" {
-			if env, err := localcluster.Load(".rotor"); err == nil && len(env.ManagerAdmin) > 0 {
-				addr = env.ManagerAdmin[0]
+			if env, err := localcluster.Load(".rotor"); err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				addrs, err := env.ManagerAdminAddrs(ctx)
+				cancel()
+				if err != nil {
+					return nil, nil, err
+				}
+				if len(addrs) > 0 {
+					addr = addrs[0]
+				}
 			}
 		}
 		if addr == "" {

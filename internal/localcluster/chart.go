@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -343,3 +345,30 @@ func writeYAML(path string, v any) error {
 	}
 	return writeFile(path, b)
 }
+
+// ManagerAdminAddrs lists where the sandbox's managers serve their admin
+// API: the processes it started, or, when Rotor runs from its chart, the
+// manager pods' addresses (their pod IPs, on the chart's admin port).
+func (e *Env) ManagerAdminAddrs(ctx context.Context) ([]string, error) {
+	if len(e.ManagerAdmin) > 0 || e.Registry == "" {
+		return e.ManagerAdmin, nil
+	}
+	cs, err := clientFor(e.Control.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	pods, err := cs.CoreV1().Pods(RotorNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=manager"})
+	if err != nil {
+		return nil, fmt.Errorf("list manager pods: %w", err)
+	}
+	var out []string
+	for _, p := range pods.Items {
+		if p.Status.PodIP != "" && p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning {
+			out = append(out, net.JoinHostPort(p.Status.PodIP, strconv.Itoa(managerAdminPort)))
+		}
+	}
+	return out, nil
+}
+
+// managerAdminPort is the chart's default manager.admin.port.
+const managerAdminPort = 9092
