@@ -18,6 +18,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -89,12 +90,26 @@ func New(client versioned.Interface, scope Scope, exec *executor.Executor, opts 
 	}
 	c := &Controller{
 		client: client, scope: scope, exec: exec,
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(retryLimiter(),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "workflows"}),
 		log: opts.Logger, resync: opts.Resync, metrics: newMetrics(), observer: opts.Observer, events: opts.Events,
 		triggers: map[string]time.Time{}, startedDelay: opts.StartedWriteDelay, deferred: map[string]time.Time{}, now: time.Now,
 	}
 	return c
+}
+
+// retryLimiter paces the rounds that failed. Per workflow: 5 ms doubling
+// to 30 s. Overall: 100 retries per second with a burst of 1,000, where
+// client-go's default allows 10 with a burst of 100 — when a target
+// cluster goes away, every workflow with a pod to create there fails its
+// rounds at once until the prober marks it unreachable, and behind a
+// 10-per-second bucket hundreds of them waited seconds for a retry, so
+// their failover ran late (the bucket still stops a hot loop).
+func retryLimiter() workqueue.TypedRateLimiter[string] {
+	return workqueue.NewTypedMaxOfRateLimiter(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[string](5*time.Millisecond, 30*time.Second),
+		&workqueue.TypedBucketRateLimiter[string]{Limiter: rate.NewLimiter(rate.Limit(100), 1000)},
+	)
 }
 
 // Watch feeds an informer's Workflow events to the controller.
