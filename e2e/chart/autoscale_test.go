@@ -24,7 +24,7 @@ const autoscaleWorkflows = 500
 // the removed replicas hand their partitions over on SIGTERM.
 func testAutoscale(t *testing.T) {
 	ctx := context.Background()
-	etcd := etcdClient(t)
+	etcd := env.Etcd(t)
 	handoffs := harness.RecordHandoffs(etcd)
 	start := time.Now()
 	namespaces := env.SubmitIn(t, chainOf("8"), "scale", 25, autoscaleWorkflows/25)

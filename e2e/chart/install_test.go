@@ -59,7 +59,7 @@ func testInstall(t *testing.T) {
 		checkPodReadyFromImage(t, &p)
 	}
 	checkEtcdTLS(t, append(managers, props...))
-	etcd := etcdClient(t)
+	etcd := env.Etcd(t)
 	doc, err := harness.WaitShardMap(context.Background(), etcd, replicas, 60*time.Second)
 	if err != nil {
 		t.Fatal(err)

@@ -6,15 +6,12 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/rotor-dev/rotor/e2e/harness"
 	"github.com/rotor-dev/rotor/internal/localcluster"
 )
-
-func etcdClient(t *testing.T) *clientv3.Client { return env.Etcd(t) }
 
 // chartServiceAccounts are the identities of Rotor's pods.
 var chartServiceAccounts = []string{"rotor-manager", "rotor-propeller"}

@@ -109,7 +109,7 @@ func podReady(p *corev1.Pod) bool {
 // handed-over partition is reported.
 func testUpgrade(t *testing.T) {
 	ctx := context.Background()
-	etcd := etcdClient(t)
+	etcd := env.Etcd(t)
 	ledger := watchTaskPods(t)
 	handoffs := harness.RecordHandoffs(etcd)
 	ready := watchPropellerReady(t)
