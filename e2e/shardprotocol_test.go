@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -13,11 +12,9 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/rotor-dev/rotor/manager"
-	"github.com/rotor-dev/rotor/manager/handoff"
 	"github.com/rotor-dev/rotor/manager/leader"
-	"github.com/rotor-dev/rotor/manager/ring"
-	"github.com/rotor-dev/rotor/manager/shardmap"
 	"github.com/rotor-dev/rotor/shard/member"
+	"github.com/rotor-dev/rotor/shardproto"
 )
 
 // ownership records which replica considers which partition active, and
@@ -50,7 +47,7 @@ func (o *ownership) stop(p int, who string) {
 // short drain, starts partitions it owns, and acts only while its lease
 // deadline holds. Closing freeze stops its renewals, as a crash or a
 // SIGSTOP would.
-func fakeReplica(ctx context.Context, t *testing.T, c *clientv3.Client, keys shardmap.Keys, name string, own *ownership, freeze <-chan struct{}) *member.Member {
+func fakeReplica(ctx context.Context, t *testing.T, c *clientv3.Client, keys shardproto.Keys, name string, own *ownership, freeze <-chan struct{}) *member.Member {
 	m, err := member.Join(ctx, c, member.Config{Prefix: keys.Members(), Info: member.Info{Name: name}, TTL: 2 * time.Second, Logger: quietLog})
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +72,7 @@ func fakeReplica(ctx context.Context, t *testing.T, c *clientv3.Client, keys sha
 			}
 		}()
 		w := c.Watch(ctx, keys.Map())
-		apply := func(doc *shardmap.Doc) {
+		apply := func(doc *shardproto.Doc) {
 			act, rel := doc.Map.Owned(name)
 			for p := range active {
 				if _, ok := act[p]; !ok {
@@ -85,7 +82,8 @@ func fakeReplica(ctx context.Context, t *testing.T, c *clientv3.Client, keys sha
 			}
 			for p, epoch := range rel {
 				time.Sleep(20 * time.Millisecond) // drain in-flight rounds
-				_, _ = c.Put(ctx, keys.ReleasedKey(name, p), strconv.FormatInt(epoch, 10), clientv3.WithLease(m.LeaseID()))
+				ack := shardproto.Ack{Epoch: epoch, Asked: doc.Map[p].Asked}
+				_, _ = c.Put(ctx, keys.ReleasedKey(name, p), shardproto.EncodeAck(ack), clientv3.WithLease(m.LeaseID()))
 			}
 			for p := range act {
 				if !active[p] && m.Valid() {
@@ -95,7 +93,7 @@ func fakeReplica(ctx context.Context, t *testing.T, c *clientv3.Client, keys sha
 			}
 		}
 		if resp, err := c.Get(ctx, keys.Map()); err == nil && len(resp.Kvs) > 0 {
-			if doc, err := shardmap.Decode(resp.Kvs[0].Value); err == nil {
+			if doc, err := shardproto.Decode(resp.Kvs[0].Value); err == nil {
 				apply(doc)
 			}
 		}
@@ -109,7 +107,7 @@ func fakeReplica(ctx context.Context, t *testing.T, c *clientv3.Client, keys sha
 				}
 			case resp := <-w:
 				for _, ev := range resp.Events {
-					if doc, err := shardmap.Decode(ev.Kv.Value); err == nil {
+					if doc, err := shardproto.Decode(ev.Kv.Value); err == nil {
 						apply(doc)
 					}
 				}
@@ -127,13 +125,13 @@ func TestShardProtocol(t *testing.T) {
 	const P = 32
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	keys := shardmap.Keys{Prefix: "/test-" + t.Name()}
+	keys := shardproto.Keys{Prefix: "/test-" + t.Name()}
 	c := etcdClient(t)
 	own := &ownership{t: t, active: map[int]string{}}
 	mgr := func(name string) context.CancelFunc {
 		mctx, stop := context.WithCancel(ctx)
 		go func() {
-			_ = manager.New(etcdClient(t), manager.Config{Name: name, Prefix: keys.Prefix, Ring: ring.Config{Partitions: P},
+			_ = manager.New(etcdClient(t), manager.Config{Name: name, Prefix: keys.Prefix, Ring: shardproto.RingConfig{Partitions: P},
 				SessionTTL: 2 * time.Second, Resync: 200 * time.Millisecond, Logger: quietLog}).Run(mctx)
 		}()
 		return stop
@@ -143,18 +141,18 @@ func TestShardProtocol(t *testing.T) {
 	mgr("manager-b")
 
 	// stable waits until every partition has one of owners and none moves.
-	stable := func(what string, owners ...string) handoff.Map {
+	stable := func(what string, owners ...string) shardproto.Map {
 		t.Helper()
 		want := map[string]bool{}
 		for _, o := range owners {
 			want[o] = true
 		}
 		deadline := time.After(15 * time.Second)
-		var last handoff.Map
+		var last shardproto.Map
 		for {
 			resp, err := c.Get(ctx, keys.Map())
 			if err == nil && len(resp.Kvs) > 0 {
-				doc, _ := shardmap.Decode(resp.Kvs[0].Value)
+				doc, _ := shardproto.Decode(resp.Kvs[0].Value)
 				last = doc.Map
 				done := doc.Map.Moving() == 0
 				seen := map[string]bool{}
@@ -220,7 +218,7 @@ func TestShardProtocol(t *testing.T) {
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func loads(m handoff.Map) map[string]int {
+func loads(m shardproto.Map) map[string]int {
 	out := map[string]int{}
 	for _, s := range m {
 		out[s.Owner]++

@@ -2,10 +2,8 @@ package manager
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -13,16 +11,14 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/rotor-dev/rotor/manager/adminpb"
-	"github.com/rotor-dev/rotor/manager/ring"
-	"github.com/rotor-dev/rotor/manager/shardmap"
-	"github.com/rotor-dev/rotor/shard/member"
+	"github.com/rotor-dev/rotor/shardproto"
 )
 
 // Admin serves the admin API from etcd, so any manager instance answers.
 type Admin struct {
 	adminpb.UnimplementedAdminServer
 	client     *clientv3.Client
-	keys       shardmap.Keys
+	keys       shardproto.Keys
 	partitions int
 	// Namespaces, if set, lists the control cluster's namespaces, to show
 	// which ones each partition holds.
@@ -31,41 +27,28 @@ type Admin struct {
 
 // NewAdmin returns the admin API over the layout under prefix.
 func NewAdmin(client *clientv3.Client, prefix string, partitions int) *Admin {
-	return &Admin{client: client, keys: shardmap.Keys{Prefix: prefix}, partitions: partitions}
+	return &Admin{client: client, keys: shardproto.Keys{Prefix: prefix}, partitions: partitions}
 }
 
 // GetShardMap implements adminpb.AdminServer.
 func (a *Admin) GetShardMap(ctx context.Context, _ *adminpb.GetShardMapRequest) (*adminpb.ShardMap, error) {
-	doc, rev, err := shardmap.Load(ctx, a.client, a.keys, a.partitions)
+	doc, rev, err := shardproto.Load(ctx, a.client, a.keys, a.partitions)
 	if err != nil {
 		return nil, status.Error(codes.Unavailable, err.Error())
 	}
 	return a.render(ctx, doc, rev)
 }
 
-func (a *Admin) render(ctx context.Context, doc *shardmap.Doc, rev int64) (*adminpb.ShardMap, error) {
-	resp, err := a.client.Get(ctx, a.keys.Prefix+"/", clientv3.WithPrefix())
+func (a *Admin) render(ctx context.Context, doc *shardproto.Doc, rev int64) (*adminpb.ShardMap, error) {
+	snap, err := shardproto.ReadSnapshot(ctx, a.client, a.keys)
 	if err != nil {
 		return nil, status.Error(codes.Unavailable, err.Error())
 	}
-	infos := map[string]member.Info{}
-	drains := map[string]bool{}
-	for _, kv := range resp.Kvs {
-		key := string(kv.Key)
-		switch {
-		case strings.HasPrefix(key, a.keys.Members()):
-			var info member.Info
-			if json.Unmarshal(kv.Value, &info) == nil {
-				infos[info.Name] = info
-			}
-		case strings.HasPrefix(key, a.keys.Drain()):
-			drains[strings.TrimPrefix(key, a.keys.Drain())] = true
-		}
-	}
+	infos := snap.Members
 	nsByPart := map[int][]string{}
 	if a.Namespaces != nil {
 		for _, ns := range a.Namespaces() {
-			p := ring.PartitionOf(ns, a.partitions)
+			p := shardproto.PartitionOf(ns, a.partitions)
 			nsByPart[p] = append(nsByPart[p], ns)
 		}
 	}
@@ -83,7 +66,7 @@ func (a *Admin) render(ctx context.Context, doc *shardmap.Doc, rev int64) (*admi
 	sort.Strings(names)
 	for _, n := range names {
 		info := infos[n]
-		out.Members = append(out.Members, &adminpb.Member{Name: n, Weight: int32(info.Weight), Draining: info.Draining || drains[n],
+		out.Members = append(out.Members, &adminpb.Member{Name: n, Weight: int32(info.Weight), Draining: info.Draining,
 			Partitions: counts[n], Workflows: int32(info.Workflows)})
 	}
 	return out, nil
@@ -92,7 +75,7 @@ func (a *Admin) render(ctx context.Context, doc *shardmap.Doc, rev int64) (*admi
 // WatchShardMap implements adminpb.AdminServer.
 func (a *Admin) WatchShardMap(_ *adminpb.WatchShardMapRequest, stream adminpb.Admin_WatchShardMapServer) error {
 	ctx := stream.Context()
-	doc, rev, err := shardmap.Load(ctx, a.client, a.keys, a.partitions)
+	doc, rev, err := shardproto.Load(ctx, a.client, a.keys, a.partitions)
 	if err != nil {
 		return status.Error(codes.Unavailable, err.Error())
 	}
@@ -108,7 +91,7 @@ func (a *Admin) WatchShardMap(_ *adminpb.WatchShardMapRequest, stream adminpb.Ad
 			return status.Error(codes.Unavailable, err.Error())
 		}
 		for _, ev := range w.Events {
-			doc, err := shardmap.Decode(ev.Kv.Value)
+			doc, err := shardproto.Decode(ev.Kv.Value)
 			if err != nil {
 				continue
 			}
@@ -164,7 +147,7 @@ func (a *Admin) DrainReplica(ctx context.Context, req *adminpb.DrainReplicaReque
 }
 
 func (a *Admin) owned(ctx context.Context, replica string) (int, error) {
-	doc, _, err := shardmap.Load(ctx, a.client, a.keys, a.partitions)
+	doc, _, err := shardproto.Load(ctx, a.client, a.keys, a.partitions)
 	if err != nil {
 		return 0, status.Error(codes.Unavailable, err.Error())
 	}
@@ -184,7 +167,7 @@ func (a *Admin) Rebalance(ctx context.Context, _ *adminpb.RebalanceRequest) (*ad
 		return nil, status.Error(codes.Unavailable, fmt.Sprintf("clear drain requests: %v", err))
 	}
 	time.Sleep(500 * time.Millisecond) // let the leader replan
-	doc, _, err := shardmap.Load(ctx, a.client, a.keys, a.partitions)
+	doc, _, err := shardproto.Load(ctx, a.client, a.keys, a.partitions)
 	if err != nil {
 		return nil, status.Error(codes.Unavailable, err.Error())
 	}

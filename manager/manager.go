@@ -7,34 +7,30 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/rotor-dev/rotor/manager/autoscale"
-	"github.com/rotor-dev/rotor/manager/handoff"
 	"github.com/rotor-dev/rotor/manager/leader"
-	"github.com/rotor-dev/rotor/manager/ring"
-	"github.com/rotor-dev/rotor/manager/shardmap"
-	"github.com/rotor-dev/rotor/shard/member"
+	"github.com/rotor-dev/rotor/shardproto"
 )
 
 // Config configures a manager instance.
 type Config struct {
 	// Name identifies this instance in the election.
 	Name string
-	// Prefix is the etcd prefix of the whole layout (package shardmap).
+	// Prefix is the etcd prefix of the whole layout (package shardproto).
 	Prefix string
-	Ring   ring.Config
+	Ring   shardproto.RingConfig
 	// SessionTTL bounds how long a dead leader blocks the standby.
 	SessionTTL time.Duration
 	// Resync re-plans even without events (default 1s).
 	Resync time.Duration
 	Logger *slog.Logger
 	// OnMap, if set, is called with every map this instance publishes.
-	OnMap func(handoff.Map)
+	OnMap func(shardproto.Map)
 	// Autoscale turns the replicas' reported load into a desired count.
 	Autoscale autoscale.Config
 	// Scale, if set, applies the desired count (e.g. a StatefulSet's
@@ -50,12 +46,13 @@ type Config struct {
 type Manager struct {
 	client *clientv3.Client
 	cfg    Config
-	keys   shardmap.Keys
+	keys   shardproto.Keys
 	log    *slog.Logger
 
-	samples     []autoscale.Sample
-	applied     int
-	staleDrains []string
+	samples []autoscale.Sample
+	applied int
+	// version is the version of the last map this leader published.
+	version int64
 	// asked holds when each partition's owner was asked to release it,
 	// for the handoff pause metric (lost on a change of leader).
 	asked map[int]time.Time
@@ -75,13 +72,13 @@ func New(client *clientv3.Client, cfg Config) *Manager {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Manager{client: client, cfg: cfg, keys: shardmap.Keys{Prefix: cfg.Prefix}, log: cfg.Logger.With("manager", cfg.Name),
+	return &Manager{client: client, cfg: cfg, keys: shardproto.Keys{Prefix: cfg.Prefix}, log: cfg.Logger.With("manager", cfg.Name),
 		asked: map[int]time.Time{}}
 }
 
 // recordMoves counts the partitions that changed owner from cur to next
 // and updates the shard map metrics.
-func (m *Manager) recordMoves(cur, next handoff.Map) (moved int) {
+func (m *Manager) recordMoves(cur, next shardproto.Map) (moved int) {
 	now := time.Now()
 	owners := map[string]int{}
 	for p := range next {
@@ -146,7 +143,7 @@ func (m *Manager) Run(ctx context.Context) error {
 }
 
 func (m *Manager) lead(ctx context.Context, l *leader.Leader) error {
-	doc, rev, err := shardmap.Load(ctx, m.client, m.keys, m.cfg.Ring.Partitions)
+	doc, rev, err := shardproto.Load(ctx, m.client, m.keys, m.cfg.Ring.Partitions)
 	if err != nil {
 		return err
 	}
@@ -161,6 +158,7 @@ func (m *Manager) lead(ctx context.Context, l *leader.Leader) error {
 	tick := time.NewTicker(m.cfg.Resync)
 	defer tick.Stop()
 	cur := doc.Map
+	m.version = doc.Version
 	for {
 		next, err := m.step(ctx, l, cur)
 		if errors.Is(err, leader.ErrNotLeader) {
@@ -198,25 +196,26 @@ func drain(ch clientv3.WatchChan) {
 }
 
 // step reads members and acknowledgements, plans, and publishes a change.
-func (m *Manager) step(ctx context.Context, l *leader.Leader, cur handoff.Map) (handoff.Map, error) {
-	members, acks, err := m.snapshot(ctx)
+func (m *Manager) step(ctx context.Context, l *leader.Leader, cur shardproto.Map) (shardproto.Map, error) {
+	snap, err := shardproto.ReadSnapshot(ctx, m.client, m.keys)
 	if err != nil {
 		return cur, err
 	}
-	m.autoscale(ctx, members)
-	for _, name := range m.staleDrains {
+	m.autoscale(ctx, snap.Members)
+	for _, name := range snap.StaleDrains {
 		if err := l.Write(ctx, clientv3.OpDelete(m.keys.DrainKey(name))); err != nil {
 			return cur, err
 		}
 	}
-	next, err := Plan(cur, members, acks, m.cfg.Ring)
+	version := m.version + 1
+	next, err := Plan(cur, snap.Members, snap.Acks, m.cfg.Ring, version)
 	if err != nil {
 		return cur, err
 	}
 	if reflect.DeepEqual(next, cur) {
 		return cur, nil
 	}
-	b, _ := json.Marshal(shardmap.Doc{Partitions: m.cfg.Ring.Partitions, Map: next, Leader: m.cfg.Name})
+	b, _ := json.Marshal(shardproto.Doc{Partitions: m.cfg.Ring.Partitions, Map: next, Version: version, Leader: m.cfg.Name})
 	ops := []clientv3.Op{clientv3.OpPut(m.keys.Map(), string(b))}
 	for p := range next {
 		if next[p].Owner != cur[p].Owner && cur[p].Owner != "" {
@@ -226,57 +225,18 @@ func (m *Manager) step(ctx context.Context, l *leader.Leader, cur handoff.Map) (
 	if err := l.Write(ctx, ops...); err != nil {
 		return cur, err
 	}
+	m.version = version
 	moved := m.recordMoves(cur, next)
-	m.log.Info("shard map published", "members", len(members), "moved", moved, "releasing", next.Moving())
+	m.log.Info("shard map published", "version", version, "members", len(snap.Members), "moved", moved, "releasing", next.Moving())
 	if m.cfg.OnMap != nil {
 		m.cfg.OnMap(next)
 	}
 	return next, nil
 }
 
-func (m *Manager) snapshot(ctx context.Context) (map[string]member.Info, map[string]map[int]int64, error) {
-	resp, err := m.client.Get(ctx, m.cfg.Prefix+"/", clientv3.WithPrefix())
-	if err != nil {
-		return nil, nil, fmt.Errorf("read membership: %w", err)
-	}
-	members := map[string]member.Info{}
-	acks := map[string]map[int]int64{}
-	drains := map[string]bool{}
-	for _, kv := range resp.Kvs {
-		key := string(kv.Key)
-		switch {
-		case strings.HasPrefix(key, m.keys.Drain()):
-			drains[strings.TrimPrefix(key, m.keys.Drain())] = true
-		case strings.HasPrefix(key, m.keys.Members()):
-			var info member.Info
-			if json.Unmarshal(kv.Value, &info) == nil && info.Name != "" {
-				members[info.Name] = info
-			}
-		case strings.HasPrefix(key, m.keys.Released()):
-			if name, p, epoch, ok := shardmap.ParseReleased(m.keys, key, kv.Value); ok {
-				if acks[name] == nil {
-					acks[name] = map[int]int64{}
-				}
-				acks[name][p] = epoch
-			}
-		}
-	}
-	m.staleDrains = m.staleDrains[:0]
-	for name := range drains {
-		if info, ok := members[name]; ok {
-			info.Draining = true
-			members[name] = info
-		} else {
-			// The replica left: a restart under the same name starts afresh.
-			m.staleDrains = append(m.staleDrains, name)
-		}
-	}
-	return members, acks, nil
-}
-
 // autoscale records the load the members report and exports (and, with
 // Scale, applies) the desired replica count.
-func (m *Manager) autoscale(ctx context.Context, members map[string]member.Info) {
+func (m *Manager) autoscale(ctx context.Context, members map[string]shardproto.MemberInfo) {
 	load := 0
 	for _, info := range members {
 		load += info.Workflows

@@ -1,42 +1,40 @@
 package manager
 
 import (
-	"github.com/rotor-dev/rotor/manager/handoff"
-	"github.com/rotor-dev/rotor/manager/ring"
-	"github.com/rotor-dev/rotor/shard/member"
+	"github.com/rotor-dev/rotor/shardproto"
 )
 
-// Plan computes the next shard map from the live members (with their
-// weights and drain requests) and the release acknowledgements, keyed by
-// member then partition. Acknowledgements count only from the partition's
-// current owner. Draining members keep what they own until it has
-// somewhere to go, and get nothing new. Pure.
-func Plan(cur handoff.Map, members map[string]member.Info, acks map[string]map[int]int64, cfg ring.Config) (handoff.Map, error) {
+// Plan computes version `version` of the shard map from the live members
+// (with their weights and drain requests) and the release
+// acknowledgements, keyed by member then partition. Acknowledgements count
+// only from the partition's current owner. Draining members keep what
+// they own until it has somewhere to go, and get nothing new. Pure.
+func Plan(cur shardproto.Map, members map[string]shardproto.MemberInfo, acks map[string]map[int]shardproto.Ack, cfg shardproto.RingConfig, version int64) (shardproto.Map, error) {
 	live := map[string]bool{}
-	var ms []ring.Member
+	var ms []shardproto.RingMember
 	for name, info := range members {
 		live[name] = true
 		if !info.Draining {
-			ms = append(ms, ring.Member{Name: name, Weight: info.Weight})
+			ms = append(ms, shardproto.RingMember{Name: name, Weight: info.Weight})
 		}
 	}
-	desired, err := ring.Assign(cfg, ms)
+	desired, err := shardproto.Assign(cfg, ms)
 	if err != nil {
 		return nil, err
 	}
-	released := map[int]int64{}
+	released := map[int]shardproto.Ack{}
 	for p, s := range cur {
 		if e, ok := acks[s.Owner][p]; ok {
 			released[p] = e
 		}
 	}
-	next := handoff.Step(cur, handoff.Inputs{Desired: desired, Live: live, Released: released})
+	next := shardproto.Step(cur, shardproto.Inputs{Desired: desired, Live: live, Released: released, Version: version})
 	for p := range next {
 		if next[p].Owner == "" && live[cur[p].Owner] {
 			// Only draining members are left: keep the partition where it is
 			// rather than drop it.
 			next[p] = cur[p]
-			next[p].Next = ""
+			next[p].Next, next[p].Asked = "", 0
 		}
 	}
 	return next, nil

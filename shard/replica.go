@@ -15,20 +15,21 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	versioned "github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
 	rotorinformers "github.com/rotor-dev/rotor/controller/generated/informers/externalversions"
 	listers "github.com/rotor-dev/rotor/controller/generated/listers/rotor/v1alpha1"
-	"github.com/rotor-dev/rotor/manager/ring"
-	"github.com/rotor-dev/rotor/manager/shardmap"
 	"github.com/rotor-dev/rotor/shard/member"
+	"github.com/rotor-dev/rotor/shard/table"
+	"github.com/rotor-dev/rotor/shardproto"
 )
 
 // Config configures a Replica.
 type Config struct {
 	Name       string
-	Keys       shardmap.Keys
+	Keys       shardproto.Keys
 	Partitions int
 	Etcd       *clientv3.Client
 	Member     *member.Member
@@ -39,33 +40,37 @@ type Config struct {
 	// Enqueue receives the Workflow events of owned namespaces.
 	Enqueue func(obj any)
 	Logger  *slog.Logger
+	// Clock drives the resync ticker (default the real clock).
+	Clock clock.WithTicker
+	// Resync re-applies the map this often: picks up new namespaces,
+	// retries failed acknowledgements, reports load (default 1s).
+	Resync time.Duration
 }
 
-// Replica follows the shard map. Safe for concurrent use.
+// Replica follows the shard map: a thin shell around the pure partition
+// table (package table) that does the I/O the table asks for — starting
+// and stopping Workflow watches, writing release acknowledgements —
+// outside its lock, so a slow etcd never blocks the workers' Acquire.
+// Safe for concurrent use.
 type Replica struct {
 	cfg Config
 	log *slog.Logger
 
+	// mu guards table, last, watches and lastErr; never held across I/O.
 	mu      sync.Mutex
-	last    *shardmap.Doc
-	parts   map[int]*partition
-	fenced  map[int]int64
+	table   *table.Table
+	last    *shardproto.Doc
 	watches map[string]*nsWatch
+	lastErr string
 	kick    chan struct{}
-	// applied: the partitions and watches follow a shard map already.
-	applied bool
-}
-
-type partition struct {
-	epoch    int64
-	stopping bool
-	inflight int
 }
 
 type nsWatch struct {
 	stop   chan struct{}
 	lister listers.WorkflowNamespaceLister
 	synced cache.InformerSynced
+	active *activeSet
+	start  func(stop <-chan struct{})
 }
 
 // New returns a replica; Run starts it.
@@ -73,9 +78,15 @@ func New(cfg Config) *Replica {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.Resync <= 0 {
+		cfg.Resync = time.Second
+	}
 	return &Replica{
 		cfg: cfg, log: cfg.Logger.With("replica", cfg.Name),
-		parts: map[int]*partition{}, fenced: map[int]int64{}, watches: map[string]*nsWatch{},
+		table: table.New(cfg.Name, cfg.Partitions), watches: map[string]*nsWatch{},
 		kick: make(chan struct{}, 1),
 	}
 }
@@ -86,13 +97,13 @@ func (r *Replica) Run(ctx context.Context) error {
 	defer r.stopAll()
 	resp, err := r.cfg.Etcd.Get(ctx, r.cfg.Keys.Map())
 	if err != nil {
-		return fmt.Errorf("read shard map: %w", err)
+		return fmt.Errorf("read shard map %s: %w", r.cfg.Keys.Map(), err)
 	}
 	if len(resp.Kvs) > 0 {
 		r.load(resp.Kvs[0].Value)
 	}
 	events := r.cfg.Etcd.Watch(ctx, r.cfg.Keys.Map(), clientv3.WithRev(resp.Header.Revision+1))
-	tick := time.NewTicker(time.Second)
+	tick := r.cfg.Clock.NewTicker(r.cfg.Resync)
 	defer tick.Stop()
 	for {
 		r.apply(ctx)
@@ -110,16 +121,16 @@ func (r *Replica) Run(ctx context.Context) error {
 				r.load(ev.Kv.Value)
 			}
 		case <-r.kick:
-		case <-tick.C: // re-send acknowledgements, pick up new namespaces, report load
+		case <-tick.C(): // retry acknowledgements, pick up new namespaces, report load
 			if err := r.cfg.Member.SetLoad(ctx, r.ActiveWorkflows()); err != nil {
-				r.log.Warn("reporting load failed", "err", err)
+				r.log.Warn("reporting load failed, will retry", "err", err)
 			}
 		}
 	}
 }
 
 func (r *Replica) load(b []byte) {
-	doc, err := shardmap.Decode(b)
+	doc, err := shardproto.Decode(b)
 	if err != nil {
 		r.log.Error("ignoring a corrupt shard map", "err", err)
 		return
@@ -129,95 +140,111 @@ func (r *Replica) load(b []byte) {
 	r.mu.Unlock()
 }
 
-// apply brings partitions and namespace watches in line with the last map.
+// apply steps the table with the last map, then does what it asks.
 func (r *Replica) apply(ctx context.Context) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.last == nil {
-		return
+	acts := r.table.Apply(r.last, r.cfg.Member.Valid())
+	stop, start := r.diffWatches()
+	errText := ""
+	if acts.Err != nil {
+		errText = acts.Err.Error()
 	}
-	active, releasing := r.last.Map.Owned(r.cfg.Name)
-	if !r.cfg.Member.Valid() {
-		active = nil
+	newErr := errText != r.lastErr
+	r.lastErr = errText
+	active := r.table.ActiveCount()
+	r.mu.Unlock()
+
+	if newErr && acts.Err != nil {
+		r.log.Error("not following the shard map", "err", acts.Err)
 	}
-	for p, epoch := range active {
-		if f, ok := r.fenced[p]; ok && f >= epoch {
-			continue // someone newer wrote; wait for a map that gives it back higher
-		}
-		delete(r.fenced, p)
-		part := r.parts[p]
-		if part == nil || part.stopping {
-			if part == nil {
-				part = &partition{}
-				r.parts[p] = part
-			}
-			part.stopping = false
-			r.log.Info("partition acquired", "partition", p, "epoch", epoch)
-			partitionsOwned.Inc()
-		}
-		part.epoch = epoch
-		partitionEpoch.WithLabelValues(strconv.Itoa(p)).Set(float64(epoch))
+	for _, g := range acts.Started {
+		r.log.Info("partition acquired", "partition", g.Partition, "epoch", g.Epoch)
+		partitionEpoch.WithLabelValues(strconv.Itoa(g.Partition)).Set(float64(g.Epoch))
 	}
-	for p, part := range r.parts {
-		if _, ok := active[p]; ok && !part.stopping {
+	for _, p := range acts.Stopped {
+		r.log.Info("partition releasing", "partition", p)
+		partitionEpoch.DeleteLabelValues(strconv.Itoa(p))
+	}
+	partitionsOwned.Set(float64(active))
+	for _, w := range stop {
+		close(w.stop)
+	}
+	r.startWatches(start)
+	for _, rel := range acts.Acks {
+		key := r.cfg.Keys.ReleasedKey(r.cfg.Name, rel.Partition)
+		if _, err := r.cfg.Etcd.Put(ctx, key, shardproto.EncodeAck(rel.Ack), clientv3.WithLease(r.cfg.Member.LeaseID())); err != nil {
+			r.log.Warn("acknowledging a release failed, will retry", "partition", rel.Partition, "epoch", rel.Ack.Epoch, "err", err)
+			r.mu.Lock()
+			r.table.AckFailed(rel)
+			r.mu.Unlock()
 			continue
 		}
-		if !part.stopping {
-			part.stopping = true
-			partitionsOwned.Dec()
-			partitionEpoch.DeleteLabelValues(strconv.Itoa(p))
-			r.log.Info("partition releasing", "partition", p, "epoch", part.epoch, "inflight", part.inflight)
-		}
-		if part.inflight == 0 {
-			delete(r.parts, p)
-		}
-	}
-	r.syncWatches()
-	r.applied = true
-	for p, epoch := range releasing {
-		if _, running := r.parts[p]; running {
-			continue // still draining
-		}
-		key := r.cfg.Keys.ReleasedKey(r.cfg.Name, p)
-		if _, err := r.cfg.Etcd.Put(ctx, key, strconv.FormatInt(epoch, 10), clientv3.WithLease(r.cfg.Member.LeaseID())); err != nil {
-			r.log.Warn("acknowledging a release failed, will retry", "partition", p, "err", err)
-		}
+		r.log.Info("partition released", "partition", rel.Partition, "epoch", rel.Ack.Epoch, "request", rel.Ack.Asked)
 	}
 }
 
-// syncWatches starts informers for namespaces of active partitions and
-// stops the others. Called with mu held.
-func (r *Replica) syncWatches() {
+// diffWatches removes the watches of namespaces no active partition
+// holds and lists the namespaces that need one. Called with mu held; the
+// lister reads a cache.
+func (r *Replica) diffWatches() (stop []*nsWatch, start []string) {
 	want := map[string]bool{}
 	nss, _ := r.cfg.Namespaces.List(labels.Everything())
 	for _, ns := range nss {
-		p := ring.PartitionOf(ns.Name, r.cfg.Partitions)
-		if part := r.parts[p]; part != nil && !part.stopping {
+		if r.table.Active(r.table.PartitionOf(ns.Name)) {
 			want[ns.Name] = true
 		}
 	}
 	for ns, w := range r.watches {
 		if !want[ns] {
-			close(w.stop)
+			stop = append(stop, w)
 			delete(r.watches, ns)
 		}
 	}
 	for ns := range want {
-		if _, ok := r.watches[ns]; ok {
-			continue
+		if _, ok := r.watches[ns]; !ok {
+			start = append(start, ns)
 		}
-		f := rotorinformers.NewSharedInformerFactoryWithOptions(r.cfg.Rotor, 0, rotorinformers.WithNamespace(ns))
-		inf := f.Rotor().V1alpha1().Workflows()
-		_ = inf.Informer().SetTransform(StripManagedFields)
-		_, _ = inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    r.cfg.Enqueue,
-			UpdateFunc: func(_, o any) { r.cfg.Enqueue(o) },
-		})
-		w := &nsWatch{stop: make(chan struct{}), lister: inf.Lister().Workflows(ns), synced: inf.Informer().HasSynced}
-		f.Start(w.stop)
+	}
+	return stop, start
+}
+
+// startWatches builds the informers of namespaces outside the lock,
+// installs them, then starts them: a Workflow event can reach a worker
+// only once Get finds its namespace's lister.
+func (r *Replica) startWatches(namespaces []string) {
+	if len(namespaces) == 0 {
+		r.mu.Lock()
+		namespacesWatched.Set(float64(len(r.watches)))
+		r.mu.Unlock()
+		return
+	}
+	built := make(map[string]*nsWatch, len(namespaces))
+	for _, ns := range namespaces {
+		built[ns] = r.newWatch(ns)
+	}
+	r.mu.Lock()
+	for ns, w := range built {
 		r.watches[ns] = w
 	}
 	namespacesWatched.Set(float64(len(r.watches)))
+	r.mu.Unlock()
+	for _, w := range built {
+		w.start(w.stop)
+	}
+}
+
+func (r *Replica) newWatch(ns string) *nsWatch {
+	f := rotorinformers.NewSharedInformerFactoryWithOptions(r.cfg.Rotor, 0, rotorinformers.WithNamespace(ns))
+	inf := f.Rotor().V1alpha1().Workflows()
+	active := newActiveSet()
+	_ = inf.Informer().SetTransform(StripManagedFields)
+	_, _ = inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { active.observe(o); r.cfg.Enqueue(o) },
+		UpdateFunc: func(_, o any) { active.observe(o); r.cfg.Enqueue(o) },
+		DeleteFunc: active.forget,
+	})
+	return &nsWatch{stop: make(chan struct{}), lister: inf.Lister().Workflows(ns), synced: inf.Informer().HasSynced,
+		active: active, start: f.Start}
 }
 
 func (r *Replica) stopAll() {
@@ -227,9 +254,7 @@ func (r *Replica) stopAll() {
 		close(w.stop)
 		delete(r.watches, ns)
 	}
-	for p := range r.parts {
-		delete(r.parts, p)
-	}
+	r.table = table.New(r.cfg.Name, r.cfg.Partitions)
 	partitionsOwned.Set(0)
 	partitionEpoch.Reset()
 	namespacesWatched.Set(0)
@@ -237,23 +262,23 @@ func (r *Replica) stopAll() {
 
 // Acquire implements propeller.Scope.
 func (r *Replica) Acquire(namespace string) (int64, func(), bool) {
-	p := ring.PartitionOf(namespace, r.cfg.Partitions)
+	valid := r.cfg.Member.Valid()
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	part := r.parts[p]
-	if part == nil || part.stopping || !r.cfg.Member.Valid() {
+	p := r.table.PartitionOf(namespace)
+	epoch, ok := r.table.Acquire(p, valid)
+	tb := r.table
+	r.mu.Unlock()
+	if !ok {
 		return 0, nil, false
 	}
-	part.inflight++
 	var once sync.Once
-	return part.epoch, func() {
+	return epoch, func() {
 		once.Do(func() {
 			r.mu.Lock()
-			part.inflight--
-			done := part.stopping && part.inflight == 0
+			drained := tb.Done(p)
 			r.mu.Unlock()
-			if done {
-				r.nudge()
+			if drained {
+				r.nudge() // acknowledge the release now, not at the next tick
 			}
 		})
 	}, true
@@ -282,20 +307,15 @@ func (r *Replica) CanWrite() bool { return r.cfg.Member.Valid() }
 
 // Fenced implements propeller.Scope: stop the partition at once.
 func (r *Replica) Fenced(namespace string, seen int64) {
-	p := ring.PartitionOf(namespace, r.cfg.Partitions)
 	r.mu.Lock()
-	part := r.parts[p]
-	mine := int64(0)
-	if part != nil {
-		mine = part.epoch
-		if !part.stopping {
-			part.stopping = true
-			partitionsOwned.Dec()
-			partitionEpoch.DeleteLabelValues(strconv.Itoa(p))
-		}
-	}
-	r.fenced[p] = seen
+	p := r.table.PartitionOf(namespace)
+	mine, stopped := r.table.Fence(p, seen)
+	active := r.table.ActiveCount()
 	r.mu.Unlock()
+	if stopped {
+		partitionEpoch.DeleteLabelValues(strconv.Itoa(p))
+		partitionsOwned.Set(float64(active))
+	}
 	fencings.Inc()
 	r.log.Warn("partition fenced: an object carries a newer epoch, dropping the partition",
 		"partition", p, "namespace", namespace, "epoch", mine, "seen", seen)
@@ -323,8 +343,11 @@ func (r *Replica) Ready() error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.applied {
+	if !r.table.Applied() {
 		return fmt.Errorf("no shard map applied yet")
+	}
+	if err := r.table.Err(); err != nil {
+		return err
 	}
 	n := 0
 	for _, w := range r.watches {
@@ -360,25 +383,17 @@ func init() { prometheus.MustRegister(partitionsOwned, namespacesWatched, fencin
 func (r *Replica) Owned() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.parts)
+	return r.table.Held()
 }
 
-// ActiveWorkflows counts the workflows of the shard that have not ended.
+// ActiveWorkflows counts the workflows of the shard that have not ended,
+// from the watches' events (no listing).
 func (r *Replica) ActiveWorkflows() int {
 	r.mu.Lock()
-	watches := make([]*nsWatch, 0, len(r.watches))
-	for _, w := range r.watches {
-		watches = append(watches, w)
-	}
-	r.mu.Unlock()
+	defer r.mu.Unlock()
 	n := 0
-	for _, w := range watches {
-		wfs, _ := w.lister.List(labels.Everything())
-		for _, wf := range wfs {
-			if !wf.Status.Phase.IsTerminal() {
-				n++
-			}
-		}
+	for _, w := range r.watches {
+		n += w.active.count()
 	}
 	return n
 }

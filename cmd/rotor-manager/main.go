@@ -38,7 +38,7 @@ import (
 	"github.com/rotor-dev/rotor/manager"
 	"github.com/rotor-dev/rotor/manager/adminpb"
 	"github.com/rotor-dev/rotor/manager/autoscale"
-	"github.com/rotor-dev/rotor/manager/ring"
+	"github.com/rotor-dev/rotor/shardproto"
 )
 
 type config struct {
@@ -166,7 +166,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	log.Info("rotor-manager starting", "name", c.name, "partitions", c.partitions, "listen", addr.String())
 	cfg := manager.Config{
 		Name: c.name, Prefix: c.prefix, SessionTTL: c.sessionTTL, Logger: log,
-		Ring:      ring.Config{Partitions: c.partitions, LoadFactor: c.loadFactor},
+		Ring:      shardproto.RingConfig{Partitions: c.partitions, LoadFactor: c.loadFactor},
 		Autoscale: autoscale.Config{TargetPerReplica: c.targetPerReplica, Min: c.minReplicas, Max: c.maxReplicas, Window: c.scaleWindow},
 	}
 	if c.probeClusters {

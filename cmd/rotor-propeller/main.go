@@ -39,12 +39,12 @@ import (
 	"github.com/rotor-dev/rotor/internal/endpoints"
 	"github.com/rotor-dev/rotor/internal/kubemetrics"
 	"github.com/rotor-dev/rotor/internal/tracing"
-	"github.com/rotor-dev/rotor/manager/shardmap"
 	"github.com/rotor-dev/rotor/plugins"
 	rotorhttp "github.com/rotor-dev/rotor/plugins/http"
 	"github.com/rotor-dev/rotor/plugins/pod"
 	"github.com/rotor-dev/rotor/shard"
 	"github.com/rotor-dev/rotor/shard/member"
+	"github.com/rotor-dev/rotor/shardproto"
 )
 
 func main() {
@@ -137,7 +137,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	if cfg.sharded {
 		var err error
 		mem, err = member.Join(ctx, etcd, member.Config{
-			Prefix: shardmap.Keys{Prefix: cfg.shardPrefix}.Members(), Info: member.Info{Name: cfg.name, Weight: 1},
+			Prefix: shardproto.Keys{Prefix: cfg.shardPrefix}.Members(), Info: member.Info{Name: cfg.name, Weight: 1},
 			TTL: cfg.leaseTTL, Logger: log,
 		})
 		if err != nil {
@@ -148,7 +148,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		defer stopMember()
 		go func() { memberDone <- mem.Run(memberCtx) }()
 		replica = shard.New(shard.Config{
-			Name: cfg.name, Keys: shardmap.Keys{Prefix: cfg.shardPrefix}, Partitions: cfg.partitions, Etcd: etcd,
+			Name: cfg.name, Keys: shardproto.Keys{Prefix: cfg.shardPrefix}, Partitions: cfg.partitions, Etcd: etcd,
 			Member: mem, Rotor: rotor, Namespaces: namespaces.Lister(), Enqueue: func(o any) { ctrl.Enqueue(o) }, Logger: log,
 		})
 		ctrl = propeller.New(rotor, replica, exec, opts)
@@ -166,8 +166,10 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	clusters := clusterFactory.Rotor().V1alpha1().Clusters()
 	_, _ = clusters.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { syncCluster(ctx, registry, o.(*v1alpha1.Cluster), log) },
-		UpdateFunc: func(_, o any) { syncCluster(ctx, registry, o.(*v1alpha1.Cluster), log) },
+		// Sync never waits for a target: each Cluster connects in the
+		// background, so one that does not answer holds up no other.
+		AddFunc:    func(o any) { registry.Sync(ctx, o.(*v1alpha1.Cluster)) },
+		UpdateFunc: func(_, o any) { registry.Sync(ctx, o.(*v1alpha1.Cluster)) },
 		DeleteFunc: func(o any) {
 			if c, ok := o.(*v1alpha1.Cluster); ok {
 				registry.Remove(c.Name)
@@ -242,12 +244,6 @@ func runSharded(ctx context.Context, cfg config, ctrl *propeller.Controller, rep
 	}
 	log.Info("drained; leaving the membership", "left", replica.Owned())
 	return nil
-}
-
-func syncCluster(ctx context.Context, r *cluster.Registry, c *v1alpha1.Cluster, log *slog.Logger) {
-	if err := r.Sync(ctx, c); err != nil {
-		log.Error("target cluster unusable: fix its Cluster object or kubeconfig Secret", "cluster", c.Name, "err", err)
-	}
 }
 
 // templateGetter reads WorkflowTemplates from the informer cache.

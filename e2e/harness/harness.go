@@ -28,8 +28,8 @@ import (
 	versioned "github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
 	"github.com/rotor-dev/rotor/controller/manifest"
 	"github.com/rotor-dev/rotor/internal/localcluster"
-	"github.com/rotor-dev/rotor/manager/shardmap"
 	"github.com/rotor-dev/rotor/plugins/pod"
+	"github.com/rotor-dev/rotor/shardproto"
 )
 
 // Options configure an environment.
@@ -388,21 +388,21 @@ func (e *Env) Etcd(t testing.TB) *clientv3.Client {
 
 // ShardMap reads the shard map the sandbox's managers published, or
 // fails if none is there yet.
-func ShardMap(ctx context.Context, c *clientv3.Client) (*shardmap.Doc, error) {
-	resp, err := c.Get(ctx, shardmap.Keys{Prefix: localcluster.ShardPrefix}.Map())
+func ShardMap(ctx context.Context, c *clientv3.Client) (*shardproto.Doc, error) {
+	resp, err := c.Get(ctx, shardproto.Keys{Prefix: localcluster.ShardPrefix}.Map())
 	if err != nil {
 		return nil, err
 	}
 	if len(resp.Kvs) == 0 {
 		return nil, fmt.Errorf("no shard map published yet")
 	}
-	return shardmap.Decode(resp.Kvs[0].Value)
+	return shardproto.Decode(resp.Kvs[0].Value)
 }
 
 // WaitShardMap polls the shard map until it gives every partition to one
 // of exactly n owners with nothing moving, and returns it.
-func WaitShardMap(ctx context.Context, c *clientv3.Client, n int, timeout time.Duration) (*shardmap.Doc, error) {
-	var doc *shardmap.Doc
+func WaitShardMap(ctx context.Context, c *clientv3.Client, n int, timeout time.Duration) (*shardproto.Doc, error) {
+	var doc *shardproto.Doc
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		d, err := ShardMap(ctx, c)
 		if err != nil {
@@ -497,10 +497,10 @@ func RecordHandoffs(c *clientv3.Client) *Handoffs {
 	h := &Handoffs{asked: map[int]time.Time{}, stop: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(h.done)
-		var last *shardmap.Doc
-		for resp := range c.Watch(ctx, shardmap.Keys{Prefix: localcluster.ShardPrefix}.Map()) {
+		var last *shardproto.Doc
+		for resp := range c.Watch(ctx, shardproto.Keys{Prefix: localcluster.ShardPrefix}.Map()) {
 			for _, ev := range resp.Events {
-				doc, err := shardmap.Decode(ev.Kv.Value)
+				doc, err := shardproto.Decode(ev.Kv.Value)
 				if err != nil {
 					continue
 				}
@@ -512,7 +512,7 @@ func RecordHandoffs(c *clientv3.Client) *Handoffs {
 	return h
 }
 
-func (h *Handoffs) step(last, doc *shardmap.Doc, now time.Time) {
+func (h *Handoffs) step(last, doc *shardproto.Doc, now time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for i, p := range doc.Map {

@@ -14,8 +14,7 @@ import (
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/e2e/harness"
 	"github.com/rotor-dev/rotor/internal/localcluster"
-	"github.com/rotor-dev/rotor/manager/ring"
-	"github.com/rotor-dev/rotor/manager/shardmap"
+	"github.com/rotor-dev/rotor/shardproto"
 )
 
 const slowChain = `apiVersion: rotor.dev/v1alpha1
@@ -50,7 +49,7 @@ func submitSlow(t *testing.T, env *harness.Env, namespaces, per int) {
 }
 
 // currentMap reads the shard map from etcd.
-func currentMap(t *testing.T, c *clientv3.Client) *shardmap.Doc {
+func currentMap(t *testing.T, c *clientv3.Client) *shardproto.Doc {
 	t.Helper()
 	doc, err := harness.ShardMap(context.Background(), c)
 	if err != nil {
@@ -64,7 +63,7 @@ func currentMap(t *testing.T, c *clientv3.Client) *shardmap.Doc {
 // round all of the victim's partitions that carry work must be reconciled
 // again by the others within the lease TTL + 2 s (from the audit log),
 // every workflow must succeed, and no task attempt may be repeated
-// because of the handoff.
+// because of the shardproto.
 func TestReplicaKilled(t *testing.T) {
 	const (
 		ttl    = 3 * time.Second
@@ -116,7 +115,7 @@ func TestReplicaKilled(t *testing.T) {
 			if !strings.HasPrefix(ns, prefix+"-") {
 				continue
 			}
-			p := ring.PartitionOf(ns, len(doc.Map))
+			p := shardproto.PartitionOf(ns, len(doc.Map))
 			if !victimParts[p] {
 				continue
 			}

@@ -10,7 +10,7 @@ import (
 	"github.com/rotor-dev/rotor/e2e/harness"
 	"github.com/rotor-dev/rotor/internal/localcluster"
 	"github.com/rotor-dev/rotor/manager/leader"
-	"github.com/rotor-dev/rotor/manager/shardmap"
+	"github.com/rotor-dev/rotor/shardproto"
 )
 
 // TestManagerLeaderKilled: SIGKILL the leading rotor-manager. The standby
@@ -23,7 +23,7 @@ func TestManagerLeaderKilled(t *testing.T) {
 	before := waitStableMap(t, env, 3)
 	c := env.Etcd(t)
 	ctx := context.Background()
-	keys := shardmap.Keys{Prefix: localcluster.ShardPrefix}
+	keys := shardproto.Keys{Prefix: localcluster.ShardPrefix}
 	first, err := leader.Current(ctx, c, keys.Leader())
 	if err != nil || first == "" {
 		t.Fatalf("no leader: %v", err)

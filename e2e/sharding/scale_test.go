@@ -15,8 +15,7 @@ import (
 	"github.com/rotor-dev/rotor/controller/manifest"
 	"github.com/rotor-dev/rotor/e2e/harness"
 	"github.com/rotor-dev/rotor/internal/localcluster"
-	"github.com/rotor-dev/rotor/manager/ring"
-	"github.com/rotor-dev/rotor/manager/shardmap"
+	"github.com/rotor-dev/rotor/shardproto"
 )
 
 // TestScaleUpAndDown scales 3 → 4 → 3 replicas under load: partitions move
@@ -105,7 +104,7 @@ spec:
 		var pauses []time.Duration
 		for key, ws := range writers {
 			ns := strings.SplitN(key, "/", 2)[0]
-			mv, ok := phase.moved[ring.PartitionOf(ns, len(four.Map))]
+			mv, ok := phase.moved[shardproto.PartitionOf(ns, len(four.Map))]
 			if !ok {
 				continue
 			}
@@ -138,7 +137,7 @@ spec:
 	}
 }
 
-func movedParts(a, b *shardmap.Doc) map[int][2]string {
+func movedParts(a, b *shardproto.Doc) map[int][2]string {
 	out := map[int][2]string{}
 	for p := range a.Map {
 		if a.Map[p].Owner != b.Map[p].Owner {
@@ -148,7 +147,7 @@ func movedParts(a, b *shardmap.Doc) map[int][2]string {
 	return out
 }
 
-func countOwner(d *shardmap.Doc, who string) int {
+func countOwner(d *shardproto.Doc, who string) int {
 	n := 0
 	for _, p := range d.Map {
 		if p.Owner == who {

@@ -26,7 +26,7 @@ import (
 	"github.com/rotor-dev/rotor/controller/manifest"
 	"github.com/rotor-dev/rotor/e2e/harness"
 	"github.com/rotor-dev/rotor/internal/localcluster"
-	"github.com/rotor-dev/rotor/manager/shardmap"
+	"github.com/rotor-dev/rotor/shardproto"
 )
 
 const chain = `apiVersion: rotor.dev/v1alpha1
@@ -46,7 +46,7 @@ spec:
 
 // waitStableMap waits until the shard map gives every partition to one of
 // n replicas with nothing moving, and returns it.
-func waitStableMap(t *testing.T, env *harness.Env, n int) *shardmap.Doc {
+func waitStableMap(t *testing.T, env *harness.Env, n int) *shardproto.Doc {
 	t.Helper()
 	doc, err := harness.WaitShardMap(context.Background(), env.Etcd(t), n, 60*time.Second)
 	if err != nil {
@@ -184,7 +184,7 @@ func TestShardedReplicasOneWriterEach(t *testing.T) {
 // checkShardEndpoints: every replica answers /readyz once its shard synced
 // and exports one rotor_shard_partition_epoch series per partition the map
 // gives it, with the map's epoch.
-func checkShardEndpoints(t *testing.T, env *harness.Env, doc *shardmap.Doc) {
+func checkShardEndpoints(t *testing.T, env *harness.Env, doc *shardproto.Doc) {
 	t.Helper()
 	want := map[string]map[string]string{} // replica → partition → epoch
 	for p, s := range doc.Map {

@@ -18,6 +18,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/rotor-dev/rotor/shard/lease"
+	"github.com/rotor-dev/rotor/shardproto"
 )
 
 // ErrLost is returned by Run when the lease is gone: the replica must stop
@@ -25,15 +26,7 @@ import (
 var ErrLost = errors.New("membership lease lost")
 
 // Info is what a member publishes about itself.
-type Info struct {
-	Name   string `json:"name"`
-	Weight int    `json:"weight"`
-	// Draining asks the manager to move every partition away.
-	Draining bool `json:"draining,omitempty"`
-	// Workflows is the number of active workflows in the member's shard,
-	// for the autoscale signal.
-	Workflows int `json:"workflows,omitempty"`
-}
+type Info = shardproto.MemberInfo
 
 // Member is one replica's membership. Run keeps it; Valid says whether the
 // replica may act now.

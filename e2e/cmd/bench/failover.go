@@ -13,7 +13,7 @@ import (
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/e2e/harness"
 	"github.com/rotor-dev/rotor/internal/localcluster"
-	"github.com/rotor-dev/rotor/manager/ring"
+	"github.com/rotor-dev/rotor/shardproto"
 )
 
 // Failover holds the recovery times, in seconds.
@@ -102,7 +102,7 @@ func replicaKill(ctx context.Context, env *harness.Env, etcd *clientv3.Client, n
 		}
 	}
 	for _, ns := range nss {
-		if p := ring.PartitionOf(ns, failParts); mine[p] {
+		if p := shardproto.PartitionOf(ns, failParts); mine[p] {
 			epochs[p] = m[p].Epoch
 		}
 	}
@@ -135,7 +135,7 @@ func replicaKill(ctx context.Context, env *harness.Env, etcd *clientv3.Client, n
 		list, err := env.Rotor.RotorV1alpha1().Workflows("").List(ctx, metav1.ListOptions{LabelSelector: labelRun + "=fo-1"})
 		if err == nil {
 			for _, wf := range list.Items {
-				p := ring.PartitionOf(wf.Namespace, failParts)
+				p := shardproto.PartitionOf(wf.Namespace, failParts)
 				if e, ok := epochs[p]; ok && wf.Status.ShardEpoch > e && !written[p] {
 					written[p] = true
 					at := time.Since(killed).Seconds()

@@ -20,7 +20,7 @@ import (
 
 	"github.com/rotor-dev/rotor/e2e/harness"
 	"github.com/rotor-dev/rotor/internal/localcluster"
-	"github.com/rotor-dev/rotor/manager/handoff"
+	"github.com/rotor-dev/rotor/shardproto"
 )
 
 // What the benchmark reads from the running processes: their metrics,
@@ -194,7 +194,7 @@ func readMem(env *harness.Env, name string) (mem, error) {
 }
 
 // shardMap reads the published shard map.
-func shardMap(ctx context.Context, c *clientv3.Client) (handoff.Map, error) {
+func shardMap(ctx context.Context, c *clientv3.Client) (shardproto.Map, error) {
 	doc, err := harness.ShardMap(ctx, c)
 	if err != nil {
 		return nil, err

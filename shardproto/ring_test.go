@@ -1,4 +1,4 @@
-package ring
+package shardproto
 
 import (
 	"fmt"
@@ -6,15 +6,15 @@ import (
 	"testing"
 )
 
-func names(rng *rand.Rand, n int) []Member {
-	out := make([]Member, n)
+func names(rng *rand.Rand, n int) []RingMember {
+	out := make([]RingMember, n)
 	for i := range out {
-		out[i] = Member{Name: fmt.Sprintf("propeller-%08x", rng.Uint32()), Weight: 1}
+		out[i] = RingMember{Name: fmt.Sprintf("propeller-%08x", rng.Uint32()), Weight: 1}
 	}
 	return out
 }
 
-func mustAssign(t testing.TB, cfg Config, ms []Member) Assignment {
+func mustAssign(t testing.TB, cfg RingConfig, ms []RingMember) Assignment {
 	t.Helper()
 	a, err := Assign(cfg, ms)
 	if err != nil {
@@ -28,7 +28,7 @@ func mustAssign(t testing.TB, cfg Config, ms []Member) Assignment {
 func TestLoadBound(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	for iter := 0; iter < 200; iter++ {
-		cfg := Config{Partitions: 1 + rng.Intn(512)}
+		cfg := RingConfig{Partitions: 1 + rng.Intn(512)}
 		ms := names(rng, 1+rng.Intn(12))
 		total := 0
 		for i := range ms {
@@ -54,9 +54,9 @@ func TestDeterministic(t *testing.T) {
 	rng := rand.New(rand.NewSource(2))
 	for iter := 0; iter < 50; iter++ {
 		ms := names(rng, 2+rng.Intn(8))
-		a := mustAssign(t, Config{}, ms)
+		a := mustAssign(t, RingConfig{}, ms)
 		rng.Shuffle(len(ms), func(i, j int) { ms[i], ms[j] = ms[j], ms[i] })
-		if b := mustAssign(t, Config{}, ms); Moved(a, b) != 0 {
+		if b := mustAssign(t, RingConfig{}, ms); Moved(a, b) != 0 {
 			t.Fatalf("iteration %d: reordering members moved %d partitions", iter, Moved(a, b))
 		}
 	}
@@ -74,14 +74,14 @@ func TestMinimalMovement(t *testing.T) {
 		const trials = 20
 		for trial := 0; trial < trials; trial++ {
 			ms := names(rng, n+1)
-			before := mustAssign(t, Config{Partitions: P}, ms[:n])
-			after := mustAssign(t, Config{Partitions: P}, ms)
+			before := mustAssign(t, RingConfig{Partitions: P}, ms[:n])
+			after := mustAssign(t, RingConfig{Partitions: P}, ms)
 			movedAdd += float64(Moved(before, after))
 			minAdd += float64(after.Loads()[ms[n].Name])
 			// Remove a random member from the N+1.
 			k := rng.Intn(n + 1)
-			rest := append(append([]Member{}, ms[:k]...), ms[k+1:]...)
-			shrunk := mustAssign(t, Config{Partitions: P}, rest)
+			rest := append(append([]RingMember{}, ms[:k]...), ms[k+1:]...)
+			shrunk := mustAssign(t, RingConfig{Partitions: P}, rest)
 			movedRemove += float64(Moved(after, shrunk))
 			minRemove += float64(after.Loads()[ms[k].Name])
 		}
@@ -96,7 +96,7 @@ func TestMinimalMovement(t *testing.T) {
 }
 
 func TestWeights(t *testing.T) {
-	a := mustAssign(t, Config{Partitions: 300}, []Member{{Name: "big", Weight: 2}, {Name: "small", Weight: 1}})
+	a := mustAssign(t, RingConfig{Partitions: 300}, []RingMember{{Name: "big", Weight: 2}, {Name: "small", Weight: 1}})
 	l := a.Loads()
 	if l["big"] < 170 || l["small"] < 80 {
 		t.Fatalf("loads %v, want about 200/100 for weights 2/1", l)
@@ -106,15 +106,15 @@ func TestWeights(t *testing.T) {
 func TestInjectedHashForcesPositions(t *testing.T) {
 	// With every point and partition hashing to 0, ties break by member
 	// name: a fills up to its capacity ceil(1.01 × 4 / 2) = 3, then b.
-	cfg := Config{Partitions: 4, LoadFactor: 1.01, PointsPerWeight: 1, Hash: func([]byte) uint64 { return 0 }}
-	a := mustAssign(t, cfg, []Member{{Name: "b"}, {Name: "a"}})
+	cfg := RingConfig{Partitions: 4, LoadFactor: 1.01, PointsPerWeight: 1, Hash: func([]byte) uint64 { return 0 }}
+	a := mustAssign(t, cfg, []RingMember{{Name: "b"}, {Name: "a"}})
 	if fmt.Sprint(a) != "[a a a b]" {
 		t.Fatalf("assignment %v, want [a a a b]", a)
 	}
 }
 
 func TestDuplicateMember(t *testing.T) {
-	if _, err := Assign(Config{}, []Member{{Name: "a"}, {Name: "a"}}); err == nil {
+	if _, err := Assign(RingConfig{}, []RingMember{{Name: "a"}, {Name: "a"}}); err == nil {
 		t.Fatal("duplicate member accepted")
 	}
 }
@@ -134,6 +134,6 @@ func TestPartitionOf(t *testing.T) {
 func BenchmarkAssign(b *testing.B) {
 	ms := names(rand.New(rand.NewSource(4)), 16)
 	for b.Loop() {
-		_, _ = Assign(Config{Partitions: 256}, ms)
+		_, _ = Assign(RingConfig{Partitions: 256}, ms)
 	}
 }

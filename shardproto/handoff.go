@@ -1,16 +1,7 @@
-// Package handoff is the pure core of partition ownership: given the
-// current shard map, the live members, the ring's desired assignment and
-// the release acknowledgements, it computes the next shard map.
-//
-// Invariants (checked by the tests, relied on by the replicas):
-//   - A partition has at most one owner, and only the owner reconciles it.
-//   - The epoch of a partition grows by one every time its owner changes,
-//     and never otherwise; writers stamp it on every status write, so a
-//     higher epoch on an object proves a newer owner.
-//   - A partition moves away from a live owner only after that owner
-//     acknowledged the release at the current epoch; from a dead owner
-//     (lease gone) it moves at once.
-package handoff
+// The handoff rules: how the shard map steps from one version to the
+// next. Pure.
+
+package shardproto
 
 // Partition is one entry of the shard map.
 type Partition struct {
@@ -21,6 +12,12 @@ type Partition struct {
 	// Next, when set, is the member the partition moves to once Owner
 	// acknowledges the release of Epoch. Owner must stop reconciling it.
 	Next string `json:"next,omitempty"`
+	// Asked is the map version that first asked Owner to release (set
+	// with Next, kept while the target changes, cleared with Next). An
+	// acknowledgement counts only for the request it answers: without it,
+	// an ack written for a move that was then cancelled would let a later
+	// move skip the owner's release.
+	Asked int64 `json:"asked,omitempty"`
 }
 
 // Releasing reports whether the owner has been asked to let go.
@@ -35,8 +32,25 @@ type Inputs struct {
 	Desired []string
 	// Live holds the members whose lease is alive.
 	Live map[string]bool
-	// Released maps partition → the epoch its owner acknowledged releasing.
-	Released map[int]int64
+	// Released maps partition → its owner's release acknowledgement.
+	Released map[int]Ack
+	// Version is the version of the map being computed (Doc.Version):
+	// a new release request is stamped with it.
+	Version int64
+}
+
+// Ack is a member's acknowledgement that it stopped reconciling a
+// partition: the epoch it held and the request (Partition.Asked) it
+// answers. Asked 0 is an acknowledgement from a replica older than
+// requests; it counts for any request at its epoch.
+type Ack struct {
+	Epoch int64
+	Asked int64
+}
+
+// answers reports whether a acknowledges the pending request of s.
+func (a Ack) answers(s Partition) bool {
+	return a.Epoch == s.Epoch && (a.Asked == s.Asked || a.Asked == 0)
 }
 
 // Step computes the next map. It never mutates cur.
@@ -54,20 +68,28 @@ func stepPartition(s Partition, want string, in Inputs, p int) Partition {
 	case want == "" && (s.Owner == "" || !in.Live[s.Owner]):
 		return Partition{Epoch: s.Epoch + bump(s.Owner != "")} // no members at all
 	case s.Owner == want:
-		s.Next = "" // stays (or a pending move was cancelled)
+		s.Next, s.Asked = "", 0 // stays (or a pending move was cancelled)
 		return s
 	case s.Owner == "" || !in.Live[s.Owner]:
 		// Nobody runs it, or its owner's lease is gone: the new owner may
 		// start at once, one epoch up.
 		return Partition{Owner: want, Epoch: s.Epoch + 1}
-	case s.Next != "" && in.Released[p] == s.Epoch:
+	case s.Next != "" && hasAck(in.Released, p, s):
 		// The live owner acknowledged: hand over to the latest target.
 		return Partition{Owner: want, Epoch: s.Epoch + 1}
 	default:
 		// Ask (or keep asking) the live owner to release.
+		if s.Next == "" {
+			s.Asked = in.Version
+		}
 		s.Next = want
 		return s
 	}
+}
+
+func hasAck(released map[int]Ack, p int, s Partition) bool {
+	a, ok := released[p]
+	return ok && a.answers(s)
 }
 
 func bump(b bool) int64 {

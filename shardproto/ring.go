@@ -1,14 +1,7 @@
-// Package ring maps partitions to members by consistent hashing with
-// bounded loads (Mirrokni, Thorup and Zadimoghaddam, 2018): each member
-// owns points on a hash ring in proportion to its weight; a partition goes
-// to the first member clockwise from its own hash that still has room,
-// where room is ceil(LoadFactor × P × weight / total weight).
-//
-// The package is pure: the same members and configuration always give the
-// same assignment, whatever order the members are listed in. Adding the
-// (N+1)-th member moves about P/(N+1) partitions; the load bound caps how
-// far any member can drift above its share.
-package ring
+// Consistent hashing with bounded loads: which member should own each
+// partition. Pure.
+
+package shardproto
 
 import (
 	"fmt"
@@ -19,14 +12,14 @@ import (
 	"github.com/rotor-dev/rotor/internal/mixhash"
 )
 
-// Member is one owner of partitions. Weight defaults to 1.
-type Member struct {
+// RingMember is one owner of partitions on the ring. Weight defaults to 1.
+type RingMember struct {
 	Name   string
 	Weight int
 }
 
-// Config fixes the ring's shape. Zero values take the defaults.
-type Config struct {
+// RingConfig fixes the ring's shape. Zero values take the defaults.
+type RingConfig struct {
 	// Partitions is P, fixed at install (default 256).
 	Partitions int
 	// LoadFactor bounds each member to this multiple of its fair share
@@ -40,7 +33,7 @@ type Config struct {
 	Hash func([]byte) uint64
 }
 
-func (c Config) withDefaults() Config {
+func (c RingConfig) withDefaults() RingConfig {
 	if c.Partitions <= 0 {
 		c.Partitions = 256
 	}
@@ -66,13 +59,13 @@ type point struct {
 
 // Assign computes the assignment of cfg.Partitions partitions to members.
 // Members with the same name are a programming error.
-func Assign(cfg Config, members []Member) (Assignment, error) {
+func Assign(cfg RingConfig, members []RingMember) (Assignment, error) {
 	cfg = cfg.withDefaults()
 	out := make(Assignment, cfg.Partitions)
 	if len(members) == 0 {
 		return out, nil
 	}
-	ms := append([]Member(nil), members...)
+	ms := append([]RingMember(nil), members...)
 	sort.Slice(ms, func(i, j int) bool { return ms[i].Name < ms[j].Name })
 	total := 0
 	for i := range ms {
@@ -118,7 +111,7 @@ func Assign(cfg Config, members []Member) (Assignment, error) {
 
 // Capacity is the most partitions a member of weight w may hold when the
 // members' weights add up to total: ceil(LoadFactor × P × w / total).
-func Capacity(cfg Config, w, total int) int {
+func Capacity(cfg RingConfig, w, total int) int {
 	cfg = cfg.withDefaults()
 	return int(math.Ceil(cfg.LoadFactor * float64(cfg.Partitions) * float64(w) / float64(total)))
 }
