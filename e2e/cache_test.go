@@ -58,6 +58,11 @@ func TestCacheHitCreatesNoPod(t *testing.T) {
 	}
 }
 
+// TestApprovalGate: a node behind an approval gate does not start until
+// the gate is answered, while the rest of the workflow goes on (a task
+// beside the gate runs to the end first, so the engine demonstrably
+// reconciled the workflow several times with the gate open); approving
+// runs it, rejecting fails the workflow without running it.
 func TestApprovalGate(t *testing.T) {
 	ns := namespace(t)
 	src := `apiVersion: rotor.dev/v1alpha1
@@ -68,6 +73,7 @@ spec:
     ship: {outputs: {done: boolean}, container: {image: x, command: [sh, -c, 'echo "{\"done\": true}" > $ROTOR_OUTPUT_FILE']}}
   nodes:
   - {name: review, gate: {approve: {message: "release v2?"}}}
+  - {name: beside, task: ship}
   - {name: deploy, task: ship, dependsOn: [review]}
 `
 	for _, answer := range []string{"approve", "reject"} {
@@ -75,9 +81,12 @@ spec:
 		if msg := wf.Status.Nodes["review"].Message; !strings.Contains(msg, "release v2?") {
 			t.Fatalf("gate message %q", msg)
 		}
-		time.Sleep(300 * time.Millisecond)
-		if podsOf(t, wf) != 0 {
-			t.Fatal("deploy started before the gate was answered")
+		wf = waitNode(t, wf, "beside", v1alpha1.NodeSucceeded)
+		if ph := wf.Status.Nodes["review"].Phase; ph != v1alpha1.NodeRunning {
+			t.Fatalf("the gate is %s before any answer", ph)
+		}
+		if st, ok := wf.Status.Nodes["deploy"]; (ok && len(st.Attempts) > 0) || podsOf(t, wf) != 1 {
+			t.Fatalf("deploy started before the gate was answered: %+v, %d pods (want only beside's)", st, podsOf(t, wf))
 		}
 		if out, code := rotorCLI(t, answer, "-n", ns, wf.Name, "review"); code != 0 {
 			t.Fatalf("rotor %s: %s", answer, out)
@@ -86,6 +95,10 @@ spec:
 		want := map[string]v1alpha1.WorkflowPhase{"approve": v1alpha1.WorkflowSucceeded, "reject": v1alpha1.WorkflowFailed}[answer]
 		if wf.Status.Phase != want {
 			t.Fatalf("%s: workflow %s (%s), want %s", answer, wf.Status.Phase, wf.Status.Message, want)
+		}
+		wantPods := map[string]int{"approve": 2, "reject": 1}[answer]
+		if n := podsOf(t, wf); n != wantPods {
+			t.Fatalf("%s: %d task pods, want %d (beside's, and deploy's only if approved)", answer, n, wantPods)
 		}
 	}
 }

@@ -46,7 +46,11 @@ func TestMembershipLease(t *testing.T) {
 			t.Fatal("member key or validity gone while renewing")
 		}
 		cancel()
-		<-done
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Run did not return within 5 s of its context ending")
+		}
 		if keyExists(t, c, prefix+"a") || m.Valid() {
 			t.Fatal("member key or validity still there after leaving")
 		}
@@ -59,15 +63,21 @@ func TestMembershipLease(t *testing.T) {
 		}
 		start := time.Now()
 		for m.Valid() {
+			if time.Since(start) > 5*time.Second {
+				t.Fatal("the member still believes itself valid 5 s after its last renewal (TTL 2 s)")
+			}
 			time.Sleep(10 * time.Millisecond)
 		}
 		invalidAfter := time.Since(start)
 		for keyExists(t, c, prefix+"frozen") {
+			if time.Since(start) > 10*time.Second {
+				t.Fatal("etcd still holds the member key 10 s after its last renewal (TTL 2 s)")
+			}
 			time.Sleep(50 * time.Millisecond)
 		}
 		goneAfter := time.Since(start)
 		t.Logf("no renewals: stopped acting after %s, etcd removed the key after %s", invalidAfter.Round(time.Millisecond), goneAfter.Round(time.Millisecond))
-		if invalidAfter > goneAfter || invalidAfter > 2*time.Second {
+		if invalidAfter < time.Second || invalidAfter > goneAfter || invalidAfter > 2*time.Second {
 			t.Fatalf("the member believed itself valid for %s, etcd dropped it after %s", invalidAfter, goneAfter)
 		}
 	})

@@ -193,7 +193,11 @@ func TestShardProtocol(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("3 → 4 replicas: %d of %d partitions moved (minimum about %d)", moved, P, P/4)
+	got := loads(m4)["r3"]
+	t.Logf("3 → 4 replicas: %d of %d partitions moved (minimum: r3's %d; fair share %d)", moved, P, got, P/4)
+	if got < P/8 || moved < got || moved > got+got/4+1 {
+		t.Errorf("3 → 4: r3 got %d partitions (fair share %d) and %d moved: want at least half the share, and moves within a quarter of the minimum", got, P/4, moved)
+	}
 
 	start := time.Now()
 	close(freeze["r1"]) // r1 stops renewing: its lease runs out
@@ -203,7 +207,15 @@ func TestShardProtocol(t *testing.T) {
 			t.Errorf("p%d of the dead r1: now %s@%d", p, m3b[p].Owner, m3b[p].Epoch)
 		}
 	}
-	t.Logf("r1 stopped renewing (TTL 2s): its partitions reassigned %s later", time.Since(start).Round(time.Millisecond))
+	took := time.Since(start)
+	t.Logf("r1 stopped renewing (TTL 2s, renewed every 600 ms): its partitions reassigned %s later", took.Round(time.Millisecond))
+	// Its last renewal was at most 600 ms before the freeze, so etcd held
+	// its lease at least 1.4 s more: an earlier move would have taken the
+	// partitions from a replica still entitled to them. The manager sees
+	// the expiry within its 200 ms resync, and stable polls every 100 ms.
+	if took < 1400*time.Millisecond || took > 3500*time.Millisecond {
+		t.Errorf("r1's partitions reassigned %s after it stopped renewing, want between 1.4 s (its lease) and 3.5 s", took)
+	}
 
 	stopA() // the leader (a, started first) resigns on the way out
 	time.Sleep(1500 * time.Millisecond)

@@ -311,15 +311,43 @@ func (e *Env) WaitWorkflows(t testing.TB, want int, timeout time.Duration) []v1a
 	return items
 }
 
+// PodSample is what SampleActivePods saw per target.
+type PodSample struct {
+	// Most is the most task pods active (not finished, not being deleted)
+	// at once.
+	Most map[string]int
+	// Samples counts the lists that answered; Errors those that failed.
+	Samples, Errors map[string]int
+}
+
+// Check fails t unless every target answered at least minSamples lists
+// and at most a tenth of the lists failed: a sample that saw nothing
+// proves nothing about a cap.
+func (s PodSample) Check(t testing.TB, minSamples int) {
+	t.Helper()
+	for name, n := range s.Samples {
+		if n < minSamples {
+			t.Errorf("target %s: %d pod lists answered during the run (%d failed), want at least %d", name, n, s.Errors[name], minSamples)
+		}
+		if e := s.Errors[name]; e*10 > n+e {
+			t.Errorf("target %s: %d of %d pod lists failed", name, e, n+e)
+		}
+	}
+	if len(s.Samples) == 0 {
+		t.Error("no target was sampled")
+	}
+}
+
 // SampleActivePods polls every target's task pods in namespace ns ("" for
 // all) every 20 ms until stop is closed. The function it returns waits for
 // the sampling to end and gives, per target, the most pods that were
-// active (not finished, not being deleted) at once.
-func (e *Env) SampleActivePods(ns string, stop <-chan struct{}) func() map[string]int {
+// active at once and how many lists answered and failed.
+func (e *Env) SampleActivePods(ns string, stop <-chan struct{}) func() PodSample {
 	var mu sync.Mutex
-	most := map[string]int{}
+	out := PodSample{Most: map[string]int{}, Samples: map[string]int{}, Errors: map[string]int{}}
 	var wg sync.WaitGroup
 	for i, c := range e.Env.Targets {
+		out.Samples[c.Name] = 0
 		wg.Go(func() {
 			for {
 				select {
@@ -327,8 +355,13 @@ func (e *Env) SampleActivePods(ns string, stop <-chan struct{}) func() map[strin
 					return
 				case <-time.After(20 * time.Millisecond):
 				}
-				pods, err := e.Targets[i].CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: pod.LabelManaged + "=true"})
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				pods, err := e.Targets[i].CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: pod.LabelManaged + "=true"})
+				cancel()
 				if err != nil {
+					mu.Lock()
+					out.Errors[c.Name]++
+					mu.Unlock()
 					continue
 				}
 				n := 0
@@ -338,16 +371,17 @@ func (e *Env) SampleActivePods(ns string, stop <-chan struct{}) func() map[strin
 					}
 				}
 				mu.Lock()
-				most[c.Name] = max(most[c.Name], n)
+				out.Samples[c.Name]++
+				out.Most[c.Name] = max(out.Most[c.Name], n)
 				mu.Unlock()
 			}
 		})
 	}
-	return func() map[string]int {
+	return func() PodSample {
 		wg.Wait()
 		mu.Lock()
 		defer mu.Unlock()
-		return most
+		return out
 	}
 }
 

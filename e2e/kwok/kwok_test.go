@@ -158,7 +158,9 @@ func TestMapConcurrencyFromTheAPIServer(t *testing.T) {
 	most := env.SampleActivePods("maps", stop)
 	wf := run(t, env, "maps", strings.Replace(fiftyItems, "CONCURRENCY", "5", 1))
 	close(stop)
-	maxActive := most()[env.Env.Targets[0].Name]
+	sample := most()
+	sample.Check(t, 20)
+	maxActive := sample.Most[env.Env.Targets[0].Name]
 	if wf.Status.Phase != v1alpha1.WorkflowSucceeded {
 		t.Fatalf("map: %s (%s)", wf.Status.Phase, wf.Status.Message)
 	}
@@ -181,7 +183,9 @@ func TestNamespaceCap(t *testing.T) {
 	most := env.SampleActivePods("capped", stop)
 	wf := run(t, env, "capped", strings.Replace(fiftyItems, "CONCURRENCY", "0", 1))
 	close(stop)
-	maxActive := most()[env.Env.Targets[0].Name]
+	sample := most()
+	sample.Check(t, 20)
+	maxActive := sample.Most[env.Env.Targets[0].Name]
 	if wf.Status.Phase != v1alpha1.WorkflowSucceeded {
 		t.Fatalf("map: %s (%s)", wf.Status.Phase, wf.Status.Message)
 	}
@@ -244,6 +248,9 @@ spec:
 		return w.Status.Phase.IsTerminal(), nil
 	})
 	if err != nil {
+		if got == nil {
+			t.Fatalf("5,000-node workflow: every Get failed for 10m: %v", err)
+		}
 		all, _ := got.Status.AllNodes()
 		t.Fatalf("5,000-node workflow not done after 10m: %d of %d nodes have a status", len(all), 5000)
 	}
@@ -252,6 +259,9 @@ spec:
 		got.Status.Phase, time.Since(start).Round(time.Second), len(raw), largest)
 	if got.Status.Phase != v1alpha1.WorkflowSucceeded {
 		t.Fatalf("phase %s: %s", got.Status.Phase, got.Status.Message)
+	}
+	if all, _ := got.Status.AllNodes(); len(all) != 5000 {
+		t.Fatalf("%d nodes have a status, want 5,000", len(all))
 	}
 	if largest > 1<<20 {
 		t.Fatalf("the Workflow reached %d bytes: not far enough under etcd's 1.5 MiB", largest)

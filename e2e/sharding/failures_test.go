@@ -10,6 +10,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/e2e/harness"
@@ -63,7 +64,7 @@ func currentMap(t *testing.T, c *clientv3.Client) *shardproto.Doc {
 // round all of the victim's partitions that carry work must be reconciled
 // again by the others within the lease TTL + 2 s (from the audit log),
 // every workflow must succeed, and no task attempt may be repeated
-// because of the shardproto.
+// because of the handoff.
 func TestReplicaKilled(t *testing.T) {
 	const (
 		ttl    = 3 * time.Second
@@ -171,16 +172,22 @@ func TestReplicaKilled(t *testing.T) {
 }
 
 // TestReplicaFrozen: SIGSTOP a replica for twice its lease TTL, then
-// SIGCONT. The audit log must show no write from it after its lease
-// expired, and every workflow must still succeed.
+// SIGCONT. The frozen replica must have held partitions with workflows
+// still running when it froze; the audit log must show no write from it
+// after its lease expired, another replica writing those workflows
+// instead, and every workflow must still succeed.
 func TestReplicaFrozen(t *testing.T) {
 	const ttl = 3 * time.Second
 	env := harness.New(t, harness.Options{Targets: 1, Runtime: localcluster.RuntimeKwok, Replicas: 3, Sharded: true, Managers: 2,
 		Sharding: localcluster.ShardingOptions{LeaseTTL: ttl}})
 	waitStableMap(t, env, 3)
-	submitSlow(t, env, 30, 5)
+	namespaces := env.SubmitIn(t, slowChain, "tenant", 30, 5)
 	time.Sleep(2 * time.Second)
 	victim := "rotor-propeller-2"
+	busy := busyNamespacesOf(t, env, victim, namespaces)
+	if len(busy) == 0 {
+		t.Fatalf("%s holds no namespace with a running workflow: freezing it would prove nothing", victim)
+	}
 	p := process(t, env, victim)
 	if err := p.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -198,14 +205,54 @@ func TestReplicaFrozen(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second)
 	expiry := stoppedAt.Add(ttl)
-	late := 0
+	late, takenOver := 0, 0
 	for key, ws := range statusWriters(t, env.Control.AuditLog) {
+		ns, _, _ := strings.Cut(key, "/")
+		other := false
 		for _, w := range ws {
 			if w.User == victim && w.At.After(expiry) {
 				late++
 				t.Errorf("%s written by the frozen %s at %s, %s after its lease expired", key, victim, w.At.Format(time.RFC3339Nano), w.At.Sub(expiry))
 			}
+			if w.User != victim && w.At.After(stoppedAt) {
+				other = true
+			}
+		}
+		if busy[ns] > 0 && other {
+			takenOver++
 		}
 	}
-	t.Logf("%s frozen for %s (lease TTL %s): %d writes after its lease expired", victim, 2*ttl, ttl, late)
+	running := 0
+	for _, n := range busy {
+		running += n
+	}
+	t.Logf("%s frozen for %s (lease TTL %s) holding %d namespaces with %d running workflows: %d of them written by another replica after, %d writes by it after its lease expired",
+		victim, 2*ttl, ttl, len(busy), running, takenOver, late)
+	if takenOver == 0 {
+		t.Errorf("no workflow of the frozen replica's namespaces was written by another replica after it froze")
+	}
+}
+
+// busyNamespacesOf counts, per namespace of replica's partitions in the
+// current shard map, the workflows that have not ended.
+func busyNamespacesOf(t *testing.T, env *harness.Env, replica string, namespaces []string) map[string]int {
+	t.Helper()
+	doc := currentMap(t, env.Etcd(t))
+	out := map[string]int{}
+	for _, ns := range namespaces {
+		p := shardproto.PartitionOf(ns, doc.Partitions)
+		if doc.Map[p].Owner != replica {
+			continue
+		}
+		wfs, err := env.Rotor.RotorV1alpha1().Workflows(ns).List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, wf := range wfs.Items {
+			if !wf.Status.Phase.IsTerminal() {
+				out[ns]++
+			}
+		}
+	}
+	return out
 }
