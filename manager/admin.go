@@ -9,6 +9,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"k8s.io/utils/clock"
 
 	"github.com/rotor-dev/rotor/manager/adminpb"
 	"github.com/rotor-dev/rotor/shardproto"
@@ -23,11 +24,13 @@ type Admin struct {
 	// Namespaces, if set, lists the control cluster's namespaces, to show
 	// which ones each partition holds.
 	Namespaces func() []string
+	// Clock times drain waits (default the real clock).
+	Clock clock.WithTicker
 }
 
 // NewAdmin returns the admin API over the layout under prefix.
 func NewAdmin(client *clientv3.Client, prefix string, partitions int) *Admin {
-	return &Admin{client: client, keys: shardproto.Keys{Prefix: prefix}, partitions: partitions}
+	return &Admin{client: client, keys: shardproto.Keys{Prefix: prefix}, partitions: partitions, Clock: clock.RealClock{}}
 }
 
 // GetShardMap implements adminpb.AdminServer.
@@ -119,14 +122,14 @@ func (a *Admin) DrainReplica(ctx context.Context, req *adminpb.DrainReplicaReque
 	if len(resp.Kvs) == 0 {
 		return nil, status.Errorf(codes.NotFound, "no live replica %q: see rotor shards for the members", req.Replica)
 	}
-	if _, err := a.client.Put(ctx, a.keys.DrainKey(req.Replica), time.Now().UTC().Format(time.RFC3339)); err != nil {
+	if _, err := a.client.Put(ctx, a.keys.DrainKey(req.Replica), a.Clock.Now().UTC().Format(time.RFC3339)); err != nil {
 		return nil, status.Error(codes.Unavailable, err.Error())
 	}
 	timeout := time.Duration(req.TimeoutSeconds) * time.Second
 	if timeout <= 0 {
 		timeout = time.Minute
 	}
-	deadline := time.Now().Add(timeout)
+	deadline := a.Clock.Now().Add(timeout)
 	for {
 		left, err := a.owned(ctx, req.Replica)
 		if err != nil {
@@ -135,13 +138,13 @@ func (a *Admin) DrainReplica(ctx context.Context, req *adminpb.DrainReplicaReque
 		if !req.Wait || left == 0 {
 			return &adminpb.DrainReplicaResponse{Remaining: int32(left)}, nil
 		}
-		if time.Now().After(deadline) {
+		if a.Clock.Now().After(deadline) {
 			return nil, status.Errorf(codes.DeadlineExceeded, "replica %s still owns %d partitions after %s", req.Replica, left, timeout)
 		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+		case <-a.Clock.After(200 * time.Millisecond):
 		}
 	}
 }
@@ -166,7 +169,11 @@ func (a *Admin) Rebalance(ctx context.Context, _ *adminpb.RebalanceRequest) (*ad
 	if _, err := a.client.Delete(ctx, a.keys.Drain(), clientv3.WithPrefix()); err != nil {
 		return nil, status.Error(codes.Unavailable, fmt.Sprintf("clear drain requests: %v", err))
 	}
-	time.Sleep(500 * time.Millisecond) // let the leader replan
+	select { // let the leader replan
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-a.Clock.After(500 * time.Millisecond):
+	}
 	doc, _, err := shardproto.Load(ctx, a.client, a.keys, a.partitions)
 	if err != nil {
 		return nil, status.Error(codes.Unavailable, err.Error())

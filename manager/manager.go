@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"k8s.io/utils/clock"
 
 	"github.com/rotor-dev/rotor/manager/autoscale"
 	"github.com/rotor-dev/rotor/manager/leader"
@@ -40,6 +41,9 @@ type Config struct {
 	// cluster prober, which must run in one process only); its context
 	// ends with the leadership.
 	OnLead func(ctx context.Context)
+	// Clock drives the resync, the campaign retry, the autoscale samples
+	// and the handoff pause metric (default the real clock).
+	Clock clock.WithTicker
 }
 
 // Manager campaigns, and while leading keeps the shard map current.
@@ -72,6 +76,9 @@ func New(client *clientv3.Client, cfg Config) *Manager {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
 	return &Manager{client: client, cfg: cfg, keys: shardproto.Keys{Prefix: cfg.Prefix}, log: cfg.Logger.With("manager", cfg.Name),
 		asked: map[int]time.Time{}}
 }
@@ -79,7 +86,7 @@ func New(client *clientv3.Client, cfg Config) *Manager {
 // recordMoves counts the partitions that changed owner from cur to next
 // and updates the shard map metrics.
 func (m *Manager) recordMoves(cur, next shardproto.Map) (moved int) {
-	now := time.Now()
+	now := m.cfg.Clock.Now()
 	owners := map[string]int{}
 	for p := range next {
 		owners[next[p].Owner]++
@@ -123,8 +130,12 @@ func (m *Manager) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			m.log.Warn("campaign failed, retrying", "err", err)
-			time.Sleep(time.Second)
+			m.log.Warn("campaign failed, retrying in 1s", "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-m.cfg.Clock.After(time.Second):
+			}
 			continue
 		}
 		m.log.Info("leading the shard manager")
@@ -155,7 +166,7 @@ func (m *Manager) lead(ctx context.Context, l *leader.Leader) error {
 		defer func() { cancel(); <-done }()
 	}
 	events := m.client.Watch(wctx, m.cfg.Prefix+"/", clientv3.WithPrefix(), clientv3.WithRev(rev+1))
-	tick := time.NewTicker(m.cfg.Resync)
+	tick := m.cfg.Clock.NewTicker(m.cfg.Resync)
 	defer tick.Stop()
 	cur := doc.Map
 	m.version = doc.Version
@@ -179,7 +190,7 @@ func (m *Manager) lead(ctx context.Context, l *leader.Leader) error {
 				return fmt.Errorf("watch %s: %v", m.cfg.Prefix, resp.Err())
 			}
 			drain(events)
-		case <-tick.C:
+		case <-tick.C():
 		}
 	}
 }
@@ -241,7 +252,7 @@ func (m *Manager) autoscale(ctx context.Context, members map[string]shardproto.M
 	for _, info := range members {
 		load += info.Workflows
 	}
-	now := time.Now()
+	now := m.cfg.Clock.Now()
 	m.samples = append(m.samples, autoscale.Sample{At: now, Workflows: load})
 	var desired int
 	desired, m.samples = autoscale.Desired(m.cfg.Autoscale, m.samples, now)
