@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -115,6 +116,9 @@ func TestDeletingWorkflowDeletesItsPods(t *testing.T) {
 	}
 }
 
+// TestEventsOnPhaseChanges: with the default event policy (failures), a
+// failing workflow gets WorkflowFailed and NodeFailed Events and no Event
+// for its start.
 func TestEventsOnPhaseChanges(t *testing.T) {
 	ns := namespace(t)
 	wf := waitDone(t, submit(t, ns, failingDAG()), 60*time.Second)
@@ -131,10 +135,13 @@ func TestEventsOnPhaseChanges(t *testing.T) {
 			reasons = append(reasons, e.Reason)
 		}
 		s := strings.Join(reasons, ",")
-		return strings.Contains(s, "WorkflowRunning") && strings.Contains(s, "WorkflowFailed") && strings.Contains(s, "NodeFailed"), nil
+		return strings.Contains(s, "WorkflowFailed") && strings.Contains(s, "NodeFailed"), nil
 	})
 	if err != nil {
-		t.Fatalf("events %v, want WorkflowRunning, WorkflowFailed and NodeFailed", reasons)
+		t.Fatalf("events %v, want WorkflowFailed and NodeFailed", reasons)
+	}
+	if slices.Contains(reasons, "WorkflowRunning") {
+		t.Fatalf("events %v: a WorkflowRunning Event under the default policy (failures only)", reasons)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/rotor-dev/rotor/cluster/health"
+	"github.com/rotor-dev/rotor/controller/propeller"
 	"github.com/rotor-dev/rotor/internal/etcdclient"
 	"github.com/rotor-dev/rotor/internal/tracing"
 	rotorhttp "github.com/rotor-dev/rotor/plugins/http"
@@ -25,6 +26,7 @@ type config struct {
 	workers           int
 	logLevel          string
 	startedWriteDelay time.Duration
+	events            string
 	tracing           *tracing.Options
 	resync            time.Duration
 	etcd              etcdclient.Flags
@@ -62,6 +64,8 @@ func (c *config) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.resync, "resync", 30*time.Second, "how often a running workflow is looked at without any event")
 	fs.DurationVar(&c.startedWriteDelay, "started-write-delay", time.Second,
 		"hold back a status write whose only news is tasks starting to run for up to this long, so a short task's start and end cost one write (0: write at once)")
+	fs.StringVar(&c.events, "events", "failures",
+		"which phase changes become Kubernetes Events on Workflows: failures (Warnings only), all (every workflow phase change too) or none")
 	c.etcd.Bind(fs, "comma-separated etcd client URLs of the task cache and, with --shard, the shard map (empty: caching off)")
 	fs.StringVar(&c.cachePrefix, "cache-prefix", "/rotor/cache/", "etcd key prefix of the task cache")
 	fs.StringVar(&c.interruptibleSelector, "interruptible-node-selector", "", "node selector added to interruptible attempts, k=v[,k=v]")
@@ -103,6 +107,9 @@ func (c *config) validate() error {
 			}
 			c.name = h
 		}
+	}
+	if _, err := propeller.ParseEventPolicy(c.events); err != nil {
+		return fmt.Errorf("--events: %w", err)
 	}
 	if c.resync < time.Second {
 		return fmt.Errorf("--resync must be at least 1s, got %s", c.resync)

@@ -128,7 +128,8 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(rotorscheme.Scheme, corev1.EventSource{Component: "rotor-propeller"})
-	opts := propeller.Options{Logger: log, Events: recorder, Resync: cfg.resync, StartedWriteDelay: cfg.startedWriteDelay}
+	events, _ := propeller.ParseEventPolicy(cfg.events) // validated
+	opts := propeller.Options{Logger: log, Events: recorder, EventPolicy: events, Resync: cfg.resync, StartedWriteDelay: cfg.startedWriteDelay}
 	kubeFactory := informers.NewSharedInformerFactory(kube, 0)
 	namespaces := kubeFactory.Core().V1().Namespaces()
 	var replica *shard.Replica

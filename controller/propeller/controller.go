@@ -40,15 +40,16 @@ var errLeaseExpired = errors.New("membership lease deadline passed: not writing"
 
 // Controller reconciles Workflows.
 type Controller struct {
-	client   versioned.Interface
-	scope    Scope
-	queue    workqueue.TypedRateLimitingInterface[string]
-	exec     *executor.Executor
-	log      *slog.Logger
-	resync   time.Duration
-	metrics  *metrics
-	observer func(before, after *v1alpha1.Workflow)
-	events   record.EventRecorder
+	client      versioned.Interface
+	scope       Scope
+	queue       workqueue.TypedRateLimitingInterface[string]
+	exec        *executor.Executor
+	log         *slog.Logger
+	resync      time.Duration
+	metrics     *metrics
+	observer    func(before, after *v1alpha1.Workflow)
+	events      record.EventRecorder
+	eventPolicy EventPolicy
 
 	triggerMu sync.Mutex
 	triggers  map[string]time.Time // workflow key → first ended-pod event since its last round
@@ -74,6 +75,37 @@ type Options struct {
 	// task's pod is often done by then, and one write records both.
 	// 0 writes at once.
 	StartedWriteDelay time.Duration
+	// EventPolicy says which phase changes become Kubernetes Events
+	// (default EventsFailures).
+	EventPolicy EventPolicy
+}
+
+// EventPolicy chooses which phase changes are recorded as Kubernetes
+// Events. Each Event is a POST to the control apiserver (and an object in
+// its etcd for an hour), so recording every success costs about a third
+// of a write per node; failures are what people read Events for.
+type EventPolicy string
+
+const (
+	// EventsFailures records Warning Events only: a workflow failed or
+	// was aborted, a node failed or is retrying. The default.
+	EventsFailures EventPolicy = "failures"
+	// EventsAll records every workflow phase change too (Running,
+	// Succeeded), as Normal Events.
+	EventsAll EventPolicy = "all"
+	// EventsNone records no Events (metrics, logs and status remain).
+	EventsNone EventPolicy = "none"
+)
+
+// ParseEventPolicy reads a --events value.
+func ParseEventPolicy(s string) (EventPolicy, error) {
+	switch p := EventPolicy(s); p {
+	case EventsFailures, EventsAll, EventsNone:
+		return p, nil
+	case "":
+		return EventsFailures, nil
+	}
+	return "", fmt.Errorf("event policy %q: want failures, all or none", s)
 }
 
 // New returns a controller over scope. Feed it Workflow events with
@@ -88,11 +120,14 @@ func New(client versioned.Interface, scope Scope, exec *executor.Executor, opts 
 	if opts.Events == nil {
 		opts.Events = &record.FakeRecorder{}
 	}
+	if opts.EventPolicy == "" {
+		opts.EventPolicy = EventsFailures
+	}
 	c := &Controller{
 		client: client, scope: scope, exec: exec,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(retryLimiter(),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "workflows"}),
-		log: opts.Logger, resync: opts.Resync, metrics: newMetrics(), observer: opts.Observer, events: opts.Events,
+		log: opts.Logger, resync: opts.Resync, metrics: newMetrics(), observer: opts.Observer, events: opts.Events, eventPolicy: opts.EventPolicy,
 		triggers: map[string]time.Time{}, startedDelay: opts.StartedWriteDelay, deferred: map[string]time.Time{}, now: time.Now,
 	}
 	return c
@@ -395,8 +430,10 @@ func (c *Controller) recordTransitions(ctx context.Context, before, after *v1alp
 		if after.Status.Phase == v1alpha1.WorkflowFailed || after.Status.Phase == v1alpha1.WorkflowAborted {
 			kind = corev1.EventTypeWarning
 		}
-		reason := "Workflow" + string(after.Status.Phase)
-		c.events.Event(after, kind, reason, eventMessage(after.Status.Message))
+		if c.recordsEvent(kind) {
+			reason := "Workflow" + string(after.Status.Phase)
+			c.events.Event(after, kind, reason, eventMessage(after.Status.Message))
+		}
 	}
 	for name, ns := range after.Status.Nodes {
 		if before.Status.Nodes[name].Phase == ns.Phase {
@@ -411,9 +448,22 @@ func (c *Controller) recordTransitions(ctx context.Context, before, after *v1alp
 			"from", string(before.Status.Nodes[name].Phase), "to", string(ns.Phase), "reason", ns.Reason, "message", ns.Message)
 		switch ns.Phase {
 		case v1alpha1.NodeFailed, v1alpha1.NodeRetrying:
-			c.events.Eventf(after, corev1.EventTypeWarning, "Node"+string(ns.Phase), "node %s: %s", name, eventMessage(ns.Message))
+			if c.recordsEvent(corev1.EventTypeWarning) {
+				c.events.Eventf(after, corev1.EventTypeWarning, "Node"+string(ns.Phase), "node %s: %s", name, eventMessage(ns.Message))
+			}
 		}
 	}
+}
+
+// recordsEvent applies the event policy to an Event of type kind.
+func (c *Controller) recordsEvent(kind string) bool {
+	switch c.eventPolicy {
+	case EventsNone:
+		return false
+	case EventsAll:
+		return true
+	}
+	return kind == corev1.EventTypeWarning
 }
 
 func eventMessage(s string) string {
