@@ -44,6 +44,17 @@ type Config struct {
 	// Clock drives the resync, the campaign retry, the autoscale samples
 	// and the handoff pause metric (default the real clock).
 	Clock clock.WithTicker
+	// OnStep, if set, is told how long each planning step took.
+	OnStep func(StepTiming)
+}
+
+// StepTiming is one planning step of the leader: reading the members and
+// acknowledgements, computing the next map (pure), and publishing it
+// (zero when nothing changed).
+type StepTiming struct {
+	Read, Plan, Publish time.Duration
+	Members             int
+	Published           bool
 }
 
 // Manager campaigns, and while leading keeps the shard map current.
@@ -208,41 +219,84 @@ func drain(ch clientv3.WatchChan) {
 
 // step reads members and acknowledgements, plans, and publishes a change.
 func (m *Manager) step(ctx context.Context, l *leader.Leader, cur shardproto.Map) (shardproto.Map, error) {
+	var timing StepTiming
+	t0 := m.cfg.Clock.Now()
 	snap, err := shardproto.ReadSnapshot(ctx, m.client, m.keys)
 	if err != nil {
 		return cur, err
 	}
+	timing.Members = len(snap.Members)
 	m.autoscale(ctx, snap.Members)
 	for _, name := range snap.StaleDrains {
 		if err := l.Write(ctx, clientv3.OpDelete(m.keys.DrainKey(name))); err != nil {
 			return cur, err
 		}
 	}
+	t1 := m.cfg.Clock.Now()
+	timing.Read = t1.Sub(t0)
 	version := m.version + 1
 	next, err := Plan(cur, snap.Members, snap.Acks, m.cfg.Ring, version)
 	if err != nil {
 		return cur, err
 	}
+	t2 := m.cfg.Clock.Now()
+	timing.Plan = t2.Sub(t1)
+	planSeconds.Observe(timing.Plan.Seconds())
 	if reflect.DeepEqual(next, cur) {
+		m.report(timing)
 		return cur, nil
 	}
 	b, _ := json.Marshal(shardproto.Doc{Partitions: m.cfg.Ring.Partitions, Map: next, Version: version, Leader: m.cfg.Name})
-	ops := []clientv3.Op{clientv3.OpPut(m.keys.Map(), string(b))}
-	for p := range next {
-		if next[p].Owner != cur[p].Owner && cur[p].Owner != "" {
-			ops = append(ops, clientv3.OpDelete(m.keys.ReleasedKey(cur[p].Owner, p))) // consumed
-		}
-	}
-	if err := l.Write(ctx, ops...); err != nil {
+	if err := l.Write(ctx, clientv3.OpPut(m.keys.Map(), string(b))); err != nil {
 		return cur, err
 	}
+	timing.Publish, timing.Published = m.cfg.Clock.Since(t2), true
+	m.report(timing)
 	m.version = version
+	m.deleteConsumedAcks(ctx, l, cur, next)
 	moved := m.recordMoves(cur, next)
-	m.log.Info("shard map published", "version", version, "members", len(snap.Members), "moved", moved, "releasing", next.Moving())
+	m.log.Info("shard map published", "version", version, "members", len(snap.Members), "moved", moved, "releasing", next.Moving(),
+		"plan", timing.Plan)
 	if m.cfg.OnMap != nil {
 		m.cfg.OnMap(next)
 	}
 	return next, nil
+}
+
+// deleteConsumedAcks removes the acknowledgements of partitions that
+// changed owner. It is hygiene, not safety: an acknowledgement names its
+// epoch and request, so an old one never answers a later request, and it
+// dies with its member's lease anyway. It is not part of the map's write
+// because etcd caps a transaction at 128 operations (--max-txn-ops): a
+// map moving more partitions than that at once (a replica of two dying
+// at P = 256) could never be published.
+func (m *Manager) deleteConsumedAcks(ctx context.Context, l *leader.Leader, cur, next shardproto.Map) {
+	const batch = 100
+	var ops []clientv3.Op
+	flush := func() {
+		if len(ops) == 0 {
+			return
+		}
+		if err := l.Write(ctx, ops...); err != nil {
+			m.log.Warn("deleting consumed release acknowledgements failed; they expire with their members' leases", "keys", len(ops), "err", err)
+		}
+		ops = ops[:0]
+	}
+	for p := range next {
+		if next[p].Owner != cur[p].Owner && cur[p].Owner != "" {
+			ops = append(ops, clientv3.OpDelete(m.keys.ReleasedKey(cur[p].Owner, p)))
+			if len(ops) == batch {
+				flush()
+			}
+		}
+	}
+	flush()
+}
+
+func (m *Manager) report(t StepTiming) {
+	if m.cfg.OnStep != nil {
+		m.cfg.OnStep(t)
+	}
 }
 
 // autoscale records the load the members report and exports (and, with
@@ -298,9 +352,14 @@ var (
 	moving = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "rotor_manager_partitions_moving", Help: "Partitions waiting for their owner to acknowledge a release.",
 	})
+	planSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "rotor_manager_plan_seconds",
+		Help:    "Computing the next shard map from the members and acknowledgements (the ring and the handoff rules), per planning step.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+	})
 )
 
 func init() {
 	prometheus.MustRegister(desiredReplicas, activeWorkflows, liveReplicas, isLeader,
-		handoffs, handoffPause, partitionsByOwner, moving)
+		handoffs, handoffPause, partitionsByOwner, moving, planSeconds)
 }

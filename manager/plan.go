@@ -18,7 +18,9 @@ func Plan(cur shardproto.Map, members map[string]shardproto.MemberInfo, acks map
 			ms = append(ms, shardproto.RingMember{Name: name, Weight: info.Weight})
 		}
 	}
-	desired, err := shardproto.Assign(cfg, ms)
+	// Plan from where partitions are (or are going), so a join or leave
+	// moves only what it must (shardproto.AssignFrom).
+	desired, err := shardproto.AssignFrom(cfg, ms, Targets(cur))
 	if err != nil {
 		return nil, err
 	}
@@ -38,4 +40,17 @@ func Plan(cur shardproto.Map, members map[string]shardproto.MemberInfo, acks map
 		}
 	}
 	return next, nil
+}
+
+// Targets is where each partition is or is going: its owner, or the
+// member a pending release hands it to.
+func Targets(m shardproto.Map) shardproto.Assignment {
+	out := make(shardproto.Assignment, len(m))
+	for p, s := range m {
+		out[p] = s.Owner
+		if s.Releasing() {
+			out[p] = s.Next
+		}
+	}
+	return out
 }

@@ -137,3 +137,103 @@ func BenchmarkAssign(b *testing.B) {
 		_, _ = Assign(RingConfig{Partitions: 256}, ms)
 	}
 }
+
+// TestAssignFromBoundAndFixedPoint: from any previous assignment (random
+// owners, some of them gone), every partition gets a live owner, no
+// member exceeds its capacity, and planning again settles within one more
+// step (a member stripped of everything by newcomers counts as a newcomer
+// the next time); from the assignment of another membership — what the
+// manager plans from — the result is a fixed point at once.
+func TestAssignFromBoundAndFixedPoint(t *testing.T) {
+	rng := rand.New(rand.NewSource(6))
+	for iter := 0; iter < 200; iter++ {
+		cfg := RingConfig{Partitions: 1 + rng.Intn(1024)}
+		ms := names(rng, 1+rng.Intn(40))
+		total := 0
+		for i := range ms {
+			ms[i].Weight = 1 + rng.Intn(3)
+			total += ms[i].Weight
+		}
+		prev := make(Assignment, cfg.Partitions)
+		for p := range prev {
+			if k := rng.Intn(len(ms) + 2); k < len(ms) {
+				prev[p] = ms[k].Name
+			} else if k == len(ms) {
+				prev[p] = "gone"
+			}
+		}
+		a, err := AssignFrom(cfg, ms, prev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		loads := a.Loads()
+		for _, m := range ms {
+			if c := Capacity(cfg, m.Weight, total); loads[m.Name] > c {
+				t.Fatalf("iteration %d: %s (weight %d) holds %d > capacity %d", iter, m.Name, m.Weight, loads[m.Name], c)
+			}
+		}
+		if loads[""] != 0 || loads["gone"] != 0 {
+			t.Fatalf("iteration %d: %d partitions without owner, %d with a departed one", iter, loads[""], loads["gone"])
+		}
+		again, _ := AssignFrom(cfg, ms, a)
+		third, _ := AssignFrom(cfg, ms, again)
+		if Moved(again, third) != 0 {
+			t.Fatalf("iteration %d: planning a third time moved %d partitions", iter, Moved(again, third))
+		}
+		// From a real plan of a membership with one member more or less.
+		other := ms
+		if len(ms) > 1 && rng.Intn(2) == 0 {
+			other = ms[1:]
+		} else {
+			other = append(append([]RingMember(nil), ms...), names(rng, 1)...)
+		}
+		base := mustAssign(t, cfg, other)
+		next, _ := AssignFrom(cfg, ms, base)
+		if again, _ := AssignFrom(cfg, ms, next); Moved(next, again) != 0 {
+			t.Fatalf("iteration %d: planning again after a membership change moved %d partitions", iter, Moved(next, again))
+		}
+	}
+}
+
+// TestAssignFromMovesTheMinimum: at hundreds of members, where Assign's
+// greedy walk moves a third more than needed, a join moves exactly the
+// newcomer's partitions and a leave the leaver's, averaged within 1 %,
+// and the newcomer gets close to its fair share.
+func TestAssignFromMovesTheMinimum(t *testing.T) {
+	for _, tc := range []struct{ members, partitions int }{{10, 256}, {200, 1024}, {1000, 4096}} {
+		t.Run(fmt.Sprintf("%d members %d partitions", tc.members, tc.partitions), func(t *testing.T) {
+			rng := rand.New(rand.NewSource(7))
+			cfg := RingConfig{Partitions: tc.partitions}
+			ms := names(rng, tc.members)
+			cur := mustAssign(t, cfg, ms)
+			var moved, minimum, share float64
+			const trials = 10
+			for trial := 0; trial < trials; trial++ {
+				joiner := names(rng, 1)[0]
+				ms = append(ms, joiner)
+				next, err := AssignFrom(cfg, ms, cur)
+				if err != nil {
+					t.Fatal(err)
+				}
+				moved += float64(Moved(cur, next))
+				minimum += float64(next.Loads()[joiner.Name])
+				share += float64(next.Loads()[joiner.Name]) / (float64(tc.partitions) / float64(len(ms)))
+				cur = next
+				k := rng.Intn(len(ms))
+				leaver := ms[k].Name
+				ms = append(ms[:k:k], ms[k+1:]...)
+				next, _ = AssignFrom(cfg, ms, cur)
+				moved += float64(Moved(cur, next))
+				minimum += float64(cur.Loads()[leaver])
+				cur = next
+			}
+			t.Logf("%d joins and %d leaves: moved %.0f, minimum %.0f (×%.3f); newcomer's share of fair %.2f", trials, trials, moved, minimum, moved/minimum, share/trials)
+			if minimum == 0 || moved > minimum*1.01 {
+				t.Errorf("moved %.0f partitions, minimum %.0f: more than 1 %% above", moved, minimum)
+			}
+			if share/trials < 0.6 {
+				t.Errorf("newcomers got %.2f of their fair share on average, want at least 0.6", share/trials)
+			}
+		})
+	}
+}

@@ -12,7 +12,11 @@
 //   - scale: heap and RSS per replica for 20,000 workflows over 200
 //     namespaces, each of 4 replicas against one holding everything;
 //   - failover: replica SIGKILL → partitions reconciling again; graceful
-//     handoff pause; target cluster lost → first re-placed pod running.
+//     handoff pause; target cluster lost → first re-placed pod running;
+//   - protocol: the shard protocol at scale on a real etcd (1,000
+//     lightweight members, 4,096 partitions, churn): the manager's plan
+//     time, partitions moved per join or leave against the minimum and the
+//     fair share, time to a settled map after a 10 % burst.
 //
 // It writes every figure to a JSON file as well.
 package main
@@ -41,6 +45,9 @@ type options struct {
 	profiles        string
 	replicaArgs     []string
 	maxReplicas     int
+	protoMembers    int
+	protoPartitions int
+	protoChurn      time.Duration
 }
 
 // Result is the JSON file.
@@ -55,6 +62,7 @@ type Result struct {
 	Throughput []Load   `json:"throughput"`
 	Scale      Scale    `json:"scale"`
 	Failover   Failover `json:"failover"`
+	Protocol   Protocol `json:"protocol"`
 	Errors     []string `json:"errors,omitempty"`
 }
 
@@ -67,7 +75,10 @@ func main() {
 	flag.StringVar(&o.profiles, "profiles", "", "write replica CPU profiles of the largest one-replica run and heap profiles of the scale run here (go tool pprof)")
 	flag.IntVar(&o.maxReplicas, "max-replicas", 4, "throughput runs go up to this many replicas (1, 2 or 4)")
 	replicaArgs := flag.String("replica-args", "", "extra rotor-propeller flags, space-separated (e.g. --workers=32)")
-	only := flag.String("only", "engine,scale,failover", "scenarios to run")
+	flag.IntVar(&o.protoMembers, "protocol-members", 1000, "lightweight members of the protocol scenario")
+	flag.IntVar(&o.protoPartitions, "protocol-partitions", 4096, "partitions of the protocol scenario")
+	flag.DurationVar(&o.protoChurn, "protocol-churn", 2*time.Minute, "how long the protocol scenario churns at 5 % of the members per minute")
+	only := flag.String("only", "engine,scale,failover,protocol", "scenarios to run")
 	out := flag.String("out", "", "JSON file to write (default .rotor/bench/bench-DATE.json)")
 	flag.Parse()
 	for _, s := range strings.Split(*levels, ",") {
@@ -107,6 +118,7 @@ func main() {
 		{"engine", func() error { return engine(ctx, dir, o, res) }},
 		{"scale", func() error { return scale(ctx, dir, o, res) }},
 		{"failover", func() error { return failover(ctx, dir, res) }},
+		{"protocol", func() error { return protocol(ctx, dir, o, res) }},
 	} {
 		if !o.only[s.name] {
 			continue

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"time"
 )
 
 // report prints the run as the tables docs/benchmarks.md keeps.
@@ -46,7 +47,20 @@ func report(w io.Writer, r *Result) {
 			fmt.Fprintf(w, "failover error: %s\n", e)
 		}
 	}
+	if p := r.Protocol; p.Report != nil {
+		pr := p.Report
+		fmt.Fprintf(w, "\n| shard protocol, %d members, %d partitions, TTL %.0f s | measured | reference (same run) | target |\n| --- | --- | --- | --- |\n", p.Members, p.Partitions, p.TTLSeconds)
+		fmt.Fprintf(w, "| manager plan time per step (%d steps) | p50 %s, p99 %s, max %s | read p99 %s, publish p99 %s; map %d bytes | p99 < 100 ms |\n",
+			pr.Plan.N, ms(pr.Plan.P50), ms(pr.Plan.P99), ms(pr.Plan.Max), ms(pr.Read.P99), ms(pr.Publish.P99), pr.MapBytes)
+		fmt.Fprintf(w, "| partitions moved per join (%d joins) | ×%.3f the minimum | ×%.3f the fair share P/N | within 3 %% |\n", len(pr.Joins), p.JoinToMinimum, p.JoinToFair)
+		fmt.Fprintf(w, "| partitions moved per leave (%d leaves) | ×%.3f the minimum | ×%.3f the fair share P/N | within 3 %% |\n", len(pr.Leaves), p.LeaveToMinimum, p.LeaveToFair)
+		fmt.Fprintf(w, "| %d membership changes over the churn, then settled | %s | | |\n", pr.ChurnEvents, ms(pr.ChurnSettle))
+		fmt.Fprintf(w, "| burst of %d changes (half crashes, half joins) → settled map | %s | 2 × TTL = %.0f s | < 2 × TTL |\n", pr.BurstChanges, ms(pr.BurstSettle), 2*p.TTLSeconds)
+		fmt.Fprintf(w, "| initial %d joins → settled map | %s | | |\n", p.Members, ms(pr.JoinSettle))
+	}
 	for _, e := range r.Errors {
 		fmt.Fprintf(w, "error: %s\n", e)
 	}
 }
+
+func ms(d time.Duration) string { return d.Round(100 * time.Microsecond).String() }
