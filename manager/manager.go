@@ -206,11 +206,17 @@ func (m *Manager) lead(ctx context.Context, l *leader.Leader) error {
 	}
 }
 
-// drain swallows events already queued: one plan covers them all.
+// drain swallows events already queued: one plan covers them all. It
+// returns at once when the channel is closed (the watch ended): a closed
+// channel is always ready, and reading it in a loop spun forever — the
+// manager hung on shutdown, and for good had its watch ever ended.
 func drain(ch clientv3.WatchChan) {
 	for {
 		select {
-		case <-ch:
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
 		default:
 			return
 		}

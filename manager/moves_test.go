@@ -5,6 +5,7 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/rotor-dev/rotor/shardproto"
@@ -62,4 +63,24 @@ func moves(t *testing.T, kind string) float64 {
 		t.Fatal(err)
 	}
 	return out.GetCounter().GetValue()
+}
+
+// TestDrainReturnsOnAClosedWatch: swallowing queued events stops at an
+// empty channel, and at a closed one (it spun forever there).
+func TestDrainReturnsOnAClosedWatch(t *testing.T) {
+	ch := make(chan clientv3.WatchResponse, 3)
+	ch <- clientv3.WatchResponse{}
+	ch <- clientv3.WatchResponse{}
+	drain(ch)
+	if len(ch) != 0 {
+		t.Fatalf("%d events left", len(ch))
+	}
+	close(ch)
+	done := make(chan struct{})
+	go func() { drain(ch); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("drain still running 5 s after its channel closed")
+	}
 }
