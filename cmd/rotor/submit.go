@@ -72,7 +72,7 @@ func readObject(path string) (wf *v1alpha1.Workflow, tpl *v1alpha1.WorkflowTempl
 	if wf != nil {
 		_, errs = dag.Build(&wf.Spec)
 	} else {
-		_, errs = dag.BuildScope(&tpl.Spec, nil, field.NewPath("spec"))
+		_, errs = dag.BuildNested(&tpl.Spec, nil, field.NewPath("spec"))
 	}
 	if len(errs) > 0 {
 		var b strings.Builder

@@ -36,6 +36,9 @@ type Graph struct {
 	// outputs holds each node's output types; a nil map means unknown
 	// until run time (template sub-workflows, dynamic nodes).
 	outputs map[string]map[string]v1alpha1.ValueType
+	// selector is the clusterSelector this DAG's tasks are placed with:
+	// its own and the enclosing ones known at validation.
+	selector map[string]string
 }
 
 // Build validates a top-level workflow spec.
@@ -46,7 +49,7 @@ func Build(spec *v1alpha1.WorkflowSpec) (*Graph, field.ErrorList) {
 			return nil, field.ErrorList{field.Invalid(root.Child("workflowTemplateRef"), spec.WorkflowTemplateRef,
 				"a workflow that runs a template gives only inputs: remove tasks and nodes")}
 		}
-		return nil, nil // validated once the template is known
+		return nil, templateRefOnly(spec, root) // the rest is validated once the template is known
 	}
 	var missing field.ErrorList
 	for _, k := range slices.Sorted(maps.Keys(spec.Inputs)) {
@@ -62,8 +65,16 @@ func Build(spec *v1alpha1.WorkflowSpec) (*Graph, field.ErrorList) {
 }
 
 // BuildScope validates spec as a DAG whose tasks may also come from
-// enclosing (a sub-workflow's parent), reporting errors under path.
+// enclosing (a sub-workflow's parent), reporting errors under path. It
+// accepts every field of a Workflow's own spec; nested specs and
+// templates go through BuildNested.
 func BuildScope(spec *v1alpha1.WorkflowSpec, enclosing map[string]v1alpha1.TaskTemplate, path *field.Path) (*Graph, field.ErrorList) {
+	return build(spec, enclosing, nil, path, false)
+}
+
+// build validates spec under path; outer is the clusterSelector of the
+// enclosing DAGs, nested says spec runs inside another one.
+func build(spec *v1alpha1.WorkflowSpec, enclosing map[string]v1alpha1.TaskTemplate, outer map[string]string, path *field.Path, nested bool) (*Graph, field.ErrorList) {
 	g := &Graph{
 		Spec: spec, Deps: map[string][]string{}, Children: map[string][]string{}, Nodes: map[string]*v1alpha1.Node{},
 		Tasks: map[string]v1alpha1.TaskTemplate{}, Conditions: map[string][]*expr.Expr{},
@@ -76,6 +87,11 @@ func BuildScope(spec *v1alpha1.WorkflowSpec, enclosing map[string]v1alpha1.TaskT
 		g.Tasks[k] = t
 	}
 	errs := validateInputs(spec, path.Child("inputs"))
+	if nested {
+		errs = append(errs, nestedOnly(spec, path)...)
+	}
+	sel, serrs := nestedSelector(outer, spec, path)
+	g.selector, errs = sel, append(errs, serrs...)
 	errs = append(errs, validateTasks(spec, path.Child("tasks"))...)
 	if len(spec.Nodes) == 0 {
 		errs = append(errs, field.Required(path.Child("nodes"), "a workflow needs at least one node"))

@@ -223,7 +223,7 @@ func (g *Graph) validateSub(self string, w *v1alpha1.SubWorkflow, bindings map[s
 	if err != nil {
 		return nil, field.ErrorList{field.Invalid(p.Child("spec"), "", err.Error())}
 	}
-	_, errs := BuildScope(spec, g.Tasks, p.Child("spec"))
+	_, errs := build(spec, g.Tasks, g.selector, p.Child("spec"), true)
 	declared := map[string]v1alpha1.ValueType{}
 	required := map[string]bool{}
 	for k, in := range spec.Inputs {

@@ -157,15 +157,14 @@ func (e *Executor) Reconcile(ctx context.Context, wf *v1alpha1.Workflow) (Result
 		return r.res, nil
 	}
 	if wf.Spec.Abort {
-		r.stopAll(ctx, top, v1alpha1.ReasonAborted, "aborted by request")
+		r.stopScope(ctx, top, v1alpha1.ReasonAborted, "aborted by request", false)
 		r.finish(v1alpha1.WorkflowAborted, v1alpha1.ReasonAborted, "aborted by request")
 		return r.res, nil
 	}
-	if d := wf.Spec.ActiveDeadline; d != nil && d.Duration > 0 {
-		left := d.Duration - r.now.Sub(st.StartedAt.Time)
+	if d, msg := r.deadline(top); d > 0 {
+		left := d - r.now.Sub(st.StartedAt.Time)
 		if left <= 0 {
-			msg := fmt.Sprintf("the workflow ran longer than its activeDeadline of %s", d.Duration)
-			r.stopAll(ctx, top, v1alpha1.ReasonDeadline, msg)
+			r.stopScope(ctx, top, v1alpha1.ReasonDeadline, msg, false)
 			r.finish(v1alpha1.WorkflowFailed, v1alpha1.ReasonDeadline, msg)
 			return r.res, nil
 		}
@@ -182,7 +181,7 @@ func (e *Executor) Reconcile(ctx context.Context, wf *v1alpha1.Workflow) (Result
 		}
 		r.finish(v1alpha1.WorkflowSucceeded, v1alpha1.ReasonSucceeded, fmt.Sprintf("%d nodes succeeded", len(top.g.Order)))
 	case v1alpha1.NodeFailed:
-		r.stopAll(ctx, top, v1alpha1.ReasonWorkflowFailed, "the workflow failed")
+		r.stopScope(ctx, top, v1alpha1.ReasonWorkflowFailed, "the workflow failed", true)
 		done, err := r.runOnFailure(ctx, top, res)
 		if err != nil || !done {
 			return r.res, err
@@ -197,12 +196,19 @@ func (e *Executor) Reconcile(ctx context.Context, wf *v1alpha1.Workflow) (Result
 func (r *round) topScope() (*scope, error) {
 	spec := &r.wf.Spec
 	if ref := spec.WorkflowTemplateRef; ref != "" {
+		if _, errs := dag.Build(spec); len(errs) > 0 {
+			return nil, fmt.Errorf("invalid spec: %s", errs.ToAggregate())
+		}
 		var err error
 		if spec, err = r.templateSpec(ref); err != nil {
 			return nil, err
 		}
 	}
-	g, errs := dag.BuildScope(spec, nil, pathFor(r.wf))
+	build := dag.BuildScope
+	if spec != &r.wf.Spec {
+		build = dag.BuildNested // a template: only its Workflow is aborted, approved, recovered
+	}
+	g, errs := build(spec, nil, pathFor(r.wf))
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("invalid spec: %s", errs.ToAggregate())
 	}
@@ -213,7 +219,31 @@ func (r *round) topScope() (*scope, error) {
 		}
 		inputs[k] = in.Value.Raw
 	}
-	return &scope{g: g, inputs: inputs}, nil
+	sel := r.wf.Spec.ClusterSelector
+	if spec != &r.wf.Spec {
+		var err error
+		if sel, err = dag.MergeSelectors(sel, spec.ClusterSelector); err != nil {
+			return nil, fmt.Errorf("invalid spec: clusterSelector of WorkflowTemplate %s: %w", r.wf.Spec.WorkflowTemplateRef, err)
+		}
+	}
+	return &scope{g: g, inputs: inputs, selector: sel}, nil
+}
+
+// deadline is the workflow's activeDeadline, or that of the
+// WorkflowTemplate it runs when that one ends first, with the message
+// that names it; 0 when there is none.
+func (r *round) deadline(top *scope) (time.Duration, string) {
+	var d time.Duration
+	msg := ""
+	if own := r.wf.Spec.ActiveDeadline; own != nil && own.Duration > 0 {
+		d, msg = own.Duration, fmt.Sprintf("the workflow ran longer than its activeDeadline of %s", own.Duration)
+	}
+	if ref := r.wf.Spec.WorkflowTemplateRef; ref != "" {
+		if t := top.g.Spec.ActiveDeadline; t != nil && t.Duration > 0 && (d == 0 || t.Duration < d) {
+			d, msg = t.Duration, fmt.Sprintf("the workflow ran longer than the activeDeadline of %s of WorkflowTemplate %s", t.Duration, ref)
+		}
+	}
+	return d, msg
 }
 
 // templateSpec snapshots the WorkflowTemplate a workflow runs into its

@@ -8,8 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
@@ -18,32 +18,47 @@ import (
 	"github.com/rotor-dev/rotor/controller/values"
 )
 
-// stepNode runs one round of the node name in sc, by kind.
+// stepNode runs one round of the node name in sc, by kind, under the
+// node's timeout (see timeout.go).
 func (r *round) stepNode(ctx context.Context, sc *scope, name string, ns *v1alpha1.NodeStatus) error {
 	n := sc.g.Nodes[name]
 	id := sc.id(name)
 	if ns.StartedAt == nil {
 		ns.StartedAt = &r.now
 	}
+	if n.Gate != nil {
+		r.stepGate(n, id, ns) // a gate knows when its wait ends: it applies its timeout itself
+		return nil
+	}
+	left, bounded := r.timeLeft(n, ns)
+	if bounded && left <= 0 {
+		r.timeOut(ctx, sc, n, id, ns)
+		return nil
+	}
+	err := r.stepKind(ctx, sc, n, id, ns)
+	if bounded && !ns.Phase.IsTerminal() {
+		r.res.after(left)
+	}
+	return err
+}
+
+func (r *round) stepKind(ctx context.Context, sc *scope, n *v1alpha1.Node, id string, ns *v1alpha1.NodeStatus) error {
 	switch dag.Kind(n) {
 	case "branch":
 		return r.stepBranch(ctx, sc, n, id, ns)
 	case "map":
 		return r.stepMap(ctx, sc, n, id, ns)
 	case "workflow":
-		return r.stepTarget(ctx, sc, id, &v1alpha1.BranchTarget{Workflow: n.Workflow, Inputs: n.Inputs}, n.Timeout, ns)
-	case "gate":
-		r.stepGate(n, id, ns)
-		return nil
+		return r.stepTarget(ctx, sc, id, &v1alpha1.BranchTarget{Workflow: n.Workflow, Inputs: n.Inputs}, ns)
 	}
 	if n.Dynamic {
 		return r.stepDynamic(ctx, sc, n, id, ns)
 	}
-	return r.stepTarget(ctx, sc, id, &v1alpha1.BranchTarget{Task: n.Task, Inputs: n.Inputs}, n.Timeout, ns)
+	return r.stepTarget(ctx, sc, id, &v1alpha1.BranchTarget{Task: n.Task, Inputs: n.Inputs}, ns)
 }
 
 // stepTarget runs a task or a sub-workflow at path id.
-func (r *round) stepTarget(ctx context.Context, sc *scope, id string, t *v1alpha1.BranchTarget, timeout *metav1.Duration, ns *v1alpha1.NodeStatus) error {
+func (r *round) stepTarget(ctx context.Context, sc *scope, id string, t *v1alpha1.BranchTarget, ns *v1alpha1.NodeStatus) error {
 	inputs, err := r.resolve(sc, t.Inputs)
 	if err != nil {
 		r.failNode(ns, "BadInputs", err.Error())
@@ -53,7 +68,7 @@ func (r *round) stepTarget(ctx context.Context, sc *scope, id string, t *v1alpha
 		return r.stepSub(ctx, sc, id, t.Workflow, inputs, ns)
 	}
 	task := sc.g.Tasks[t.Task]
-	return r.stepTask(ctx, id, t.Task, &task, inputs, timeout, ns)
+	return r.stepTask(ctx, sc, id, t.Task, &task, inputs, ns)
 }
 
 // stepSub runs a nested DAG whose nodes live under id/. Its spec is
@@ -74,24 +89,29 @@ func (r *round) stepSub(ctx context.Context, sc *scope, id string, w *v1alpha1.S
 	return r.runChild(ctx, sc, id, ns, enclosing, inputs)
 }
 
-// runChild runs the DAG snapshotted in ns.Spec under id/ with inputs.
+// runChild runs the DAG snapshotted in ns.Spec under id/ with inputs: its
+// tasks placed with its clusterSelector and parent's, within its
+// activeDeadline, with its onFailure run when it fails.
 func (r *round) runChild(ctx context.Context, parent *scope, id string, ns *v1alpha1.NodeStatus, enclosing map[string]v1alpha1.TaskTemplate, inputs map[string]json.RawMessage) error {
-	spec, err := dag.DecodeSpec(ns.Spec.Raw)
-	if err != nil {
-		r.failNode(ns, v1alpha1.ReasonInvalidSpec, err.Error())
+	sc, ok := r.childScope(parent, id, ns, enclosing, inputs)
+	if !ok {
 		return nil
 	}
-	g, errs := dag.BuildScope(spec, enclosing, field.NewPath("nodes", id))
-	if len(errs) > 0 {
-		r.failNode(ns, v1alpha1.ReasonInvalidSpec, "invalid nested workflow: "+errs.ToAggregate().Error())
-		return nil
+	if d := sc.g.Spec.ActiveDeadline; d != nil && d.Duration > 0 {
+		left := d.Duration - r.now.Sub(ns.StartedAt.Time)
+		if left <= 0 {
+			why := fmt.Sprintf("the sub-workflow ran longer than its activeDeadline of %s", d.Duration)
+			stopped := r.stopScope(ctx, sc, v1alpha1.ReasonDeadline, why, false)
+			r.failNode(ns, v1alpha1.ReasonDeadline, why+stoppedNote(stopped))
+			return nil
+		}
+		defer func() {
+			if !ns.Phase.IsTerminal() {
+				r.res.after(left)
+			}
+		}()
 	}
-	vals, err := bindInputs(spec, inputs)
-	if err != nil {
-		r.failNode(ns, "BadInputs", err.Error())
-		return nil
-	}
-	res, err := r.runScope(ctx, &scope{prefix: id + "/", g: g, inputs: vals})
+	res, err := r.runScope(ctx, sc)
 	if err != nil {
 		return err
 	}
@@ -99,11 +119,46 @@ func (r *round) runChild(ctx context.Context, parent *scope, id string, ns *v1al
 	case v1alpha1.NodeSucceeded:
 		ns.Phase, ns.Reason, ns.Message, ns.FinishedAt, ns.Outputs = v1alpha1.NodeSucceeded, "", "", &r.now, res.outputs
 	case v1alpha1.NodeFailed:
-		r.failNode(ns, res.reason, res.message)
+		r.stopScope(ctx, sc, v1alpha1.ReasonWorkflowFailed, "the sub-workflow failed", true)
+		done, err := r.runOnFailure(ctx, sc, res)
+		if err != nil {
+			return err
+		}
+		if !done {
+			ns.Phase, ns.Message = v1alpha1.NodeRunning, fmt.Sprintf("running onFailure node %s: %s", sc.g.Spec.OnFailure.Name, res.message)
+			return nil
+		}
+		r.failNode(ns, res.reason, res.message+r.onFailureNote(sc))
 	default:
 		ns.Phase, ns.Message = v1alpha1.NodeRunning, ""
 	}
 	return nil
+}
+
+// childScope decodes and checks the DAG snapshotted in ns.Spec; false
+// (with the node failed) when it cannot run.
+func (r *round) childScope(parent *scope, id string, ns *v1alpha1.NodeStatus, enclosing map[string]v1alpha1.TaskTemplate, inputs map[string]json.RawMessage) (*scope, bool) {
+	spec, err := dag.DecodeSpec(ns.Spec.Raw)
+	if err != nil {
+		r.failNode(ns, v1alpha1.ReasonInvalidSpec, err.Error())
+		return nil, false
+	}
+	g, errs := dag.BuildNested(spec, enclosing, field.NewPath("nodes", id))
+	if len(errs) > 0 {
+		r.failNode(ns, v1alpha1.ReasonInvalidSpec, "invalid nested workflow: "+errs.ToAggregate().Error())
+		return nil, false
+	}
+	vals, err := bindInputs(spec, inputs)
+	if err != nil {
+		r.failNode(ns, "BadInputs", err.Error())
+		return nil, false
+	}
+	sel, err := dag.MergeSelectors(parent.selector, spec.ClusterSelector)
+	if err != nil {
+		r.failNode(ns, v1alpha1.ReasonInvalidSpec, "clusterSelector: "+err.Error())
+		return nil, false
+	}
+	return &scope{prefix: id + "/", g: g, inputs: vals, selector: sel}, true
 }
 
 // bindInputs checks a nested DAG's inputs: each bound value has the
@@ -174,7 +229,7 @@ func (r *round) stepBranch(ctx context.Context, sc *scope, n *v1alpha1.Node, id 
 	if child.StartedAt == nil {
 		child.StartedAt = &r.now
 	}
-	err := r.stepTarget(ctx, sc, childID, target, n.Timeout, &child)
+	err := r.stepTarget(ctx, sc, childID, target, &child)
 	r.wf.Status.Nodes[childID] = child
 	if err != nil {
 		return err
@@ -237,26 +292,17 @@ func (r *round) chooseCase(sc *scope, n *v1alpha1.Node) (string, error) {
 }
 
 // stepGate waits for its sleep to pass or for an approval in
-// spec.approvals.
+// spec.approvals, within the node's timeout.
 func (r *round) stepGate(n *v1alpha1.Node, id string, ns *v1alpha1.NodeStatus) {
 	g := n.Gate
+	left, bounded := r.timeLeft(n, ns)
 	if g.Sleep != nil {
-		left := g.Sleep.Duration - r.now.Sub(ns.StartedAt.Time)
-		if left > 0 {
-			ns.Phase, ns.Message = v1alpha1.NodeRunning, fmt.Sprintf("sleeping %s", g.Sleep.Duration)
-			r.res.after(left)
-			return
-		}
-		ns.Phase, ns.Message, ns.FinishedAt = v1alpha1.NodeSucceeded, "", &r.now
+		r.stepSleep(n, ns, left, bounded)
 		return
 	}
-	if t := n.Timeout; t != nil && t.Duration > 0 {
-		left := t.Duration - r.now.Sub(ns.StartedAt.Time)
-		if left <= 0 {
-			r.failNode(ns, v1alpha1.ReasonTimedOut, fmt.Sprintf("nobody approved within %s", t.Duration))
-			return
-		}
-		r.res.after(left)
+	if bounded && left <= 0 {
+		r.failNode(ns, v1alpha1.ReasonTimedOut, fmt.Sprintf("nobody approved or rejected it within its timeout of %s", n.Timeout.Duration))
+		return
 	}
 	switch r.wf.Spec.Approvals[id] {
 	case "approve":
@@ -269,7 +315,30 @@ func (r *round) stepGate(n *v1alpha1.Node, id string, ns *v1alpha1.NodeStatus) {
 			msg += ": " + g.Approve.Message
 		}
 		ns.Phase, ns.Message = v1alpha1.NodeRunning, msg
+		if bounded {
+			r.res.after(left)
+		}
 	}
+}
+
+// stepSleep ends a sleep gate when its sleep has passed since it started,
+// or fails it when its timeout is shorter and has passed. A sleep within
+// the timeout ends on time even if the round that sees it comes later.
+func (r *round) stepSleep(n *v1alpha1.Node, ns *v1alpha1.NodeStatus, timeoutLeft time.Duration, bounded bool) {
+	sleep := n.Gate.Sleep.Duration
+	left := sleep - r.now.Sub(ns.StartedAt.Time)
+	if bounded && timeoutLeft < left {
+		if timeoutLeft <= 0 {
+			r.failNode(ns, v1alpha1.ReasonTimedOut, fmt.Sprintf("the node ran longer than its timeout of %s (it sleeps %s)", n.Timeout.Duration, sleep))
+			return
+		}
+		left = timeoutLeft
+	} else if left <= 0 {
+		ns.Phase, ns.Message, ns.FinishedAt = v1alpha1.NodeSucceeded, "", &r.now
+		return
+	}
+	ns.Phase, ns.Message = v1alpha1.NodeRunning, fmt.Sprintf("sleeping %s", sleep)
+	r.res.after(left)
 }
 
 // stepDynamic runs the node's task; once it succeeds, its output
@@ -283,7 +352,7 @@ func (r *round) stepDynamic(ctx context.Context, sc *scope, n *v1alpha1.Node, id
 		return nil
 	}
 	if ns.Spec == nil {
-		if err := r.stepTask(ctx, id, n.Task, &task, inputs, n.Timeout, ns); err != nil || ns.Phase != v1alpha1.NodeSucceeded {
+		if err := r.stepTask(ctx, sc, id, n.Task, &task, inputs, ns); err != nil || ns.Phase != v1alpha1.NodeSucceeded {
 			return err
 		}
 		frag, err := fragmentSpec(ns.Outputs["fragment"].Raw, &task, inputs)

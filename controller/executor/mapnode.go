@@ -74,7 +74,9 @@ func (r *round) stepMap(ctx context.Context, sc *scope, n *v1alpha1.Node, id str
 		for k, v := range base {
 			inputs[k] = v
 		}
-		err := r.stepTask(ctx, cid, m.Task, &task, inputs, n.Timeout, &child)
+		// The node's timeout bounds the whole map (stepNode), not each
+		// item; the task's own timeout bounds each attempt.
+		err := r.stepTask(ctx, sc, cid, m.Task, &task, inputs, &child)
 		r.wf.Status.Nodes[cid] = child
 		if err != nil {
 			return err

@@ -24,6 +24,9 @@ type scope struct {
 	inputs map[string]json.RawMessage
 	// failure feeds {{failure.node}} and {{failure.message}} (onFailure).
 	failure map[string]string
+	// selector is the clusterSelector of this DAG and every enclosing
+	// one: its tasks are placed on clusters matching all of them.
+	selector map[string]string
 }
 
 func (sc *scope) id(name string) string { return sc.prefix + name }
@@ -148,62 +151,69 @@ func (r *round) decide(sc *scope) scopeResult {
 	return scopeResult{phase: v1alpha1.NodeSucceeded, outputs: outs}
 }
 
-// stopAll stops every node still in flight anywhere in the workflow and
-// skips the top-level nodes not started, so nothing more starts: on a
-// failure, an abort or a deadline. The onFailure node is left alone.
-func (r *round) stopAll(ctx context.Context, top *scope, reason, why string) {
+// stopScope stops every node still in flight in sc, nested ones included,
+// and skips sc's nodes not started, so nothing more starts there: on a
+// failure, an abort or a deadline. With keepOnFailure (a failure, whose
+// onFailure is about to run) sc's onFailure node is left alone. It
+// returns the paths it stopped.
+func (r *round) stopScope(ctx context.Context, sc *scope, reason, why string, keepOnFailure bool) []string {
 	st := &r.wf.Status
-	onFailure := ""
-	if of := top.g.Spec.OnFailure; of != nil {
-		onFailure = of.Name
+	keep := ""
+	if of := sc.g.Spec.OnFailure; of != nil && keepOnFailure {
+		keep = sc.id(of.Name)
 	}
-	for id, ns := range st.Nodes {
-		if ns.Phase.IsTerminal() || ns.Phase == v1alpha1.NodeNotStarted || id == onFailure {
-			continue
-		}
-		r.abortAttempt(ctx, id, &ns, reason, "stopped: "+why)
-		ns.Phase, ns.Reason, ns.Message, ns.FinishedAt = v1alpha1.NodeAborted, reason, "stopped: "+why, &r.now
-		st.Nodes[id] = ns
-	}
-	for _, name := range top.g.Order {
-		if ns := st.Nodes[name]; ns.Phase == v1alpha1.NodeNotStarted {
+	stopped := r.stopUnder(ctx, sc.prefix, keep, reason, why)
+	for _, name := range sc.g.Order {
+		if ns := st.Nodes[sc.id(name)]; ns.Phase == v1alpha1.NodeNotStarted {
 			ns.Phase, ns.Reason, ns.Message = v1alpha1.NodeSkipped, reason, "not run: "+why
-			st.Nodes[name] = ns
+			st.Nodes[sc.id(name)] = ns
 		}
 	}
+	return stopped
 }
 
-// runOnFailure runs spec.onFailure, if any, after the DAG failed; done is
-// true once there is nothing more to wait for.
-func (r *round) runOnFailure(ctx context.Context, top *scope, failed scopeResult) (done bool, err error) {
-	n := top.g.Spec.OnFailure
+// runOnFailure runs sc's onFailure, if any, after its DAG failed, under
+// the onFailure node's own timeout; done is true once there is nothing
+// more to wait for.
+func (r *round) runOnFailure(ctx context.Context, sc *scope, failed scopeResult) (done bool, err error) {
+	n := sc.g.Spec.OnFailure
 	if n == nil {
 		return true, nil
 	}
-	ns := r.wf.Status.Nodes[n.Name]
+	id := sc.id(n.Name)
+	ns := r.wf.Status.Nodes[id]
 	if ns.Phase.IsTerminal() {
 		return true, nil
 	}
-	node, msg := failedNode(failed.message)
-	sc := &scope{g: top.g, inputs: top.inputs, failure: map[string]string{"node": node, "message": msg}}
-	task := top.g.Tasks[n.Task]
-	inputs, err := r.resolve(sc, n.Inputs)
-	if err != nil {
-		r.failNode(&ns, "BadInputs", err.Error())
-	} else if err := r.stepTask(ctx, n.Name, n.Task, &task, inputs, n.Timeout, &ns); err != nil {
-		r.wf.Status.Nodes[n.Name] = ns
-		return false, err
+	if ns.StartedAt == nil {
+		ns.StartedAt = &r.now
 	}
-	r.wf.Status.Nodes[n.Name] = ns
-	return ns.Phase.IsTerminal(), nil
+	node, msg := failedNode(failed.message)
+	fsc := &scope{prefix: sc.prefix, g: sc.g, inputs: sc.inputs, failure: map[string]string{"node": node, "message": msg}, selector: sc.selector}
+	task := sc.g.Tasks[n.Task]
+	inputs, rerr := r.resolve(fsc, n.Inputs)
+	left, bounded := r.timeLeft(n, &ns)
+	switch {
+	case rerr != nil:
+		r.failNode(&ns, "BadInputs", rerr.Error())
+	case bounded && left <= 0:
+		r.timeOut(ctx, fsc, n, id, &ns)
+	default:
+		err = r.stepTask(ctx, fsc, id, n.Task, &task, inputs, &ns)
+		if bounded && !ns.Phase.IsTerminal() {
+			r.res.after(left)
+		}
+	}
+	r.wf.Status.Nodes[id] = ns
+	return err == nil && ns.Phase.IsTerminal(), err
 }
 
-func (r *round) onFailureNote(top *scope) string {
-	n := top.g.Spec.OnFailure
+func (r *round) onFailureNote(sc *scope) string {
+	n := sc.g.Spec.OnFailure
 	if n == nil {
 		return ""
 	}
-	ns := r.wf.Status.Nodes[n.Name]
+	ns := r.wf.Status.Nodes[sc.id(n.Name)]
 	if ns.Phase == v1alpha1.NodeSucceeded {
 		return fmt.Sprintf("; onFailure node %s ran", n.Name)
 	}

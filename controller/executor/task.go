@@ -20,13 +20,14 @@ import (
 	"github.com/rotor-dev/rotor/plugins"
 )
 
-// stepTask moves one task run at path id forward: launches an attempt if
-// none is in flight (after any retry backoff), otherwise asks the plugin
-// where the attempt stands; applies node and attempt timeouts.
-func (r *round) stepTask(ctx context.Context, id, taskName string, task *v1alpha1.TaskTemplate, inputs map[string]json.RawMessage, timeout *metav1.Duration, ns *v1alpha1.NodeStatus) error {
+// stepTask moves one task run at path id of sc forward: launches an
+// attempt if none is in flight (after any retry backoff), otherwise asks
+// the plugin where the attempt stands; applies the task's attempt
+// timeout. The node's own timeout is its caller's (stepNode).
+func (r *round) stepTask(ctx context.Context, sc *scope, id, taskName string, task *v1alpha1.TaskTemplate, inputs map[string]json.RawMessage, ns *v1alpha1.NodeStatus) error {
 	key, cached := r.cacheKey(taskName, task, inputs)
 	if !cached {
-		return r.runTask(ctx, id, task, inputs, timeout, ns)
+		return r.runTask(ctx, sc, id, task, inputs, ns)
 	}
 	if n := len(ns.Attempts); n == 0 || ns.Attempts[n-1].Phase.IsTerminal() {
 		if c := r.checkCache(ctx, key, id, task, ns); c != cacheRun {
@@ -38,15 +39,16 @@ func (r *round) stepTask(ctx context.Context, id, taskName string, task *v1alpha
 	} else if task.Cache.Serialize {
 		_, _, _ = r.Cache.Reserve(ctx, key, r.owner(id), r.now.Time, reservationTTL) // renew
 	}
-	err := r.runTask(ctx, id, task, inputs, timeout, ns)
+	err := r.runTask(ctx, sc, id, task, inputs, ns)
 	if err == nil && ns.Phase.IsTerminal() {
 		r.afterAttempt(ctx, key, id, task, ns)
 	}
 	return err
 }
 
-// runTask runs the attempts of one task node.
-func (r *round) runTask(ctx context.Context, id string, task *v1alpha1.TaskTemplate, inputs map[string]json.RawMessage, timeout *metav1.Duration, ns *v1alpha1.NodeStatus) error {
+// runTask runs the attempts of one task node, placing them with sc's
+// clusterSelector.
+func (r *round) runTask(ctx context.Context, sc *scope, id string, task *v1alpha1.TaskTemplate, inputs map[string]json.RawMessage, ns *v1alpha1.NodeStatus) error {
 	ns.Type = dag.TaskType(task)
 	plugin, err := r.Plugins.Get(ns.Type)
 	if err != nil {
@@ -56,22 +58,13 @@ func (r *round) runTask(ctx context.Context, id string, task *v1alpha1.TaskTempl
 	if ns.StartedAt == nil {
 		ns.StartedAt = &r.now
 	}
-	if timeout != nil && timeout.Duration > 0 {
-		left := timeout.Duration - r.now.Sub(ns.StartedAt.Time)
-		if left <= 0 {
-			r.abortAttempt(ctx, id, ns, v1alpha1.ReasonTimedOut, "stopped: the node timed out")
-			r.failNode(ns, v1alpha1.ReasonTimedOut, fmt.Sprintf("the node ran longer than its timeout of %s (%d attempts)", timeout.Duration, len(ns.Attempts)))
-			return nil
-		}
-		r.res.after(left)
-	}
 	if n := len(ns.Attempts); n == 0 || ns.Attempts[n-1].Phase.IsTerminal() {
 		if ns.RetryAt != nil && ns.RetryAt.After(r.now.Time) {
 			r.res.after(ns.RetryAt.Sub(r.now.Time))
 			return nil
 		}
 		ns.RetryAt = nil
-		if !r.newAttempt(id, task, ns, plugins.NeedsCluster(plugin)) {
+		if !r.newAttempt(id, task, sc.selector, ns, plugins.NeedsCluster(plugin)) {
 			return nil
 		}
 	}
@@ -179,9 +172,10 @@ func (r *round) evacuate(ctx context.Context, id string, plugin plugins.Plugin, 
 	return nil
 }
 
-// newAttempt appends an attempt placed on a cluster; false if none fits
-// (the node stays queued and the round asks to be run again).
-func (r *round) newAttempt(id string, task *v1alpha1.TaskTemplate, ns *v1alpha1.NodeStatus, needsCluster bool) bool {
+// newAttempt appends an attempt placed on a cluster that matches the
+// task's and sel (the enclosing DAGs') clusterSelectors; false if none
+// fits (the node stays queued and the round asks to be run again).
+func (r *round) newAttempt(id string, task *v1alpha1.TaskTemplate, sel map[string]string, ns *v1alpha1.NodeStatus, needsCluster bool) bool {
 	num := int32(len(ns.Attempts))
 	if !needsCluster {
 		ns.Attempts = append(ns.Attempts, v1alpha1.Attempt{Number: num, Phase: v1alpha1.NodeQueued, StartedAt: &r.now})
@@ -195,7 +189,7 @@ func (r *round) newAttempt(id string, task *v1alpha1.TaskTemplate, ns *v1alpha1.
 			return false
 		}
 	}
-	c, err := r.Clusters.Pick(r.taskID(id, num), task, r.wf.Spec.ClusterSelector)
+	c, err := r.Clusters.Pick(r.taskID(id, num), task, sel)
 	if err != nil {
 		ns.Phase, ns.Reason, ns.Message = v1alpha1.NodeQueued, v1alpha1.ReasonNoCluster, err.Error()
 		// Room appears when a pod ends (seconds); a cluster comes back or

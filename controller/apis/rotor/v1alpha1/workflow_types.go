@@ -57,7 +57,9 @@ type WorkflowSpec struct {
 	// +listMapKey=name
 	Nodes []Node `json:"nodes,omitempty"`
 	// ClusterSelector restricts every task of the workflow to target
-	// clusters whose labels hold every one of these pairs.
+	// clusters whose labels hold every one of these pairs. In a nested spec
+	// (inline sub-workflow, WorkflowTemplate, dynamic fragment) it restricts
+	// the nested tasks, together with every enclosing clusterSelector.
 	// +optional
 	ClusterSelector map[string]string `json:"clusterSelector,omitempty"`
 	// Outputs bind the workflow's outputs to node outputs or inputs.
@@ -69,28 +71,35 @@ type WorkflowSpec struct {
 	// +optional
 	Parallelism *int32 `json:"parallelism,omitempty"`
 	// ActiveDeadline bounds the whole workflow's run time; when it passes,
-	// running nodes are stopped and the workflow fails with DeadlineExceeded.
+	// running nodes (onFailure too) are stopped and the workflow fails with
+	// DeadlineExceeded. In a nested spec it bounds the node that runs it,
+	// from that node's start.
 	// +optional
 	ActiveDeadline *metav1.Duration `json:"activeDeadline,omitempty"`
 	// Abort, once set, stops every running node and ends the workflow
-	// Aborted (rotor abort sets it).
+	// Aborted (rotor abort sets it). Only a Workflow's own spec has it.
 	// +optional
 	Abort bool `json:"abort,omitempty"`
 	// Approvals answer approve gates by node path: "approve" or "reject"
-	// (rotor approve and rotor reject set them).
+	// (rotor approve and rotor reject set them). Only a Workflow's own
+	// spec has them.
 	// +optional
 	Approvals map[string]string `json:"approvals,omitempty"`
-	// OnFailure runs when the workflow fails. It may read
-	// {{failure.node}} and {{failure.message}}.
+	// OnFailure runs when the workflow fails; in a nested spec, when the
+	// nested DAG fails (as NODE/NAME, before the node fails). It may read
+	// {{failure.node}} (the failed node's path) and {{failure.message}}.
 	// +optional
 	OnFailure *Node `json:"onFailure,omitempty"`
 	// RecoverFrom names an earlier execution of the same spec in this
 	// namespace: every node that succeeded there keeps its outputs and is
-	// not run again (rotor relaunch --recover sets it).
+	// not run again (rotor relaunch --recover sets it). Only a Workflow's
+	// own spec has it.
 	// +optional
 	RecoverFrom string `json:"recoverFrom,omitempty"`
 	// WorkflowTemplateRef runs a registered WorkflowTemplate; inputs here
-	// give its input values, and tasks and nodes must be empty.
+	// give its input values, activeDeadline and clusterSelector apply with
+	// the template's own, and tasks, nodes, outputs, parallelism and
+	// onFailure must be empty. Only a Workflow's own spec has it.
 	// +optional
 	WorkflowTemplateRef string `json:"workflowTemplateRef,omitempty"`
 }
@@ -261,7 +270,10 @@ type Node struct {
 	// DependsOn adds ordering edges beyond those the bindings imply.
 	// +optional
 	DependsOn []string `json:"dependsOn,omitempty"`
-	// Timeout bounds the node across all its attempts and retry waits.
+	// Timeout bounds the whole node from its start: every attempt and
+	// retry wait of a task, every item of a map, a branch's chosen target,
+	// the nodes of a sub-workflow or dynamic fragment, a gate's wait. When
+	// it passes, what still runs is stopped and the node fails TimedOut.
 	// +optional
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 	// Branch runs the first case whose condition holds.
