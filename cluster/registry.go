@@ -17,11 +17,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/rotor-dev/rotor/cluster/capacity"
@@ -52,6 +50,9 @@ type Registry struct {
 	log        *slog.Logger
 	namespaces corelisters.NamespaceLister
 	now        func() time.Time
+	// newClient builds a target's client from its configuration; tests
+	// stand in fakes.
+	newClient func(*rest.Config) (kubernetes.Interface, error)
 
 	// slots, if set, makes capacity exact across replicas (etcd).
 	slots *capacity.Slots
@@ -62,19 +63,37 @@ type Registry struct {
 	pickMu  sync.Mutex
 	mu      sync.RWMutex
 	entries map[string]*entry
+	builds  int64 // pod caches started, for their ids
 }
 
 type entry struct {
 	// view is what the Cluster object says; placementView adds the
 	// client's state.
 	view placement.Cluster
-	// cluster is nil while no client could be built; clientErr says why.
+	// cluster is nil while no client could be built or its pod cache has
+	// not synced yet; clientErr says why. spec is the client's part of
+	// the Cluster's spec it was built from (clientSpec), build the id of
+	// its pod cache.
 	cluster   *plugins.Cluster
 	clientErr string
-	gen       int64
+	spec      string
 	secretRV  string
+	build     int64
 	// secretChecked is when the kubeconfig Secret was last read.
 	secretChecked time.Time
+	// noClientSince is when the entry was last left without a client
+	// (zero while it has one).
+	noClientSince time.Time
+	// next is the pod cache being synced to replace cluster's (see
+	// connect.go); want is the newest Cluster object Sync saw, restart
+	// asks for a fresh pod cache even if nothing changed, kick wakes the
+	// connector, stopConnector ends it.
+	next          *build
+	generation    int64 // of the last Cluster object Sync saw
+	want          *v1alpha1.Cluster
+	restart       bool
+	kick          chan struct{}
+	stopConnector context.CancelFunc
 	// unreachableSince is when the prober found the cluster silent (zero
 	// while it answers); after grace its work fails over.
 	unreachableSince time.Time
@@ -93,7 +112,8 @@ type entry struct {
 // NewRegistry returns an empty registry. Secrets without a namespace are
 // read from namespace (Rotor's own).
 func NewRegistry(control kubernetes.Interface, namespace string, onPod PodHandler, log *slog.Logger) *Registry {
-	return &Registry{control: control, namespace: namespace, onPod: onPod, log: log, now: time.Now, entries: map[string]*entry{}}
+	return &Registry{control: control, namespace: namespace, onPod: onPod, log: log, now: time.Now, entries: map[string]*entry{},
+		newClient: func(c *rest.Config) (kubernetes.Interface, error) { return kubernetes.NewForConfig(c) }}
 }
 
 // SetSlots makes maxTaskPods hold across every replica: an attempt is
@@ -105,7 +125,7 @@ func (r *Registry) SetSlots(s *capacity.Slots) { r.slots = s }
 func (r *Registry) SetNamespaces(l corelisters.NamespaceLister) { r.namespaces = l }
 
 // Declare makes the registry know the Clusters before their clients are
-// built (Sync builds them one by one, each waiting for its pod cache): an
+// built (each in the background, ready once its pod cache synced): an
 // attempt on a known cluster without a client waits for it, while one on
 // an unknown cluster is lost. A replica declares every Cluster of its
 // synced cache before its first round.
@@ -124,100 +144,10 @@ func (r *Registry) Declare(clusters []*v1alpha1.Cluster) {
 func (r *Registry) entryOf(c *v1alpha1.Cluster) *entry {
 	e := r.entries[c.Name]
 	if e == nil {
-		e = &entry{active: map[string]bool{}, pending: map[string]time.Time{}}
+		e = &entry{active: map[string]bool{}, pending: map[string]time.Time{}, noClientSince: r.now()}
 		r.entries[c.Name] = e
 	}
 	return e
-}
-
-// Sync brings the entry of c up to date: what placement knows of it at
-// once, and its client and pod cache when the Cluster's spec or its
-// kubeconfig Secret changed. A Cluster whose Secret is missing or invalid
-// stays listed, not ready, with the reason.
-func (r *Registry) Sync(ctx context.Context, c *v1alpha1.Cluster) error {
-	r.mu.Lock()
-	old := r.entryOf(c)
-	wasReady := old.placementView().Ready
-	old.view = viewOf(c)
-	readyAgain := !wasReady && old.placementView().Ready
-	since, grace := unreachable(c)
-	// Back from an outage: start its pod cache afresh, so the pods left
-	// there show up at once (the old watch may be deep in its backoff)
-	// and the orphans among them get deleted.
-	recovered := !old.unreachableSince.IsZero() && since.IsZero()
-	wentSilent := old.unreachableSince.IsZero() && !since.IsZero()
-	old.unreachableSince, old.grace = since, grace
-	gen, hadClient, checked := old.gen, old.cluster != nil, old.secretChecked
-	r.mu.Unlock()
-	if recovered {
-		r.log.Info("target cluster reachable again: restarting its pod cache", "cluster", c.Name)
-	}
-	if wentSilent || (readyAgain && !recovered) {
-		// No pod event will come from a silent cluster, and orphans wait
-		// for a ready one: have the workflows with pods there look now
-		// (and, if silent, plan a look for when its grace period ends).
-		n := r.wake(c.Name)
-		if wentSilent {
-			r.log.Warn("target cluster unreachable", "cluster", c.Name, "since", since, "gracePeriod", grace, "pods", n)
-		}
-	}
-	if !recovered && hadClient && gen == c.Generation && r.now().Sub(checked) < secretRecheck {
-		return nil
-	}
-	client, rv, err := r.clientFor(ctx, c)
-	if err != nil {
-		r.setBroken(c.Name, err)
-		return fmt.Errorf("cluster %s: %w", c.Name, err)
-	}
-	r.mu.RLock()
-	same := !recovered && hadClient && gen == c.Generation && old.secretRV == rv
-	r.mu.RUnlock()
-	if same {
-		r.mu.Lock()
-		old.secretChecked = r.now()
-		r.mu.Unlock()
-		return nil
-	}
-	ictx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	factory := informers.NewSharedInformerFactoryWithOptions(client, 0,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.LabelSelector = labels.Set{pod.LabelManaged: "true"}.String()
-		}))
-	podInf := factory.Core().V1().Pods()
-	name := c.Name
-	_, _ = podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { r.podChanged(name, o.(*corev1.Pod), false) },
-		UpdateFunc: func(_, o any) { r.podChanged(name, o.(*corev1.Pod), false) },
-		DeleteFunc: func(o any) {
-			if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-				o = t.Obj
-			}
-			if p, ok := o.(*corev1.Pod); ok {
-				r.podChanged(name, p, true)
-			}
-		},
-	})
-	r.mu.Lock()
-	e := r.entries[c.Name]
-	if e == nil { // removed meanwhile
-		r.mu.Unlock()
-		cancel()
-		return nil
-	}
-	if e.stop != nil {
-		e.stop()
-	}
-	e.cluster = &plugins.Cluster{Name: c.Name, Client: client, Pods: podInf.Lister()}
-	e.gen, e.secretRV, e.stop, e.secretChecked, e.clientErr = c.Generation, rv, cancel, r.now(), ""
-	e.active = map[string]bool{}
-	e.view = viewOf(c)
-	r.mu.Unlock()
-	factory.Start(ictx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), podInf.Informer().HasSynced) {
-		return fmt.Errorf("cluster %s: pod cache did not sync", c.Name)
-	}
-	r.log.Info("target cluster registered", "cluster", c.Name)
-	return nil
 }
 
 // viewOf is what placement reads from a Cluster object. Health comes from
@@ -268,6 +198,12 @@ func (r *Registry) Health(name string) plugins.ClusterHealth {
 		return plugins.ClusterHealth{}
 	}
 	h := plugins.ClusterHealth{Known: true, Unreachable: !e.unreachableSince.IsZero() || e.cluster == nil, NotReady: !e.placementView().Ready}
+	switch {
+	case !e.unreachableSince.IsZero():
+		h.UnreachableSince = e.unreachableSince
+	case e.cluster == nil:
+		h.UnreachableSince = e.noClientSince
+	}
 	if !e.unreachableSince.IsZero() {
 		d := r.now().Sub(e.unreachableSince)
 		if d >= e.grace {
@@ -291,38 +227,48 @@ func (r *Registry) Health(name string) plugins.ClusterHealth {
 func (e *entry) placementView() placement.Cluster {
 	v := e.view
 	if e.cluster == nil {
-		v.Ready, v.NotReady = false, e.clientErr
-		if v.NotReady == "" {
-			v.NotReady = "client not built yet"
-		}
+		v.Ready, v.NotReady = false, e.connecting()
 	}
 	return v
 }
 
-func (r *Registry) setBroken(name string, err error) {
+// setBroken drops the client of a cluster whose credentials do not give
+// one, with the reason; it reports whether the reason is new.
+func (r *Registry) setBroken(name string, err error) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e := r.entries[name]
 	if e == nil {
-		return
+		return false
 	}
 	if e.stop != nil {
 		e.stop()
 	}
-	e.cluster, e.stop, e.gen, e.secretRV = nil, nil, 0, ""
-	e.clientErr = "credentials: " + err.Error()
+	if e.next != nil {
+		e.next.stop()
+	}
+	if e.cluster != nil {
+		e.noClientSince = r.now()
+	}
+	msg := "credentials: " + err.Error()
+	changed := msg != e.clientErr
+	e.cluster, e.stop, e.next, e.spec, e.secretRV, e.clientErr = nil, nil, nil, "", "", msg
+	return changed
 }
 
 // wake passes every task pod in a cluster's cache to the pod handler, so
 // their workflows take a look; it returns how many there were.
 func (r *Registry) wake(name string) int {
 	r.mu.RLock()
-	e := r.entries[name]
+	var c *plugins.Cluster
+	if e := r.entries[name]; e != nil {
+		c = e.cluster
+	}
 	r.mu.RUnlock()
-	if e == nil || e.cluster == nil || r.onPod == nil {
+	if c == nil || r.onPod == nil {
 		return 0
 	}
-	pods, err := e.cluster.Pods.List(labels.Everything())
+	pods, err := c.Pods.List(labels.Everything())
 	if err != nil {
 		return 0
 	}
@@ -336,7 +282,7 @@ func (r *Registry) wake(name string) int {
 // on.
 func (r *Registry) podChanged(cluster string, p *corev1.Pod, deleted bool) {
 	key := p.Namespace + "/" + p.Name
-	done := deleted || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || p.DeletionTimestamp != nil
+	done := podDone(p, deleted)
 	release := false
 	r.mu.Lock()
 	if e := r.entries[cluster]; e != nil {
@@ -398,7 +344,7 @@ func (r *Registry) clientFor(ctx context.Context, c *v1alpha1.Cluster) (kubernet
 		return nil, "", err
 	}
 	cfg.UserAgent = "rotor-propeller"
-	client, err := kubernetes.NewForConfig(cfg)
+	client, err := r.newClient(cfg)
 	return client, rv, err
 }
 
@@ -480,9 +426,7 @@ func (r *Registry) Remove(name string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if e := r.entries[name]; e != nil {
-		if e.stop != nil {
-			e.stop()
-		}
+		e.stopLocked()
 		delete(r.entries, name)
 	}
 }
@@ -642,14 +586,12 @@ func (r *Registry) allowed(namespace string) []string {
 	return out
 }
 
-// Stop ends every pod cache.
+// Stop ends every pod cache and connector.
 func (r *Registry) Stop() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for n, e := range r.entries {
-		if e.stop != nil {
-			e.stop()
-		}
+		e.stopLocked()
 		delete(r.entries, n)
 	}
 }

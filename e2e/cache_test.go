@@ -63,6 +63,38 @@ func TestCacheHitCreatesNoPod(t *testing.T) {
 // beside the gate runs to the end first, so the engine demonstrably
 // reconciled the workflow several times with the gate open); approving
 // runs it, rejecting fails the workflow without running it.
+// TestCacheKeysOnTheTaskDefinition: two workflows of one namespace, each
+// with a cached task named square that computes something else, never
+// reuse each other's outputs; one that differs only in retries and
+// timeout does. rotor cache ls shows one entry per definition and rotor
+// cache rm TASK deletes them all.
+func TestCacheKeysOnTheTaskDefinition(t *testing.T) {
+	ns := namespace(t)
+	first := waitDone(t, submit(t, ns, strings.Replace(cachedWorkflow, "NAME", "squares", 1)), 60*time.Second)
+	if first.Status.Phase != v1alpha1.WorkflowSucceeded || string(first.Status.Outputs["y"].Raw) != "36" {
+		t.Fatalf("first run: %s, y = %s", first.Status.Phase, first.Status.Outputs["y"].Raw)
+	}
+	doubles := strings.Replace(strings.Replace(cachedWorkflow, "NAME", "doubles", 1), "{{inputs.x}} * {{inputs.x}}", "{{inputs.x}} + {{inputs.x}}", 1)
+	second := waitDone(t, submit(t, ns, doubles), 60*time.Second)
+	if second.Status.Phase != v1alpha1.WorkflowSucceeded || string(second.Status.Outputs["y"].Raw) != "12" || podsOf(t, second) != 1 {
+		t.Fatalf("another task named square: %s, y = %s (want 12), %d pods (want 1), node %+v",
+			second.Status.Phase, second.Status.Outputs["y"].Raw, podsOf(t, second), second.Status.Nodes["a"])
+	}
+	patient := strings.Replace(strings.Replace(cachedWorkflow, "NAME", "patient", 1), "      cache:", "      retries: 3\n      timeout: 5m\n      cache:", 1)
+	third := waitDone(t, submit(t, ns, patient), 60*time.Second)
+	if podsOf(t, third) != 0 || third.Status.Nodes["a"].Reason != "CacheHit" || string(third.Status.Outputs["y"].Raw) != "36" {
+		t.Fatalf("square with other retries and timeout: %d pods, node %+v, y = %s; want a cache hit of 36",
+			podsOf(t, third), third.Status.Nodes["a"], third.Status.Outputs["y"].Raw)
+	}
+	out, code := rotorCLI(t, "cache", "ls", "-n", ns, "--task", "square", "--etcd-endpoints", env.EtcdEndpoint)
+	if code != 0 || strings.Count(out, "\nsquare ") != 2 || !strings.Contains(out, "DEFINITION") {
+		t.Fatalf("rotor cache ls: exit %d, want two entries of square:\n%s", code, out)
+	}
+	if out, code := rotorCLI(t, "cache", "rm", "square", "-n", ns, "--etcd-endpoints", env.EtcdEndpoint); code != 0 || !strings.Contains(out, "deleted 2") {
+		t.Fatalf("rotor cache rm: exit %d: %s", code, out)
+	}
+}
+
 func TestApprovalGate(t *testing.T) {
 	ns := namespace(t)
 	src := `apiVersion: rotor.dev/v1alpha1

@@ -23,6 +23,10 @@ type ClusterHealth struct {
 	Known bool
 	// Unreachable: the cluster does not answer now (or has no client).
 	Unreachable bool
+	// UnreachableSince is when it became unreachable: the prober's first
+	// unanswered probe, or when this process was last left without a
+	// client for it. Zero while reachable.
+	UnreachableSince time.Time
 	// NotReady: it answers but its /readyz fails (or it was never probed
 	// ready); nothing new is placed there.
 	NotReady bool

@@ -27,6 +27,7 @@ type config struct {
 	logLevel          string
 	startedWriteDelay time.Duration
 	events            string
+	cleanupTimeout    time.Duration
 	tracing           *tracing.Options
 	resync            time.Duration
 	etcd              etcdclient.Flags
@@ -66,6 +67,8 @@ func (c *config) bind(fs *flag.FlagSet) {
 		"hold back a status write whose only news is tasks starting to run for up to this long, so a short task's start and end cost one write (0: write at once)")
 	fs.StringVar(&c.events, "events", "failures",
 		"which phase changes become Kubernetes Events on Workflows: failures (Warnings only), all (every workflow phase change too) or none")
+	fs.DurationVar(&c.cleanupTimeout, "cleanup-unreachable-timeout", propeller.DefaultCleanupUnreachableTimeout,
+		"how long a deleted workflow waits for a target cluster that does not answer (counted from when it became unreachable) before leaving its pods there behind (0: wait for ever)")
 	c.etcd.Bind(fs, "comma-separated etcd client URLs of the task cache and, with --shard, the shard map (empty: caching off)")
 	fs.StringVar(&c.cachePrefix, "cache-prefix", "/rotor/cache/", "etcd key prefix of the task cache")
 	fs.StringVar(&c.interruptibleSelector, "interruptible-node-selector", "", "node selector added to interruptible attempts, k=v[,k=v]")
@@ -110,6 +113,9 @@ func (c *config) validate() error {
 	}
 	if _, err := propeller.ParseEventPolicy(c.events); err != nil {
 		return fmt.Errorf("--events: %w", err)
+	}
+	if c.cleanupTimeout < 0 {
+		return fmt.Errorf("--cleanup-unreachable-timeout must not be negative, got %s", c.cleanupTimeout)
 	}
 	if c.resync < time.Second {
 		return fmt.Errorf("--resync must be at least 1s, got %s", c.resync)

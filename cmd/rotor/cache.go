@@ -57,10 +57,12 @@ func cacheCmd(g *globals) *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TASK\tVERSION\tINPUTS\tAGE\tSOURCE")
+			// DEFINITION is "-" for an entry written before the task's
+			// definition was part of the key: it is never read again.
+			fmt.Fprintln(tw, "TASK\tVERSION\tDEFINITION\tINPUTS\tAGE\tSOURCE")
 			for _, e := range entries {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Key.Task, e.Key.Version, e.Key.InputsHash[:12],
-					time.Since(e.CreatedAt).Round(time.Second), e.Source)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Key.Task, e.Key.Version, taskcache.Short(e.Key.Definition),
+					taskcache.Short(e.Key.InputsHash), time.Since(e.CreatedAt).Round(time.Second), e.Source)
 			}
 			return tw.Flush()
 		},
@@ -68,7 +70,7 @@ func cacheCmd(g *globals) *cobra.Command {
 	ls.Flags().StringVar(&task, "task", "", "only this task")
 	rm := &cobra.Command{
 		Use:   "rm TASK [INPUTS-HASH-PREFIX]",
-		Short: "Delete the cache entries of a task in the namespace (all, or those whose input hash starts with the prefix)",
+		Short: "Delete the cache entries of a task name in the namespace, of every definition (all, or those whose input hash starts with the prefix)",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, done, err := store()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
@@ -76,6 +77,9 @@ func describe(out io.Writer, wf *v1alpha1.Workflow) {
 	}
 	if wf.Status.StartedAt != nil {
 		fmt.Fprintf(out, "Duration:  %s\n", duration(wf.Status.StartedAt, wf.Status.FinishedAt))
+	}
+	if c := meta.FindStatusCondition(wf.Status.Conditions, v1alpha1.WorkflowCleanupBlocked); c != nil && c.Status == metav1.ConditionTrue {
+		fmt.Fprintf(out, "Deleting:  %s\n", c.Message)
 	}
 	if wf.UID != "" {
 		// The execution's trace (and the trace_id of its log lines).

@@ -31,13 +31,15 @@ const (
 	cacheWait                   // another execution holds the key
 )
 
-// cacheKey is the task's key, or false when the task is not cached. A
-// cache that cannot be used never fails a task: it only runs it again.
+// cacheKey is the task's key, or false when the task is not cached: its
+// name, version, definition and inputs in the workflow's namespace (see
+// package taskcache). A cache that cannot be used never fails a task: it
+// only runs it again.
 func (r *round) cacheKey(taskName string, task *v1alpha1.TaskTemplate, inputs map[string]json.RawMessage) (taskcache.Key, bool) {
 	if task.Cache == nil || r.Cache == nil || taskName == "" {
 		return taskcache.Key{}, false
 	}
-	k, err := taskcache.NewKey(r.wf.Namespace, taskName, task.Cache.Version, inputs)
+	k, err := taskcache.NewKey(r.wf.Namespace, taskName, task, inputs)
 	return k, err == nil
 }
 

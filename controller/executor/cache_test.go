@@ -88,6 +88,14 @@ func TestCacheHitRunsNothing(t *testing.T) {
 		{"other inputs", "team-a", strings.Replace(cachedSpec, "value: 3", "value: 4", 1), false},
 		{"other version", "team-a", strings.Replace(cachedSpec, "version: v1", "version: v2", 1), false},
 		{"other tenant", "team-b", cachedSpec, false},
+		// Another workflow's task of the same name that does something
+		// else must not reuse these outputs.
+		{"same name, other image", "team-a", strings.Replace(cachedSpec, "image: x", "image: y", 1), false},
+		{"same name, other command", "team-a", strings.Replace(cachedSpec, "command: [sh]", "command: [bash]", 1), false},
+		{"same name, other output types", "team-a", strings.Replace(cachedSpec, "outputs: {y: integer}", "outputs: {y: float}", 1), false},
+		// What only says how or where it runs keeps the key.
+		{"other retries, timeout and metadata", "team-a", strings.Replace(cachedSpec, "cache:", "retries: 3, timeout: 5m, metadata: {labels: {team: a}}, cache:", 1), true},
+		{"other serialize", "team-a", strings.Replace(cachedSpec, "serialize: true", "serialize: false", 1), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e, fp, wf := cachedRun(t, mc, tc.ns, "u-"+tc.name, tc.src)

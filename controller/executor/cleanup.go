@@ -4,29 +4,69 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
+	"time"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/plugins"
 )
 
+// CleanupPolicy bounds how long the deletion finalizer waits for target
+// clusters that do not answer.
+type CleanupPolicy struct {
+	// Now is when the round runs.
+	Now time.Time
+	// GiveUpAfter: pods on a cluster unreachable for longer than this
+	// (counted from when it became unreachable, see
+	// plugins.ClusterHealth.UnreachableSince) are left behind. 0 waits
+	// for ever.
+	GiveUpAfter time.Duration
+}
+
+// CleanupReport is what Cleanup could not delete.
+type CleanupReport struct {
+	// LeftBehind lists the pods given up: their cluster is no longer
+	// registered, or was unreachable for longer than the policy allows.
+	LeftBehind []LeftPod
+	// Waiting lists, by cluster name, the clusters whose pods wait for
+	// them to answer again.
+	Waiting []CleanupWait
+}
+
+// LeftPod is a pod the finalizer gave up deleting.
+type LeftPod struct {
+	Pod, Cluster, Why string
+}
+
+func (l LeftPod) String() string { return l.Pod + " on " + l.Cluster + " (" + l.Why + ")" }
+
+// CleanupWait is one unreachable cluster the finalizer waits for.
+type CleanupWait struct {
+	Cluster string
+	// Since is when the cluster became unreachable; GiveUpAt when its
+	// pods will be left behind (zero: never).
+	Since, GiveUpAt time.Time
+	// Pods is how many of the workflow's pods wait there.
+	Pods int
+}
+
 // Cleanup releases everything the workflow's attempts hold in target
 // clusters (deletes their pods, finished ones included), for the deletion
-// finalizer. Attempts on clusters no longer registered are skipped and
-// returned, so the caller can say so; any other failure is an error to
+// finalizer. Attempts on clusters no longer registered, or unreachable
+// for longer than policy allows, are left behind; those on a cluster
+// unreachable for less wait (nothing is sent there: the call would hang
+// or fail). Both are in the report. Any other failure is an error to
 // retry.
-func (e *Executor) Cleanup(ctx context.Context, wf *v1alpha1.Workflow) (skipped []string, err error) {
+func (e *Executor) Cleanup(ctx context.Context, wf *v1alpha1.Workflow, policy CleanupPolicy) (CleanupReport, error) {
+	var rep CleanupReport
 	var errs []error
 	nodes, err := wf.Status.AllNodes()
 	if err != nil {
-		return nil, err
+		return rep, err
 	}
-	ids := make([]string, 0, len(nodes))
-	for id := range nodes {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
+	waiting := map[string]*CleanupWait{}
+	for _, id := range slices.Sorted(maps.Keys(nodes)) {
 		ns := expand(nodes[id])
 		if ns.Type == "" {
 			continue
@@ -40,9 +80,17 @@ func (e *Executor) Cleanup(ctx context.Context, wf *v1alpha1.Workflow) (skipped 
 			if a.Pod == "" {
 				continue
 			}
-			c, ok := e.Clusters.Get(a.Cluster)
-			if !ok {
-				skipped = append(skipped, fmt.Sprintf("%s on %s", a.Pod, a.Cluster))
+			c, why, wait := e.cleanupTarget(a.Cluster, policy)
+			switch {
+			case why != "":
+				rep.LeftBehind = append(rep.LeftBehind, LeftPod{Pod: a.Pod, Cluster: a.Cluster, Why: why})
+				continue
+			case wait != nil:
+				if w := waiting[a.Cluster]; w != nil {
+					w.Pods++
+				} else {
+					wait.Pods, waiting[a.Cluster] = 1, wait
+				}
 				continue
 			}
 			tc := &plugins.TaskContext{
@@ -57,7 +105,36 @@ func (e *Executor) Cleanup(ctx context.Context, wf *v1alpha1.Workflow) (skipped 
 			}
 		}
 	}
-	return skipped, errors.Join(errs...)
+	for _, name := range slices.Sorted(maps.Keys(waiting)) {
+		rep.Waiting = append(rep.Waiting, *waiting[name])
+	}
+	return rep, errors.Join(errs...)
+}
+
+// cleanupTarget decides what to do with a deleted workflow's pods on a
+// cluster: delete them with the client it returns, leave them behind
+// (why says why), or wait for the cluster.
+func (e *Executor) cleanupTarget(name string, policy CleanupPolicy) (c *plugins.Cluster, why string, wait *CleanupWait) {
+	h := e.Clusters.Health(name)
+	if !h.Known {
+		return nil, "cluster no longer registered", nil
+	}
+	c, ok := e.Clusters.Get(name)
+	if !h.Unreachable && ok {
+		return c, "", nil
+	}
+	since := h.UnreachableSince
+	if since.IsZero() || since.After(policy.Now) {
+		since = policy.Now
+	}
+	w := &CleanupWait{Cluster: name, Since: since}
+	if policy.GiveUpAfter > 0 {
+		w.GiveUpAt = since.Add(policy.GiveUpAfter)
+		if !policy.Now.Before(w.GiveUpAt) {
+			return nil, fmt.Sprintf("unreachable since %s, longer than %s", since.UTC().Format(time.RFC3339), policy.GiveUpAfter), nil
+		}
+	}
+	return nil, "", w
 }
 
 // cleanOrphans deletes what attempts abandoned on lost clusters left

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/plugins"
@@ -50,7 +51,7 @@ func TestLargeWorkflowsCompactSucceededNodes(t *testing.T) {
 		t.Fatalf("a compact node takes %d bytes: %s", len(raw), raw)
 	}
 	before := len(fp.aborted)
-	if _, err := e.Cleanup(t.Context(), wf); err != nil {
+	if _, err := e.Cleanup(t.Context(), wf, CleanupPolicy{Now: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	if got := len(fp.aborted) - before; got != CompactAbove+51 {

@@ -50,12 +50,15 @@ type Controller struct {
 	observer    func(before, after *v1alpha1.Workflow)
 	events      record.EventRecorder
 	eventPolicy EventPolicy
+	// cleanupGiveUp bounds the finalizer's wait for unreachable targets
+	// (0: no bound).
+	cleanupGiveUp time.Duration
 
 	triggerMu sync.Mutex
 	triggers  map[string]time.Time // workflow key → first ended-pod event since its last round
 
 	startedDelay time.Duration
-	now          func() time.Time // for tests of the hold
+	now          func() time.Time // for tests of the hold and the finalizer
 	deferMu      sync.Mutex
 	deferred     map[string]time.Time // workflow key → when a start-only write was first held back
 }
@@ -78,6 +81,12 @@ type Options struct {
 	// EventPolicy says which phase changes become Kubernetes Events
 	// (default EventsFailures).
 	EventPolicy EventPolicy
+	// CleanupUnreachableTimeout is how long the finalizer of a deleted
+	// workflow waits for a target cluster that does not answer before it
+	// leaves the workflow's pods there behind, counted from when the
+	// cluster became unreachable (default
+	// DefaultCleanupUnreachableTimeout; negative: wait for ever).
+	CleanupUnreachableTimeout time.Duration
 }
 
 // EventPolicy chooses which phase changes are recorded as Kubernetes
@@ -123,12 +132,19 @@ func New(client versioned.Interface, scope Scope, exec *executor.Executor, opts 
 	if opts.EventPolicy == "" {
 		opts.EventPolicy = EventsFailures
 	}
+	switch {
+	case opts.CleanupUnreachableTimeout == 0:
+		opts.CleanupUnreachableTimeout = DefaultCleanupUnreachableTimeout
+	case opts.CleanupUnreachableTimeout < 0:
+		opts.CleanupUnreachableTimeout = 0
+	}
 	c := &Controller{
 		client: client, scope: scope, exec: exec,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(retryLimiter(),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "workflows"}),
 		log: opts.Logger, resync: opts.Resync, metrics: newMetrics(), observer: opts.Observer, events: opts.Events, eventPolicy: opts.EventPolicy,
 		triggers: map[string]time.Time{}, startedDelay: opts.StartedWriteDelay, deferred: map[string]time.Time{}, now: time.Now,
+		cleanupGiveUp: opts.CleanupUnreachableTimeout,
 	}
 	return c
 }
@@ -282,7 +298,7 @@ func (c *Controller) reconcile(ctx context.Context, cached *v1alpha1.Workflow, e
 		if !c.scope.CanWrite() {
 			return 0, errLeaseExpired
 		}
-		return 0, c.finalize(ctx, cached)
+		return c.finalize(ctx, cached, epoch)
 	}
 	if !hasFinalizer(cached) {
 		if !c.scope.CanWrite() {

@@ -11,6 +11,7 @@ type metrics struct {
 	workflowPhase *prometheus.CounterVec
 	nodePhase     *prometheus.CounterVec
 	overhead      prometheus.Histogram
+	leftBehind    *prometheus.CounterVec
 }
 
 // The collectors are registered once per process; a second controller in
@@ -27,6 +28,10 @@ var sharedMetrics = func() *metrics {
 		nodePhase: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rotor_node_transitions_total", Help: "Node phase transitions, by new phase.",
 		}, []string{"phase"}),
+		leftBehind: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rotor_cleanup_pods_left_behind_total",
+			Help: "Pods of deleted workflows the finalizer gave up deleting: their target cluster was no longer registered, or unreachable for longer than --cleanup-unreachable-timeout.",
+		}, []string{"cluster"}),
 	}
 	// Fine buckets (×1.25) so the benchmark can read p50 and p99 from
 	// them to within about 12 %.
@@ -36,7 +41,7 @@ var sharedMetrics = func() *metrics {
 			"for downstream nodes launched in the round that saw their upstream finish.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 1.25, 48),
 	})
-	prometheus.MustRegister(m.rounds, m.workflowPhase, m.nodePhase, m.overhead)
+	prometheus.MustRegister(m.rounds, m.workflowPhase, m.nodePhase, m.overhead, m.leftBehind)
 	return m
 }()
 

@@ -62,6 +62,9 @@ const (
 	ReasonNoCaseMatched    = "NoCaseMatched"
 	ReasonRejected         = "Rejected"
 	ReasonRecovered        = "Recovered"
+	// ReasonClusterUnreachable: a target the finalizer must delete pods
+	// in does not answer.
+	ReasonClusterUnreachable = "ClusterUnreachable"
 )
 
 // WorkflowStatus is written only by the propeller replica that owns the
@@ -110,7 +113,21 @@ type WorkflowStatus struct {
 	// pods may still exist there and are deleted when it answers again.
 	// +optional
 	Orphans []Orphan `json:"orphans,omitempty"`
+	// Conditions: CleanupBlocked while the deletion finalizer waits for
+	// an unreachable target cluster to delete the workflow's pods there.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
+
+// Condition types of a Workflow.
+const (
+	// WorkflowCleanupBlocked: the workflow is deleted and its finalizer
+	// waits for target clusters that do not answer (the message names
+	// them, since when, and when their pods are given up).
+	WorkflowCleanupBlocked = "CleanupBlocked"
+)
 
 // NodeStatus is the state of one node.
 type NodeStatus struct {
