@@ -65,12 +65,25 @@ type Replica struct {
 	kick    chan struct{}
 }
 
+// nsWatch is one namespace's Workflow and WorkflowTemplate informers:
+// a replica caches the templates of its own namespaces only (a
+// templateRef resolves in the workflow's namespace).
 type nsWatch struct {
-	stop   chan struct{}
-	lister listers.WorkflowNamespaceLister
-	synced cache.InformerSynced
-	active *activeSet
-	start  func(stop <-chan struct{})
+	stop      chan struct{}
+	lister    listers.WorkflowNamespaceLister
+	templates listers.WorkflowTemplateNamespaceLister
+	synced    []cache.InformerSynced
+	active    *activeSet
+	start     func(stop <-chan struct{})
+}
+
+func (w *nsWatch) hasSynced() bool {
+	for _, s := range w.synced {
+		if !s() {
+			return false
+		}
+	}
+	return true
 }
 
 // New returns a replica; Run starts it.
@@ -243,8 +256,10 @@ func (r *Replica) newWatch(ns string) *nsWatch {
 		UpdateFunc: func(_, o any) { active.observe(o); r.cfg.Enqueue(o) },
 		DeleteFunc: active.forget,
 	})
-	return &nsWatch{stop: make(chan struct{}), lister: inf.Lister().Workflows(ns), synced: inf.Informer().HasSynced,
-		active: active, start: f.Start}
+	tpl := f.Rotor().V1alpha1().WorkflowTemplates()
+	_ = tpl.Informer().SetTransform(StripManagedFields)
+	return &nsWatch{stop: make(chan struct{}), lister: inf.Lister().Workflows(ns), templates: tpl.Lister().WorkflowTemplates(ns),
+		synced: []cache.InformerSynced{inf.Informer().HasSynced, tpl.Informer().HasSynced}, active: active, start: f.Start}
 }
 
 func (r *Replica) stopAll() {
@@ -302,6 +317,18 @@ func (r *Replica) Get(namespace, name string) (*v1alpha1.Workflow, error) {
 	return w.lister.Get(name)
 }
 
+// GetTemplate returns a cached WorkflowTemplate of a namespace of the
+// shard, or NotFound for one outside it.
+func (r *Replica) GetTemplate(namespace, name string) (*v1alpha1.WorkflowTemplate, error) {
+	r.mu.Lock()
+	w := r.watches[namespace]
+	r.mu.Unlock()
+	if w == nil {
+		return nil, apierrors.NewNotFound(v1alpha1.Resource("workflowtemplates"), name)
+	}
+	return w.templates.Get(name)
+}
+
 // CanWrite implements propeller.Scope.
 func (r *Replica) CanWrite() bool { return r.cfg.Member.Valid() }
 
@@ -327,7 +354,7 @@ func (r *Replica) HasSynced() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, w := range r.watches {
-		if !w.synced() {
+		if !w.hasSynced() {
 			return false
 		}
 	}
@@ -351,7 +378,7 @@ func (r *Replica) Ready() error {
 	}
 	n := 0
 	for _, w := range r.watches {
-		if !w.synced() {
+		if !w.hasSynced() {
 			n++
 		}
 	}

@@ -116,10 +116,9 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		taskCache = taskcache.NewStore(etcd, cfg.cachePrefix)
 		log.Info("task cache on", "etcd", cfg.etcd.Endpoints, "prefix", cfg.cachePrefix)
 	}
-	templates := factory.Rotor().V1alpha1().WorkflowTemplates()
 	exec := &executor.Executor{
 		Plugins: plugins.NewRegistry(pod.New(cfg.pod), rotorhttp.New(cfg.http)), Clusters: registry, Clock: clock.RealClock{},
-		Templates: templateGetter{templates.Lister()}, MaxSystemRetries: 5, Logger: log,
+		MaxSystemRetries: 5, Logger: log,
 	}
 	if taskCache != nil {
 		exec.Cache = taskCache
@@ -129,7 +128,8 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(rotorscheme.Scheme, corev1.EventSource{Component: "rotor-propeller"})
 	events, _ := propeller.ParseEventPolicy(cfg.events) // validated
-	opts := propeller.Options{Logger: log, Events: recorder, EventPolicy: events, Resync: cfg.resync, StartedWriteDelay: cfg.startedWriteDelay}
+	opts := propeller.Options{Logger: log, Events: recorder, EventPolicy: events, Resync: cfg.resync, StartedWriteDelay: cfg.startedWriteDelay,
+		CleanupUnreachableTimeout: cleanupTimeout(cfg.cleanupTimeout)}
 	kubeFactory := informers.NewSharedInformerFactory(kube, 0)
 	namespaces := kubeFactory.Core().V1().Namespaces()
 	var replica *shard.Replica
@@ -154,6 +154,8 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		})
 		ctrl = propeller.New(rotor, replica, exec, opts)
 		exec.Workflows = scopeWorkflows{replica}
+		// Templates of the shard's namespaces only, watched with them.
+		exec.Templates = replicaTemplates{replica}
 		// Replicas share each cluster's maxTaskPods through slots in etcd.
 		registry.SetSlots(capacity.New(etcd, cfg.shardPrefix+"/capacity/", cfg.name))
 		log.Info("sharded replica joined", "name", cfg.name, "partitions", cfg.partitions, "leaseTTL", cfg.leaseTTL)
@@ -161,6 +163,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		wfInformer := factory.Rotor().V1alpha1().Workflows()
 		_ = wfInformer.Informer().SetTransform(shard.StripManagedFields)
 		scope := propeller.AllNamespaces(wfInformer)
+		exec.Templates = templateGetter{factory.Rotor().V1alpha1().WorkflowTemplates().Lister()}
 		ctrl = propeller.New(rotor, scope, exec, opts)
 		exec.Workflows = scopeWorkflows{scope}
 		ctrl.Watch(wfInformer.Informer())
@@ -245,6 +248,23 @@ func runSharded(ctx context.Context, cfg config, ctrl *propeller.Controller, rep
 	}
 	log.Info("drained; leaving the membership", "left", replica.Owned())
 	return nil
+}
+
+// cleanupTimeout maps the flag (0: for ever) to the option (negative: for
+// ever, 0: the default).
+func cleanupTimeout(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+// replicaTemplates reads WorkflowTemplates from the replica's per-namespace
+// caches.
+type replicaTemplates struct{ r *shard.Replica }
+
+func (t replicaTemplates) Get(namespace, name string) (*v1alpha1.WorkflowTemplate, error) {
+	return t.r.GetTemplate(namespace, name)
 }
 
 // templateGetter reads WorkflowTemplates from the informer cache.
