@@ -58,7 +58,7 @@ type Controller struct {
 	triggers  map[string]time.Time // workflow key → first ended-pod event since its last round
 
 	startedDelay time.Duration
-	now          func() time.Time // for tests of the hold and the finalizer
+	now          func() time.Time // the controller's clock: holds, finalizer waits, round and trigger times (tests inject one)
 	deferMu      sync.Mutex
 	deferred     map[string]time.Time // workflow key → when a start-only write was first held back
 }
@@ -193,7 +193,7 @@ func (c *Controller) EnqueuePod(_ string, p *corev1.Pod) {
 	if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 		c.triggerMu.Lock()
 		if _, ok := c.triggers[key]; !ok {
-			c.triggers[key] = time.Now()
+			c.triggers[key] = c.now()
 		}
 		c.triggerMu.Unlock()
 	}
@@ -239,9 +239,9 @@ func (c *Controller) processNext(ctx context.Context) bool {
 	if at, ok := c.takeTrigger(key); ok {
 		ctx = executor.WithTrigger(ctx, at)
 	}
-	start := time.Now()
+	start := c.now()
 	after, err := c.sync(ctx, key)
-	c.metrics.observeRound(start, err)
+	c.metrics.observeRound(c.now().Sub(start), err)
 	switch {
 	case err != nil:
 		c.queue.AddRateLimited(key)
@@ -436,7 +436,7 @@ func (c *Controller) recordTransitions(ctx context.Context, before, after *v1alp
 	if before.Status.Phase != after.Status.Phase {
 		c.metrics.workflowPhase.WithLabelValues(string(after.Status.Phase)).Inc()
 		if after.Status.Phase.IsTerminal() && !before.Status.Phase.IsTerminal() {
-			tracing.EndWorkflow(ctx, after.UID, after.CreationTimestamp.Time, time.Now(),
+			tracing.EndWorkflow(ctx, after.UID, after.CreationTimestamp.Time, c.now(),
 				attribute.String("namespace", after.Namespace), attribute.String("workflow", after.Name),
 				attribute.String("phase", string(after.Status.Phase)), attribute.String("reason", after.Status.Reason))
 		}
