@@ -86,7 +86,10 @@ func clientFor(kubeconfig string) (kubernetes.Interface, error) {
 }
 
 func (e *Env) startKwok(ctx context.Context, c *ClusterInfo, cs kubernetes.Interface, nodes []string) error {
-	stages := filepath.Join(e.Dir, "pki", "kwok-stages.yaml")
+	// One file per target: the targets start at once, and a kwok that
+	// read the shared file while another target's write had truncated it
+	// exited with "no stages found" (a flaky harness start).
+	stages := filepath.Join(e.Dir, "pki", "kwok-stages-"+c.Name+".yaml")
 	if err := writeFile(stages, kwokStages); err != nil {
 		return err
 	}
