@@ -122,18 +122,28 @@ func (r *ring) walk(p int, load []int) int {
 	return -1 // unreachable: capacities add up to more than P
 }
 
+// prepare fills cfg's defaults and returns an empty assignment and the
+// ring of members, or a nil ring when there are none.
+func prepare(cfg RingConfig, members []RingMember) (*ring, Assignment, error) {
+	cfg = cfg.withDefaults()
+	out := make(Assignment, cfg.Partitions)
+	if len(members) == 0 {
+		return nil, out, nil
+	}
+	r, err := newRing(cfg, members)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, out, nil
+}
+
 // Assign computes the assignment of cfg.Partitions partitions to members
 // from scratch: each partition, in index order, goes to the first member
 // clockwise with room. Members with the same name are an error.
 func Assign(cfg RingConfig, members []RingMember) (Assignment, error) {
-	cfg = cfg.withDefaults()
-	out := make(Assignment, cfg.Partitions)
-	if len(members) == 0 {
-		return out, nil
-	}
-	r, err := newRing(cfg, members)
-	if err != nil {
-		return nil, err
+	r, out, err := prepare(cfg, members)
+	if r == nil || err != nil {
+		return out, err
 	}
 	load := make([]int, len(r.ms))
 	for p := range out {
@@ -173,18 +183,13 @@ func Assign(cfg RingConfig, members []RingMember) (Assignment, error) {
 // from an arbitrary one, a member that newcomers stripped of everything
 // is itself a newcomer the next time, so it settles a step later.
 func AssignFrom(cfg RingConfig, members []RingMember, prev Assignment) (Assignment, error) {
-	cfg = cfg.withDefaults()
-	out := make(Assignment, cfg.Partitions)
-	if len(members) == 0 {
-		return out, nil
-	}
-	r, err := newRing(cfg, members)
-	if err != nil {
-		return nil, err
+	r, out, err := prepare(cfg, members)
+	if r == nil || err != nil {
+		return out, err
 	}
 	load := make([]int, len(r.ms))
-	first := make([]int, cfg.Partitions)
-	owner := make([]int, cfg.Partitions)
+	first := make([]int, len(out))
+	owner := make([]int, len(out))
 	for p := range out {
 		first[p] = r.points[r.start(p)].member
 		owner[p] = -1

@@ -14,6 +14,32 @@ func names(rng *rand.Rand, n int) []RingMember {
 	return out
 }
 
+// weighted returns n random members of weights 1 to 3 and their total.
+func weighted(rng *rand.Rand, n int) ([]RingMember, int) {
+	ms := names(rng, n)
+	total := 0
+	for i := range ms {
+		ms[i].Weight = 1 + rng.Intn(3)
+		total += ms[i].Weight
+	}
+	return ms, total
+}
+
+// checkBound fails unless every partition has an owner and no member
+// holds more than its capacity.
+func checkBound(t *testing.T, iter int, cfg RingConfig, ms []RingMember, total int, a Assignment) {
+	t.Helper()
+	loads := a.Loads()
+	for _, m := range ms {
+		if c := Capacity(cfg, m.Weight, total); loads[m.Name] > c {
+			t.Fatalf("iteration %d: %s (weight %d) holds %d > capacity %d", iter, m.Name, m.Weight, loads[m.Name], c)
+		}
+	}
+	if loads[""] != 0 {
+		t.Fatalf("iteration %d: %d partitions without owner", iter, loads[""])
+	}
+}
+
 func mustAssign(t testing.TB, cfg RingConfig, ms []RingMember) Assignment {
 	t.Helper()
 	a, err := Assign(cfg, ms)
@@ -29,22 +55,8 @@ func TestLoadBound(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	for iter := 0; iter < 200; iter++ {
 		cfg := RingConfig{Partitions: 1 + rng.Intn(512)}
-		ms := names(rng, 1+rng.Intn(12))
-		total := 0
-		for i := range ms {
-			ms[i].Weight = 1 + rng.Intn(3)
-			total += ms[i].Weight
-		}
-		a := mustAssign(t, cfg, ms)
-		loads := a.Loads()
-		for _, m := range ms {
-			if c := Capacity(cfg, m.Weight, total); loads[m.Name] > c {
-				t.Fatalf("iteration %d: %s (weight %d) holds %d > capacity %d", iter, m.Name, m.Weight, loads[m.Name], c)
-			}
-		}
-		if loads[""] != 0 {
-			t.Fatalf("iteration %d: %d partitions without owner", iter, loads[""])
-		}
+		ms, total := weighted(rng, 1+rng.Intn(12))
+		checkBound(t, iter, cfg, ms, total, mustAssign(t, cfg, ms))
 	}
 }
 
@@ -148,12 +160,7 @@ func TestAssignFromBoundAndFixedPoint(t *testing.T) {
 	rng := rand.New(rand.NewSource(6))
 	for iter := 0; iter < 200; iter++ {
 		cfg := RingConfig{Partitions: 1 + rng.Intn(1024)}
-		ms := names(rng, 1+rng.Intn(40))
-		total := 0
-		for i := range ms {
-			ms[i].Weight = 1 + rng.Intn(3)
-			total += ms[i].Weight
-		}
+		ms, total := weighted(rng, 1+rng.Intn(40))
 		prev := make(Assignment, cfg.Partitions)
 		for p := range prev {
 			if k := rng.Intn(len(ms) + 2); k < len(ms) {
@@ -166,14 +173,9 @@ func TestAssignFromBoundAndFixedPoint(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		loads := a.Loads()
-		for _, m := range ms {
-			if c := Capacity(cfg, m.Weight, total); loads[m.Name] > c {
-				t.Fatalf("iteration %d: %s (weight %d) holds %d > capacity %d", iter, m.Name, m.Weight, loads[m.Name], c)
-			}
-		}
-		if loads[""] != 0 || loads["gone"] != 0 {
-			t.Fatalf("iteration %d: %d partitions without owner, %d with a departed one", iter, loads[""], loads["gone"])
+		checkBound(t, iter, cfg, ms, total, a)
+		if n := a.Loads()["gone"]; n != 0 {
+			t.Fatalf("iteration %d: %d partitions with a departed owner", iter, n)
 		}
 		again, _ := AssignFrom(cfg, ms, a)
 		third, _ := AssignFrom(cfg, ms, again)
