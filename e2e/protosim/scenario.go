@@ -158,7 +158,7 @@ func Run(ctx context.Context, s *Sim, sc Scenario, logf func(string, ...any)) (*
 		}
 		t.Stop()
 		churnEnd := time.Now()
-		if doc, _, err = s.Settled(ctx, settle); err != nil {
+		if _, _, err = s.Settled(ctx, settle); err != nil {
 			return nil, fmt.Errorf("after churn: %w", err)
 		}
 		r.ChurnSettle = time.Since(churnEnd)
@@ -174,7 +174,7 @@ func Run(ctx context.Context, s *Sim, sc Scenario, logf func(string, ...any)) (*
 		if _, err := s.Join(ctx, n-n/2); err != nil {
 			return nil, err
 		}
-		if doc, _, err = s.Settled(ctx, settle); err != nil {
+		if _, _, err = s.Settled(ctx, settle); err != nil {
 			return nil, fmt.Errorf("after a burst of %d changes: %w", n, err)
 		}
 		r.BurstChanges, r.BurstSettle = n, time.Since(burstAt)
@@ -192,7 +192,6 @@ func Run(ctx context.Context, s *Sim, sc Scenario, logf func(string, ...any)) (*
 	if b, err := s.cfg.Etcd.Get(ctx, s.keys.Map()); err == nil && len(b.Kvs) > 0 {
 		r.MapBytes = len(b.Kvs[0].Value)
 	}
-	_ = doc
 	return r, nil
 }
 
