@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -16,39 +15,8 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+	"github.com/rotor-dev/rotor/internal/silentnet"
 )
-
-// silentServer accepts connections and never answers: a target whose
-// apiserver hangs (or a firewall that drops after the handshake).
-func silentServer(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return l.Addr().String()
-}
 
 func kubeconfigFor(server string) []byte {
 	return []byte(strings.Replace(testKubeconfig, "https://127.0.0.1:6443", server, 1))
@@ -114,7 +82,7 @@ func waitFor(d time.Duration, cond func() bool) bool {
 // reachable one registered after it must be usable within a deadline,
 // while the silent one stays known and not ready.
 func TestSilentClusterDoesNotStallOthers(t *testing.T) {
-	r := connectRegistry(t, map[string]string{"silent": "https://" + silentServer(t), "live": "fake://live"})
+	r := connectRegistry(t, map[string]string{"silent": "https://" + silentnet.Listen(t), "live": "fake://live"})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	handlerDone := make(chan struct{})
@@ -149,7 +117,7 @@ func TestSilentClusterDoesNotStallOthers(t *testing.T) {
 // replaces it. Pods already in the new cache reach the pod handler once
 // it is in use.
 func TestRotatedSecretSwapsOnceSynced(t *testing.T) {
-	silent := "https://" + silentServer(t)
+	silent := "https://" + silentnet.Listen(t)
 	r := connectRegistry(t, map[string]string{"east": "fake://one"})
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var mu sync.Mutex

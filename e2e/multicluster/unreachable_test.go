@@ -3,9 +3,7 @@ package multicluster
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,39 +16,8 @@ import (
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/e2e/harness"
 	"github.com/rotor-dev/rotor/internal/localcluster"
+	"github.com/rotor-dev/rotor/internal/silentnet"
 )
-
-// silentAPIServer accepts TCP connections and never answers, like an
-// apiserver behind a firewall that drops after the handshake.
-func silentAPIServer(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return l.Addr().String()
-}
 
 const silentKubeconfig = `apiVersion: v1
 kind: Config
@@ -79,7 +46,7 @@ func TestSilentClusterDoesNotStallRegistration(t *testing.T) {
 	}
 	sec := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "cluster-silent", Namespace: localcluster.RotorNamespace},
-		StringData: map[string]string{"kubeconfig": strings.Replace(silentKubeconfig, "ADDR", silentAPIServer(t), 1)},
+		StringData: map[string]string{"kubeconfig": strings.Replace(silentKubeconfig, "ADDR", silentnet.Listen(t), 1)},
 	}
 	if _, err := env.Kube.CoreV1().Secrets(localcluster.RotorNamespace).Create(ctx, sec, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
