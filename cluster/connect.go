@@ -6,16 +6,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/plugins"
-	"github.com/rotor-dev/rotor/plugins/pod"
 )
 
 // Connecting a target happens off the Cluster informer's handler: Sync
@@ -33,6 +29,7 @@ type build struct {
 	spec    string
 	rv      string
 	cluster *plugins.Cluster
+	pods    *podSource
 	stop    context.CancelFunc
 	// active is filled by the cache's events until it is put in use.
 	active  map[string]bool
@@ -54,6 +51,7 @@ func (r *Registry) Sync(ctx context.Context, c *v1alpha1.Cluster) {
 	e := r.entryOf(c)
 	wasReady := e.placementView().Ready
 	e.view = viewOf(c)
+	e.reported = int(c.Status.PodsInFlight)
 	readyAgain := !wasReady && e.placementView().Ready
 	specChanged := e.generation != c.Generation
 	e.generation = c.Generation
@@ -166,12 +164,7 @@ func (r *Registry) startLocked(ctx context.Context, name string, e *entry, spec 
 	r.builds++
 	bctx, cancel := context.WithCancel(ctx)
 	b := &build{id: r.builds, spec: spec, rv: rv, stop: cancel, active: map[string]bool{}, started: r.now(), checked: r.now()}
-	factory := informers.NewSharedInformerFactoryWithOptions(client, 0,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.LabelSelector = labels.Set{pod.LabelManaged: "true"}.String()
-		}))
-	podInf := factory.Core().V1().Pods()
-	reg, _ := podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	handler := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { r.podEvent(name, b, o.(*corev1.Pod), false) },
 		UpdateFunc: func(_, o any) { r.podEvent(name, b, o.(*corev1.Pod), false) },
 		DeleteFunc: func(o any) {
@@ -182,22 +175,31 @@ func (r *Registry) startLocked(ctx context.Context, name string, e *entry, spec 
 				r.podEvent(name, b, p, true)
 			}
 		},
-	})
-	b.cluster = &plugins.Cluster{Name: name, Client: client, Pods: podInf.Lister()}
+	}
+	var namespaces []string // nil: every namespace
+	if r.scoped {
+		namespaces = make([]string, 0, len(r.watched))
+		for ns := range r.watched {
+			namespaces = append(namespaces, ns)
+		}
+	}
+	b.pods = newPodSource(bctx, client, handler, namespaces)
+	b.cluster = &plugins.Cluster{Name: name, Client: client, Pods: b.pods}
 	e.next = b
-	factory.Start(bctx.Done())
 	r.log.Info("connecting to target cluster", "cluster", name, "replacing", e.cluster != nil)
 	go func() {
 		slow := time.AfterFunc(secretRecheck, func() {
 			r.log.Warn("target cluster's pod cache has not synced yet: is it reachable?", "cluster", name, "since", b.started)
 		})
 		defer slow.Stop()
-		// The handler's own sync: every pod of the first list has been
-		// counted in b.active, so none reaches the pod handler twice.
+		// The handlers' own sync: every pod of the first lists has been
+		// counted in b.active, so none reaches the pod handler twice. A
+		// namespace watched meanwhile (WatchPods) joins b and is waited
+		// for too.
 		// Polled more often than WaitForCacheSync's 100 ms: until then the
 		// cluster takes no attempt.
 		err := wait.PollUntilContextCancel(bctx, 10*time.Millisecond, true, func(context.Context) (bool, error) {
-			return reg.HasSynced(), nil
+			return b.pods.synced(), nil
 		})
 		if err == nil {
 			r.install(name, e, b)
@@ -218,7 +220,7 @@ func (r *Registry) install(name string, e *entry, b *build) {
 	if e.stop != nil {
 		e.stop()
 	}
-	e.cluster, e.build, e.next, e.active = b.cluster, b.id, nil, b.active
+	e.cluster, e.pods, e.build, e.next, e.active = b.cluster, b.pods, b.id, nil, b.active
 	e.spec, e.secretRV, e.stop, e.secretChecked, e.clientErr = b.spec, b.rv, b.stop, b.checked, ""
 	e.noClientSince = time.Time{}
 	r.mu.Unlock()
@@ -233,7 +235,9 @@ func (r *Registry) podEvent(name string, b *build, p *corev1.Pod, deleted bool) 
 	r.mu.Lock()
 	e := r.entries[name]
 	switch {
-	case e == nil:
+	case e == nil, r.scoped && !r.watched[p.Namespace]:
+		// Gone, or an event of a namespace's informer delivered while it
+		// was being stopped: the replica let the namespace go.
 		r.mu.Unlock()
 		return
 	case e.build == b.id && e.cluster != nil:

@@ -64,6 +64,10 @@ type Registry struct {
 	mu      sync.RWMutex
 	entries map[string]*entry
 	builds  int64 // pod caches started, for their ids
+	// scoped: pod caches hold only the namespaces in watched (a sharded
+	// replica's own), see podsource.go.
+	scoped  bool
+	watched map[string]bool
 }
 
 type entry struct {
@@ -75,6 +79,7 @@ type entry struct {
 	// the Cluster's spec it was built from (clientSpec), build the id of
 	// its pod cache.
 	cluster   *plugins.Cluster
+	pods      *podSource
 	clientErr string
 	spec      string
 	secretRV  string
@@ -107,13 +112,18 @@ type entry struct {
 	active  map[string]bool
 	pending map[string]time.Time
 	slotted map[string]bool
+	// reported is the prober's count of task pods in flight there, from
+	// the Cluster's status: a scoped cache sees only its own.
+	reported int
 }
 
 // NewRegistry returns an empty registry. Secrets without a namespace are
 // read from namespace (Rotor's own).
 func NewRegistry(control kubernetes.Interface, namespace string, onPod PodHandler, log *slog.Logger) *Registry {
-	return &Registry{control: control, namespace: namespace, onPod: onPod, log: log, now: time.Now, entries: map[string]*entry{},
+	r := &Registry{control: control, namespace: namespace, onPod: onPod, log: log, now: time.Now, entries: map[string]*entry{},
 		newClient: func(c *rest.Config) (kubernetes.Interface, error) { return kubernetes.NewForConfig(c) }}
+	live.Store(r, struct{}{})
+	return r
 }
 
 // SetSlots makes maxTaskPods hold across every replica: an attempt is
@@ -252,7 +262,7 @@ func (r *Registry) setBroken(name string, err error) bool {
 	}
 	msg := "credentials: " + err.Error()
 	changed := msg != e.clientErr
-	e.cluster, e.stop, e.next, e.spec, e.secretRV, e.clientErr = nil, nil, nil, "", "", msg
+	e.cluster, e.pods, e.stop, e.next, e.spec, e.secretRV, e.clientErr = nil, nil, nil, nil, "", "", msg
 	return changed
 }
 
@@ -471,6 +481,12 @@ func (r *Registry) Pick(id plugins.TaskID, task *v1alpha1.TaskTemplate, workflow
 	for _, e := range r.entries {
 		v := e.placementView()
 		v.InFlight = r.inFlightLocked(e)
+		if r.scoped {
+			// Other replicas' pods count too; the prober's figure lags by
+			// a probe period, so it is a floor. Caps stay exact through
+			// the capacity slots in etcd.
+			v.InFlight = max(v.InFlight, e.reported)
+		}
 		views = append(views, v)
 	}
 	r.mu.Unlock()
@@ -588,6 +604,7 @@ func (r *Registry) allowed(namespace string) []string {
 
 // Stop ends every pod cache and connector.
 func (r *Registry) Stop() {
+	live.Delete(r)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for n, e := range r.entries {

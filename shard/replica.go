@@ -39,12 +39,23 @@ type Config struct {
 	Namespaces corelisters.NamespaceLister
 	// Enqueue receives the Workflow events of owned namespaces.
 	Enqueue func(obj any)
-	Logger  *slog.Logger
+	// Pods, if set, caches the task pods of the namespaces held: a
+	// namespace's Workflow watch starts only once its pods are cached.
+	Pods   PodWatcher
+	Logger *slog.Logger
 	// Clock drives the resync ticker (default the real clock).
 	Clock clock.WithTicker
 	// Resync re-applies the map this often: picks up new namespaces,
 	// retries failed acknowledgements, reports load (default 1s).
 	Resync time.Duration
+}
+
+// PodWatcher caches the task pods of chosen namespaces in every target
+// cluster (cluster.Registry once scoped).
+type PodWatcher interface {
+	WatchPods(namespace string)
+	UnwatchPods(namespace string)
+	PodsSynced(namespace string) bool
 }
 
 // Replica follows the shard map: a thin shell around the pure partition
@@ -61,6 +72,10 @@ type Replica struct {
 	table   *table.Table
 	last    *shardproto.Doc
 	watches map[string]*nsWatch
+	// pods holds the namespaces whose task pods are watched: those of
+	// every partition held, draining ones included, as their rounds in
+	// flight still read pods.
+	pods    map[string]bool
 	lastErr string
 	kick    chan struct{}
 }
@@ -99,7 +114,7 @@ func New(cfg Config) *Replica {
 	}
 	return &Replica{
 		cfg: cfg, log: cfg.Logger.With("replica", cfg.Name),
-		table: table.New(cfg.Name, cfg.Partitions), watches: map[string]*nsWatch{},
+		table: table.New(cfg.Name, cfg.Partitions), watches: map[string]*nsWatch{}, pods: map[string]bool{},
 		kick: make(chan struct{}, 1),
 	}
 }
@@ -157,7 +172,7 @@ func (r *Replica) load(b []byte) {
 func (r *Replica) apply(ctx context.Context) {
 	r.mu.Lock()
 	acts := r.table.Apply(r.last, r.cfg.Member.Valid())
-	stop, start := r.diffWatches()
+	stop, start, podStart, podStop := r.diffWatches()
 	errText := ""
 	if acts.Err != nil {
 		errText = acts.Err.Error()
@@ -182,7 +197,17 @@ func (r *Replica) apply(ctx context.Context) {
 	for _, w := range stop {
 		close(w.stop)
 	}
+	if r.cfg.Pods != nil {
+		for _, ns := range podStart {
+			r.cfg.Pods.WatchPods(ns)
+		}
+	}
 	r.startWatches(start)
+	if r.cfg.Pods != nil {
+		for _, ns := range podStop {
+			r.cfg.Pods.UnwatchPods(ns)
+		}
+	}
 	for _, rel := range acts.Acks {
 		key := r.cfg.Keys.ReleasedKey(r.cfg.Name, rel.Partition)
 		if _, err := r.cfg.Etcd.Put(ctx, key, shardproto.EncodeAck(rel.Ack), clientv3.WithLease(r.cfg.Member.LeaseID())); err != nil {
@@ -196,15 +221,20 @@ func (r *Replica) apply(ctx context.Context) {
 	}
 }
 
-// diffWatches removes the watches of namespaces no active partition
-// holds and lists the namespaces that need one. Called with mu held; the
+// diffWatches removes the Workflow watches of namespaces no active
+// partition holds and lists the namespaces that need one, and does the
+// same for pod watches over the partitions held. Called with mu held; the
 // lister reads a cache.
-func (r *Replica) diffWatches() (stop []*nsWatch, start []string) {
-	want := map[string]bool{}
+func (r *Replica) diffWatches() (stop []*nsWatch, start, podStart, podStop []string) {
+	want, held := map[string]bool{}, map[string]bool{}
 	nss, _ := r.cfg.Namespaces.List(labels.Everything())
 	for _, ns := range nss {
-		if r.table.Active(r.table.PartitionOf(ns.Name)) {
+		p := r.table.PartitionOf(ns.Name)
+		if r.table.Active(p) {
 			want[ns.Name] = true
+		}
+		if r.table.Holds(p) {
+			held[ns.Name] = true
 		}
 	}
 	for ns, w := range r.watches {
@@ -218,7 +248,19 @@ func (r *Replica) diffWatches() (stop []*nsWatch, start []string) {
 			start = append(start, ns)
 		}
 	}
-	return stop, start
+	for ns := range r.pods {
+		if !held[ns] {
+			podStop = append(podStop, ns)
+			delete(r.pods, ns)
+		}
+	}
+	for ns := range held {
+		if !r.pods[ns] {
+			podStart = append(podStart, ns)
+			r.pods[ns] = true
+		}
+	}
+	return stop, start, podStart, podStop
 }
 
 // startWatches builds the informers of namespaces outside the lock,
@@ -241,9 +283,37 @@ func (r *Replica) startWatches(namespaces []string) {
 	}
 	namespacesWatched.Set(float64(len(r.watches)))
 	r.mu.Unlock()
-	for _, w := range built {
-		w.start(w.stop)
+	for ns, w := range built {
+		if r.cfg.Pods == nil {
+			w.start(w.stop)
+			continue
+		}
+		go r.startAfterPods(ns, w)
 	}
+}
+
+// podsPoll is how often a namespace waiting for its pod caches looks.
+const podsPoll = 10 * time.Millisecond
+
+// startAfterPods starts a namespace's Workflow watch once its task pods
+// are cached in every target: the watch's first list enqueues every
+// workflow of the namespace, and each round must see the pods of its
+// attempts. Until then the namespace counts as not synced.
+func (r *Replica) startAfterPods(ns string, w *nsWatch) {
+	tick := r.cfg.Clock.NewTicker(podsPoll)
+	defer tick.Stop()
+	waited := 0
+	for !r.cfg.Pods.PodsSynced(ns) {
+		select {
+		case <-w.stop:
+			return
+		case <-tick.C():
+		}
+		if waited++; waited == int(10*time.Second/podsPoll) {
+			r.log.Warn("namespace waits for its task pod caches: a target cluster answers slowly", "namespace", ns)
+		}
+	}
+	w.start(w.stop)
 }
 
 func (r *Replica) newWatch(ns string) *nsWatch {
@@ -268,6 +338,12 @@ func (r *Replica) stopAll() {
 	for ns, w := range r.watches {
 		close(w.stop)
 		delete(r.watches, ns)
+	}
+	for ns := range r.pods {
+		if r.cfg.Pods != nil {
+			r.cfg.Pods.UnwatchPods(ns)
+		}
+		delete(r.pods, ns)
 	}
 	r.table = table.New(r.cfg.Name, r.cfg.Partitions)
 	partitionsOwned.Set(0)

@@ -53,6 +53,9 @@ type config struct {
 	// leading manager.
 	probe         *health.Prober
 	probeClusters bool
+	// kubeQPS and kubeBurst limit requests to the control cluster.
+	kubeQPS   float64
+	kubeBurst int
 }
 
 func (c *config) bind(fs *flag.FlagSet) {
@@ -60,6 +63,8 @@ func (c *config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.namespace, "namespace", "rotor-system", "Rotor's namespace: where cluster kubeconfig Secrets live")
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:9090", "address for /metrics, /healthz and /readyz")
 	fs.IntVar(&c.workers, "workers", 8, "concurrent reconcile workers")
+	fs.Float64Var(&c.kubeQPS, "kube-qps", 200, "requests per second to the control cluster (target clusters: each Cluster's spec.client)")
+	fs.IntVar(&c.kubeBurst, "kube-burst", 400, "request burst to the control cluster")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	c.tracing = tracing.BindFlags(fs)
 	fs.DurationVar(&c.resync, "resync", 30*time.Second, "how often a running workflow is looked at without any event")
@@ -89,6 +94,9 @@ func (c *config) bind(fs *flag.FlagSet) {
 func (c *config) validate() error {
 	if c.workers < 1 {
 		return fmt.Errorf("--workers must be at least 1, got %d", c.workers)
+	}
+	if c.kubeQPS <= 0 || c.kubeBurst < 1 {
+		return fmt.Errorf("--kube-qps must be above 0 and --kube-burst at least 1, got %g and %d", c.kubeQPS, c.kubeBurst)
 	}
 	if err := c.etcd.Validate(); err != nil {
 		return err

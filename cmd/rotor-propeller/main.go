@@ -81,7 +81,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("load kubeconfig: %w", err)
 	}
-	rc.QPS, rc.Burst = 200, 400
+	rc.QPS, rc.Burst = float32(cfg.kubeQPS), cfg.kubeBurst
 	rc.UserAgent = "rotor-propeller"
 	kube, err := kubernetes.NewForConfig(rc)
 	if err != nil {
@@ -151,7 +151,10 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		replica = shard.New(shard.Config{
 			Name: cfg.name, Keys: shardproto.Keys{Prefix: cfg.shardPrefix}, Partitions: cfg.partitions, Etcd: etcd,
 			Member: mem, Rotor: rotor, Namespaces: namespaces.Lister(), Enqueue: func(o any) { ctrl.Enqueue(o) }, Logger: log,
+			Pods: registry,
 		})
+		// Each replica caches the task pods of its own namespaces only.
+		registry.ScopePods()
 		ctrl = propeller.New(rotor, replica, exec, opts)
 		exec.Workflows = scopeWorkflows{replica}
 		// Templates of the shard's namespaces only, watched with them.

@@ -136,6 +136,10 @@ func (t *Table) Active(p int) bool {
 	return part != nil && !part.stopping
 }
 
+// Holds reports whether p is held: active, or stopping with rounds in
+// flight. Those rounds still read the partition's pods.
+func (t *Table) Holds(p int) bool { return t.parts[p] != nil }
+
 // ActiveCount counts the partitions reconciled now.
 func (t *Table) ActiveCount() int {
 	n := 0

@@ -64,7 +64,7 @@ func (a Actions) String() string {
 // step is one event of a scenario and what must come of it.
 type step struct {
 	// op is one of: apply (with m and valid), acquire P, done P,
-	// fence P SEEN, ackfail P EPOCH ASKED.
+	// fence P SEEN, ackfail P EPOCH ASKED, holds P.
 	op    string
 	m     []string
 	valid bool
@@ -94,6 +94,8 @@ func run(t *testing.T, tb *Table, n int, steps []step) {
 		case "fence":
 			mine, stopped := tb.Fence(arg(1), int64(arg(2)))
 			got = fmt.Sprintf("mine %d stopped %v", mine, stopped)
+		case "holds":
+			got = fmt.Sprintf("holds %v active %v", tb.Holds(arg(1)), tb.Active(arg(1)))
 		case "ackfail":
 			tb.AckFailed(Release{Partition: arg(1), Ack: shardproto.Ack{Epoch: int64(arg(2)), Asked: int64(arg(3))}})
 			got = "-"
@@ -132,11 +134,15 @@ func TestScenarios(t *testing.T) {
 			{op: "acquire 0", valid: true, want: "true@3"},
 			{op: "apply", m: []string{"0=a@3>b#7"}, valid: true, want: "stop 0"},
 			{op: "acquire 0", valid: true, want: "false@0"},
+			// Draining: no new round, but the pods stay watched for those in flight.
+			{op: "holds 0", want: "holds true active false"},
 			{op: "done 0", want: "false"},
 			{op: "apply", m: []string{"0=a@3>b#7"}, valid: true, want: "-"},
 			{op: "done 0", want: "true"},
 			{op: "done 0", want: "false"}, // an extra Done is ignored
+			{op: "holds 0", want: "holds true active false"},
 			{op: "apply", m: []string{"0=a@3>b#7"}, valid: true, want: "ack 0@3#7"},
+			{op: "holds 0", want: "holds false active false"},
 		}},
 		{"a failed acknowledgement is written again", []step{
 			{op: "apply", m: []string{"0=a@3>b#7"}, valid: true, want: "ack 0@3#7"},

@@ -13,6 +13,9 @@
 //     namespaces, each of 4 replicas against one holding everything;
 //   - failover: replica SIGKILL → partitions reconciling again; graceful
 //     handoff pause; target cluster lost → first re-placed pod running;
+//   - cost: CPU per completed node and requests per node with 1, 2, 4
+//     and 8 sharded replicas on one load, 3 sharded against 1 unsharded,
+//     and throughput with each replica held to a 20 QPS client budget;
 //   - protocol: the shard protocol at scale on a real etcd (1,000
 //     lightweight members, 4,096 partitions, churn): the manager's plan
 //     time, partitions moved per join or leave against the minimum and the
@@ -48,6 +51,7 @@ type options struct {
 	protoMembers    int
 	protoPartitions int
 	protoChurn      time.Duration
+	costChains      int
 }
 
 // Result is the JSON file.
@@ -63,6 +67,7 @@ type Result struct {
 	Scale      Scale    `json:"scale"`
 	Failover   Failover `json:"failover"`
 	Protocol   Protocol `json:"protocol"`
+	Cost       Cost     `json:"cost"`
 	Errors     []string `json:"errors,omitempty"`
 }
 
@@ -78,7 +83,8 @@ func main() {
 	flag.IntVar(&o.protoMembers, "protocol-members", 1000, "lightweight members of the protocol scenario")
 	flag.IntVar(&o.protoPartitions, "protocol-partitions", 4096, "partitions of the protocol scenario")
 	flag.DurationVar(&o.protoChurn, "protocol-churn", 2*time.Minute, "how long the protocol scenario churns at 5 % of the members per minute")
-	only := flag.String("only", "engine,scale,failover,protocol", "scenarios to run")
+	flag.IntVar(&o.costChains, "cost-chains", 400, "chains of 5 per run of the cost scenario (its budget runs: a quarter)")
+	only := flag.String("only", "engine,scale,failover,protocol,cost", "scenarios to run")
 	out := flag.String("out", "", "JSON file to write (default .rotor/bench/bench-DATE.json)")
 	flag.Parse()
 	for _, s := range strings.Split(*levels, ",") {
@@ -119,6 +125,7 @@ func main() {
 		{"scale", func() error { return scale(ctx, dir, o, res) }},
 		{"failover", func() error { return failover(ctx, dir, res) }},
 		{"protocol", func() error { return protocol(ctx, dir, o, res) }},
+		{"cost", func() error { return cost(ctx, dir, o, res) }},
 	} {
 		if !o.only[s.name] {
 			continue

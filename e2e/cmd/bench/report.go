@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -27,6 +28,12 @@ func report(w io.Writer, r *Result) {
 			}
 			fmt.Fprintf(w, "| overhead, %d concurrent chains, 1 replica | p50 %.1f ms, p99 %.1f ms (%d samples) | p50s: round %.1f ms, queue wait %.1f ms, plugin call %.1f ms, kube request %.1f ms | | %s |\n",
 				l.Workflows, l.OverP50ms, l.OverP99ms, l.Samples, l.RoundP50ms, l.QueueP50ms, l.PluginP50ms, l.KubeP50ms, target)
+		}
+	}
+	if rows := costTable(r.Cost); len(rows) > 0 {
+		fmt.Fprintf(w, "\n| scaling | measured | reference (same run) | ratio |\n| --- | --- | --- | --- |\n")
+		for _, row := range rows {
+			fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
 		}
 	}
 	if s := r.Scale; s.One.Name != "" {

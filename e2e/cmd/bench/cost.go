@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+	"github.com/rotor-dev/rotor/e2e/harness"
+	"github.com/rotor-dev/rotor/internal/localcluster"
+)
+
+// Cost is the scaling benchmark: what a completed task node costs as
+// sharded replicas are added, whether the work divides when each replica
+// has a fixed client budget, and sharded against unsharded.
+type Cost struct {
+	Chains int `json:"chains"`
+	// Runs: the same load at each replica count (1, 2, 4, 8).
+	Runs []CostRun `json:"runs"`
+	// Sharded3 and Unsharded: 3 sharded replicas, then one unsharded
+	// propeller, on that load.
+	Sharded3  *CostRun `json:"sharded3,omitempty"`
+	Unsharded *CostRun `json:"unsharded,omitempty"`
+	// Budget: a smaller load with every replica held to BudgetQPS on the
+	// control cluster and on the target, at 1, 2 and 4 replicas.
+	BudgetQPS    float64   `json:"budgetQPS"`
+	BudgetChains int       `json:"budgetChains"`
+	Budget       []CostRun `json:"budget"`
+}
+
+// CostRun is one load with its CPU per completed node, in milliseconds:
+// all Rotor processes (replicas and manager) together, the control
+// apiserver, the target's apiserver, and etcd.
+type CostRun struct {
+	Load
+	RotorMsPerNode   float64 `json:"rotorCPUmsPerNode"`
+	ControlMsPerNode float64 `json:"controlAPIServerCPUmsPerNode"`
+	TargetMsPerNode  float64 `json:"targetAPIServerCPUmsPerNode"`
+	EtcdMsPerNode    float64 `json:"etcdCPUmsPerNode"`
+}
+
+func costOf(l Load) CostRun {
+	r := CostRun{Load: l}
+	if l.Succeeded == 0 {
+		return r
+	}
+	per := func(v float64) float64 { return 1000 * v / float64(l.Succeeded*chainLen) }
+	for name, v := range l.CPU {
+		switch {
+		case strings.HasPrefix(name, "rotor-propeller-"), strings.HasPrefix(name, "rotor-manager"):
+			r.RotorMsPerNode += per(v)
+		case name == "kube-apiserver-control":
+			r.ControlMsPerNode += per(v)
+		case strings.HasPrefix(name, "kube-apiserver-target"):
+			r.TargetMsPerNode += per(v)
+		case name == "etcd":
+			r.EtcdMsPerNode += per(v)
+		}
+	}
+	return r
+}
+
+// budgetQPS is each replica's request budget in the budget runs: small
+// enough that one replica is held by it, not by the machine.
+const budgetQPS = 20
+
+// cost runs the load on one environment, adding sharded replicas 1 → 2 →
+// 4 → 8, then dropping to 3, then replacing them with one unsharded
+// propeller, then starting over with budgeted replicas. Each phase uses
+// new replica names, so every metrics address is that process's own.
+func cost(ctx context.Context, dir string, o options, res *Result) error {
+	const replicas = 8
+	sh := localcluster.ShardingOptions{Partitions: 64, ReplicaArgs: o.replicaArgs}
+	env, etcd, stop, err := start(ctx, filepath.Join(dir, "cost"), harness.Options{Targets: 1,
+		Replicas: 1, Managers: 1, Sharding: sh, SpareReplicas: 12})
+	if err != nil {
+		return err
+	}
+	defer stop()
+	c := &res.Cost
+	c.Chains, c.BudgetQPS, c.BudgetChains = o.costChains, budgetQPS, o.costChains/4
+	ceil := res.Ceiling.PodsPerSec // 0 when the engine scenario did not run: ratios stay 0
+
+	running := []*localcluster.Process{nil} // rotor-propeller-0 from start
+	names := []string{"rotor-propeller-0"}
+	for _, want := range []int{1, 2, 4, replicas} {
+		for i := len(names); i < want; i++ {
+			p, err := env.StartShardedPropeller(i, sh)
+			if err != nil {
+				return err
+			}
+			running, names = append(running, p), append(names, fmt.Sprintf("rotor-propeller-%d", i))
+		}
+		if _, err := harness.WaitShardMap(ctx, etcd, want, 90*time.Second); err != nil {
+			return err
+		}
+		r := costOf(runLoad(ctx, env, names, o.costChains, ceil, ""))
+		c.Runs = append(c.Runs, r)
+		sayCost(fmt.Sprintf("cost, %d sharded replicas", want), r, c.Runs[0])
+	}
+
+	// 3 sharded replicas (the others leave gracefully), then 1 unsharded.
+	if len(names) > 3 {
+		if err := leave(ctx, env, etcd, running[3:], names[3:], 3); err != nil {
+			return err
+		}
+		running, names = running[:3], names[:3]
+	}
+	if len(names) == 3 {
+		r := costOf(runLoad(ctx, env, names, o.costChains, ceil, ""))
+		c.Sharded3 = &r
+		sayCost("cost, 3 sharded replicas", r, c.Runs[0])
+	}
+	if err := leave(ctx, env, etcd, running, names, 0); err != nil {
+		return err
+	}
+	unsharded, err := env.StartPropeller(13)
+	if err != nil {
+		return err
+	}
+	r := costOf(runLoad(ctx, env, []string{"rotor-propeller-13"}, o.costChains, ceil, ""))
+	c.Unsharded = &r
+	sayCost("cost, 1 unsharded replica", r, c.Runs[0])
+	if c.Sharded3 != nil {
+		say("  3 sharded against 1 unsharded: %.0f against %.0f nodes/s = %.2f (goal ≥ 1)", c.Sharded3.NodesPerS, r.NodesPerS, c.Sharded3.NodesPerS/r.NodesPerS)
+	}
+	unsharded.Stop(30 * time.Second)
+
+	// Budgeted replicas: each held to budgetQPS on both clusters.
+	if err := env.EditCluster(ctx, env.Env.Targets[0].Name, func(cl *v1alpha1.Cluster) {
+		cl.Spec.Client.QPS, cl.Spec.Client.Burst = budgetQPS, 2*budgetQPS
+	}); err != nil {
+		return err
+	}
+	bsh := sh
+	bsh.ReplicaArgs = append(append([]string{}, sh.ReplicaArgs...), fmt.Sprintf("--kube-qps=%d", budgetQPS), fmt.Sprintf("--kube-burst=%d", 2*budgetQPS))
+	var bnames []string
+	for _, want := range []int{1, 2, 4} {
+		for i := len(bnames); i < want; i++ {
+			if _, err := env.StartShardedPropeller(8+i, bsh); err != nil {
+				return err
+			}
+			bnames = append(bnames, fmt.Sprintf("rotor-propeller-%d", 8+i))
+		}
+		if _, err := harness.WaitShardMap(ctx, etcd, want, 90*time.Second); err != nil {
+			return err
+		}
+		r := costOf(runLoad(ctx, env, bnames, c.BudgetChains, ceil, ""))
+		c.Budget = append(c.Budget, r)
+		say("budget %d QPS per replica, %d replicas: %.1f nodes/s = %.2f × one replica's %.1f (goal ≥ %.1f); %s", budgetQPS, want,
+			r.NodesPerS, r.NodesPerS/c.Budget[0].NodesPerS, c.Budget[0].NodesPerS, 0.9*float64(want), cpuLine(r.Load))
+	}
+	return nil
+}
+
+// leave stops the given replicas with SIGTERM (each drains) and waits for
+// the map over the rest (none: the replicas are just gone).
+func leave(ctx context.Context, env *harness.Env, etcd *clientv3.Client, procs []*localcluster.Process, names []string, rest int) error {
+	for i, p := range procs {
+		if p == nil {
+			var err error
+			if p, err = env.Process(names[i]); err != nil {
+				return err
+			}
+		}
+		p.Stop(60 * time.Second)
+	}
+	if rest == 0 {
+		return nil
+	}
+	_, err := harness.WaitShardMap(ctx, etcd, rest, 90*time.Second)
+	return err
+}
+
+func sayCost(what string, r, ref CostRun) {
+	ratio := func(a, b float64) float64 {
+		if b == 0 {
+			return 0
+		}
+		return a / b
+	}
+	say("%s: %.0f nodes/s (%d nodes, %.1f s); CPU per node: Rotor %.2f ms (×%.2f of 1 replica), control apiserver %.2f ms (×%.2f), target apiserver %.2f ms (×%.2f), etcd %.2f ms (×%.2f) %s",
+		what, r.NodesPerS, r.Nodes, r.Seconds,
+		r.RotorMsPerNode, ratio(r.RotorMsPerNode, ref.RotorMsPerNode),
+		r.ControlMsPerNode, ratio(r.ControlMsPerNode, ref.ControlMsPerNode),
+		r.TargetMsPerNode, ratio(r.TargetMsPerNode, ref.TargetMsPerNode),
+		r.EtcdMsPerNode, ratio(r.EtcdMsPerNode, ref.EtcdMsPerNode), r.Error)
+	say("  %s", requestLine(r.Load))
+}
+
+// costTable is the report's rows of the cost scenario.
+func costTable(c Cost) [][]string {
+	if len(c.Runs) == 0 {
+		return nil
+	}
+	ref := c.Runs[0]
+	var rows [][]string
+	row := func(name string, r CostRun) {
+		keys := make([]string, 0, len(r.RequestsPerNode))
+		for k := range r.RequestsPerNode {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var req []string
+		for _, k := range keys {
+			req = append(req, fmt.Sprintf("%s %.2f", k, r.RequestsPerNode[k]))
+		}
+		rows = append(rows, []string{name,
+			fmt.Sprintf("%.0f nodes/s; CPU ms/node: Rotor %.2f, control apiserver %.2f, target apiserver %.2f, etcd %.2f; requests/node: %s",
+				r.NodesPerS, r.RotorMsPerNode, r.ControlMsPerNode, r.TargetMsPerNode, r.EtcdMsPerNode, strings.Join(req, ", ")),
+			fmt.Sprintf("1 replica: Rotor %.2f, control %.2f, target %.2f", ref.RotorMsPerNode, ref.ControlMsPerNode, ref.TargetMsPerNode),
+			fmt.Sprintf("×%.2f / ×%.2f / ×%.2f", r.RotorMsPerNode/ref.RotorMsPerNode, r.ControlMsPerNode/ref.ControlMsPerNode, r.TargetMsPerNode/ref.TargetMsPerNode)})
+	}
+	for _, r := range c.Runs {
+		row(fmt.Sprintf("cost, %d sharded replicas, %d chains of 5", r.Replicas, c.Chains), r)
+	}
+	if c.Sharded3 != nil {
+		row("cost, 3 sharded replicas", *c.Sharded3)
+	}
+	if c.Unsharded != nil {
+		row("cost, 1 unsharded replica", *c.Unsharded)
+	}
+	if c.Sharded3 != nil && c.Unsharded != nil && c.Unsharded.NodesPerS > 0 {
+		rows = append(rows, []string{"3 sharded against 1 unsharded", fmt.Sprintf("%.0f nodes/s", c.Sharded3.NodesPerS),
+			fmt.Sprintf("%.0f nodes/s", c.Unsharded.NodesPerS), fmt.Sprintf("%.2f", c.Sharded3.NodesPerS/c.Unsharded.NodesPerS)})
+	}
+	for _, r := range c.Budget {
+		rows = append(rows, []string{fmt.Sprintf("budget %.0f QPS each, %d replicas, %d chains", c.BudgetQPS, r.Replicas, c.BudgetChains),
+			fmt.Sprintf("%.1f nodes/s", r.NodesPerS), fmt.Sprintf("1 replica: %.1f nodes/s", c.Budget[0].NodesPerS),
+			fmt.Sprintf("%.2f (goal ≥ %.1f)", r.NodesPerS/c.Budget[0].NodesPerS, 0.9*float64(r.Replicas))})
+	}
+	return rows
+}
