@@ -26,6 +26,8 @@ type fakePlugin struct {
 	inputs  map[string]map[string]json.RawMessage
 	handled map[string]int
 	aborted map[string]int
+	// errs, if set for a node, is what Handle returns for it.
+	errs map[string]error
 }
 
 func newFake() *fakePlugin {
@@ -38,6 +40,9 @@ func (f *fakePlugin) Handle(_ context.Context, tc *plugins.TaskContext) (plugins
 	n := tc.ID.Node
 	f.inputs[n] = tc.Inputs
 	f.handled[n]++
+	if err := f.errs[n]; err != nil {
+		return plugins.PhaseInfo{}, err
+	}
 	script := f.answers[n]
 	if len(script) == 0 {
 		if f.script != nil {
@@ -262,5 +267,45 @@ func TestInvalidSpecFailsWithoutLaunching(t *testing.T) {
 	}
 	if !strings.Contains(wf.Status.Message, "spec.nodes[0].task") || len(fp.handled) != 0 {
 		t.Fatalf("message %q, handled %v", wf.Status.Message, fp.handled)
+	}
+}
+
+// TestPermanentPluginErrorEndsTheAttempt: a plugin error marked permanent
+// (the target refuses the pod for good) ends the attempt as a user
+// failure with its reason and message on the node; retries run, and the
+// round itself succeeds (it is not retried for ever). A plain error still
+// fails the round.
+func TestPermanentPluginErrorEndsTheAttempt(t *testing.T) {
+	e, fp, _, wf := setup(t, "tasks: {t: {retries: 1, container: {image: x, command: [sh]}}}\nnodes: [{name: a, task: t}]")
+	fp.errs = map[string]error{"a": plugins.Permanent("PodRejected", fmt.Errorf("create pod: violates PodSecurity"))}
+	for i := 0; i < 10 && !wf.Status.Phase.IsTerminal(); i++ {
+		step(t, e, wf)
+	}
+	if wf.Status.Phase != v1alpha1.WorkflowFailed {
+		t.Fatalf("workflow %s, want Failed", wf.Status.Phase)
+	}
+	n := wf.Status.Nodes["a"]
+	if n.Reason != "PodRejected" || !strings.Contains(n.Message, "violates PodSecurity") {
+		t.Fatalf("node reason %q message %q, want PodRejected with the refusal", n.Reason, n.Message)
+	}
+	if len(n.Attempts) != 2 {
+		t.Fatalf("%d attempts, want 2 (retries: 1)", len(n.Attempts))
+	}
+	for _, a := range n.Attempts {
+		if a.Phase != v1alpha1.NodeFailed || a.System {
+			t.Fatalf("attempt %d: phase %s system %v, want a user failure", a.Number, a.Phase, a.System)
+		}
+	}
+	if fp.handled["a"] != 2 {
+		t.Fatalf("Handle called %d times, want 2 (once per attempt)", fp.handled["a"])
+	}
+
+	e, fp, _, wf = setup(t, "tasks: {t: {container: {image: x, command: [sh]}}}\nnodes: [{name: a, task: t}]")
+	fp.errs = map[string]error{"a": fmt.Errorf("connection refused")}
+	if _, err := e.Reconcile(context.Background(), wf); err == nil {
+		t.Fatal("a transient plugin error did not fail the round")
+	}
+	if a, ok := wf.Status.Nodes["a"]; ok && a.Phase.IsTerminal() {
+		t.Fatalf("a transient error ended node a: %s", a.Phase)
 	}
 }

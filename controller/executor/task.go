@@ -111,6 +111,10 @@ func (r *round) runTask(ctx context.Context, sc *scope, id string, task *v1alpha
 		r.res.after(left)
 	}
 	info, err := handle(ctx, plugin, tc)
+	if perm, ok := plugins.AsPermanent(err); ok {
+		// Retrying the round would meet the same refusal for ever.
+		info, err = plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: perm.Reason, Message: perm.Error()}, nil
+	}
 	if err != nil {
 		return err
 	}

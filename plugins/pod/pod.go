@@ -96,8 +96,8 @@ func (p *Plugin) Handle(ctx context.Context, tc *plugins.TaskContext) (plugins.P
 		return plugins.PhaseInfo{}, fmt.Errorf("get pod %s/%s in cluster %s: %w", tc.ID.Namespace, name, tc.Cluster.Name, err)
 	}
 	if pod.Labels[LabelWorkflowUID] != tc.ID.WorkflowUID {
-		return plugins.PhaseInfo{}, fmt.Errorf("pod %s/%s in cluster %s belongs to another workflow (uid %s): delete it or rename the workflow",
-			tc.ID.Namespace, name, tc.Cluster.Name, pod.Labels[LabelWorkflowUID])
+		return plugins.PhaseInfo{}, plugins.Permanent("PodConflict", fmt.Errorf("pod %s/%s in cluster %s belongs to another workflow (uid %s): delete it or rename the workflow",
+			tc.ID.Namespace, name, tc.Cluster.Name, pod.Labels[LabelWorkflowUID]))
 	}
 	info := phaseOf(pod, time.Now())
 	info.Resource = name
@@ -119,9 +119,29 @@ func (p *Plugin) create(ctx context.Context, tc *plugins.TaskContext, name strin
 		}
 	}
 	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return plugins.PhaseInfo{}, fmt.Errorf("create pod %s/%s in cluster %s: %w", tc.ID.Namespace, name, tc.Cluster.Name, err)
+		err = fmt.Errorf("create pod %s/%s in cluster %s: %w", tc.ID.Namespace, name, tc.Cluster.Name, err)
+		if refusedForGood(err) {
+			return plugins.PhaseInfo{}, plugins.Permanent("PodRejected", err)
+		}
+		return plugins.PhaseInfo{}, err
 	}
 	return plugins.PhaseInfo{Phase: plugins.PhaseQueued, Reason: "PodCreated", Message: "pod " + name + " created on " + tc.Cluster.Name, Resource: name}, nil
+}
+
+// refusedForGood reports whether a pod create was refused in a way the
+// same pod cannot get past: invalid, or forbidden by admission (Pod
+// Security, a policy webhook) or by the target credential's RBAC. A
+// ResourceQuota refusal and a namespace being deleted are Forbidden too,
+// but pass: quota frees up, and the namespace is created again.
+func refusedForGood(err error) bool {
+	if apierrors.IsInvalid(err) {
+		return true
+	}
+	if !apierrors.IsForbidden(err) {
+		return false
+	}
+	msg := err.Error()
+	return !strings.Contains(msg, "exceeded quota") && !strings.Contains(msg, "is being terminated")
 }
 
 func ensureNamespace(ctx context.Context, tc *plugins.TaskContext) error {
