@@ -59,6 +59,7 @@ type Load struct {
 	CPU          map[string]float64 `json:"cpuSeconds,omitempty"`
 	CPUAvailable float64            `json:"cpuSecondsAvailable,omitempty"`
 	Error        string             `json:"error,omitempty"`
+	namespaces   []string           // the run's
 }
 
 const chainLen = 5
@@ -189,6 +190,12 @@ func ceiling(ctx context.Context, env *harness.Env, n int) (Ceiling, error) {
 // namespaces and measures until all ended, reading the replicas'
 // overhead and round histograms before and after.
 func runLoad(ctx context.Context, env *harness.Env, replicas []string, n int, ceiling float64, profile string) Load {
+	return runLoadIn(ctx, env, runName("r", len(replicas), "n", n), 20, replicas, n, ceiling, profile)
+}
+
+// runLoadIn is runLoad under the run name run (unique per environment:
+// its namespaces and workflows are counted by it) over nsCount namespaces.
+func runLoadIn(ctx context.Context, env *harness.Env, run string, nsCount int, replicas []string, n int, ceiling float64, profile string) Load {
 	l := Load{Replicas: len(replicas), Workflows: n, Nodes: n * chainLen}
 	fail := func(err error) Load { l.Error = err.Error(); return l }
 	var addrs []string
@@ -199,11 +206,11 @@ func runLoad(ctx context.Context, env *harness.Env, replicas []string, n int, ce
 		}
 		addrs = append(addrs, a)
 	}
-	run := runName("r", len(replicas), "n", n)
-	nss, err := namespaces(ctx, env, run, 20)
+	nss, err := namespaces(ctx, env, run, nsCount)
 	if err != nil {
 		return fail(err)
 	}
+	l.namespaces = nss
 	count, err := watchRun(env, run)
 	if err != nil {
 		return fail(err)
@@ -256,7 +263,9 @@ func runLoad(ctx context.Context, env *harness.Env, replicas []string, n int, ce
 	l.Succeeded = ok
 	l.Seconds = last.Sub(start).Seconds()
 	l.NodesPerS = float64(l.Nodes) / l.Seconds
-	l.Ratio = l.NodesPerS / ceiling
+	if ceiling > 0 { // 0: no ceiling measured in this run
+		l.Ratio = l.NodesPerS / ceiling
+	}
 	p50ms := func(name string) float64 { return 1000 * after.hist(name).since(before.hist(name)).quantile(0.5) }
 	over := after.hist("rotor_node_orchestration_overhead_seconds").since(before.hist("rotor_node_orchestration_overhead_seconds"))
 	l.Samples = int(over.count)

@@ -138,7 +138,11 @@ func main() {
 	}
 	res.Seconds = time.Since(now).Seconds()
 	report(os.Stdout, res)
-	b, _ := json.MarshalIndent(res, "", "  ")
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: encode results:", err)
+		os.Exit(1)
+	}
 	err = os.MkdirAll(filepath.Dir(*out), 0o755)
 	if err == nil {
 		err = os.WriteFile(*out, b, 0o644)
