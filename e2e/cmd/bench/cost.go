@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -49,6 +50,28 @@ type CostRun struct {
 	// MaxShare is the largest fraction of the run's namespaces one
 	// replica held: 1/MaxShare is the speed-up the split allows.
 	MaxShare float64 `json:"maxShare"`
+}
+
+// MarshalJSON writes the load's fields and the cost's in one object (the
+// embedded Load's own MarshalJSON would otherwise drop the cost's).
+func (r CostRun) MarshalJSON() ([]byte, error) {
+	load, err := json.Marshal(r.Load)
+	if err != nil {
+		return nil, err
+	}
+	type own struct {
+		RotorMsPerNode   float64 `json:"rotorCPUmsPerNode"`
+		ControlMsPerNode float64 `json:"controlAPIServerCPUmsPerNode"`
+		TargetMsPerNode  float64 `json:"targetAPIServerCPUmsPerNode"`
+		EtcdMsPerNode    float64 `json:"etcdCPUmsPerNode"`
+		IdleRotorCores   float64 `json:"idleRotorCores"`
+		MaxShare         float64 `json:"maxShare"`
+	}
+	extra, err := json.Marshal(own{r.RotorMsPerNode, r.ControlMsPerNode, r.TargetMsPerNode, r.EtcdMsPerNode, r.IdleRotorCores, r.MaxShare})
+	if err != nil {
+		return nil, err
+	}
+	return append(append(load[:len(load)-1], ','), extra[1:]...), nil
 }
 
 func costOf(l Load) CostRun {
@@ -170,6 +193,10 @@ func cost(ctx context.Context, dir string, o options, res *Result) error {
 	if err != nil {
 		return err
 	}
+	// Its idle baseline starts once it has synced every workflow so far.
+	if err := waitReady(env, "rotor-propeller-13", 2*time.Minute); err != nil {
+		return err
+	}
 	r := measure(ctx, env, nil, "c-u1", 20, []string{"rotor-propeller-13"}, o.costChains, ceil)
 	c.Unsharded = &r
 	sayCost("cost, 1 unsharded replica", r, c.Runs[0])
@@ -284,3 +311,4 @@ func costTable(c Cost) [][]string {
 	}
 	return rows
 }
+

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -60,6 +62,22 @@ type Load struct {
 	CPUAvailable float64            `json:"cpuSecondsAvailable,omitempty"`
 	Error        string             `json:"error,omitempty"`
 	namespaces   []string           // the run's
+}
+
+// MarshalJSON writes a quantile with no samples (NaN) as 0 and one past
+// the histogram's last bucket (+Inf) as -1: JSON has neither.
+func (l Load) MarshalJSON() ([]byte, error) {
+	type plain Load
+	p := plain(l)
+	for _, v := range []*float64{&p.OverP50ms, &p.OverP99ms, &p.RoundP50ms, &p.QueueP50ms, &p.PluginP50ms, &p.KubeP50ms} {
+		switch {
+		case math.IsNaN(*v):
+			*v = 0
+		case math.IsInf(*v, 0):
+			*v = -1
+		}
+	}
+	return json.Marshal(p)
 }
 
 const chainLen = 5

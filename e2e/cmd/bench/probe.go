@@ -90,7 +90,11 @@ func (s snapshot) requests() map[string]float64 {
 			for _, lp := range m.GetLabel() {
 				l[lp.GetName()] = lp.GetValue()
 			}
-			out[l["host"]+" "+l["method"]] += m.GetCounter().GetValue()
+			key := l["host"] + " " + l["method"]
+			if c := l["code"]; c != "" && c[0] != '2' {
+				key += " " + c // refusals apart: "PUT 409" is a lost conflict
+			}
+			out[key] += m.GetCounter().GetValue()
 		}
 	}
 	return out

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"math"
 	"testing"
 )
@@ -36,5 +37,28 @@ func TestHistSince(t *testing.T) {
 	}
 	if got := d.quantile(0.5); math.Abs(got-1.5) > 1e-9 {
 		t.Errorf("p50 of the samples between = %v, want 1.5", got)
+	}
+}
+
+// TestResultsEncode: a run whose quantiles have no samples or fall past
+// the last bucket still encodes (JSON has no NaN or +Inf), and a cost
+// run keeps both its load's fields and its own.
+func TestResultsEncode(t *testing.T) {
+	r := Result{Cost: Cost{Runs: []CostRun{{Load: Load{Replicas: 2, OverP50ms: math.NaN(), OverP99ms: math.Inf(1)}, RotorMsPerNode: 4.5, MaxShare: 0.5}}}}
+	b, err := json.Marshal(&r)
+	if err != nil {
+		t.Fatalf("encode: %v", err)
+	}
+	var back struct {
+		Cost struct {
+			Runs []map[string]float64 `json:"runs"`
+		} `json:"cost"`
+	}
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	run := back.Cost.Runs[0]
+	if run["replicas"] != 2 || run["rotorCPUmsPerNode"] != 4.5 || run["maxShare"] != 0.5 || run["overheadP50ms"] != 0 || run["overheadP99ms"] != -1 {
+		t.Fatalf("decoded %v", run)
 	}
 }
