@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -35,21 +36,54 @@ type Cost struct {
 	Budget       []CostRun `json:"budget"`
 }
 
-// CostRun is one load with its CPU per completed node, in milliseconds:
-// all Rotor processes (replicas and manager) together, the control
-// apiserver, the target's apiserver, and etcd.
+// CostRun is one load with its CPU per completed node, in milliseconds,
+// by part (cpuSplit). Gross is what each part used during the run; Net
+// takes off what the part uses idle (measured just before the run, over
+// idleFor), which every process costs per second whatever it does: a run
+// that takes longer pays more of it per node.
 type CostRun struct {
 	Load
-	RotorMsPerNode   float64 `json:"rotorCPUmsPerNode"`
-	ControlMsPerNode float64 `json:"controlAPIServerCPUmsPerNode"`
-	TargetMsPerNode  float64 `json:"targetAPIServerCPUmsPerNode"`
-	EtcdMsPerNode    float64 `json:"etcdCPUmsPerNode"`
-	// IdleRotorCores is the CPU all Rotor processes used with nothing to
-	// do, in cores, over the idle seconds before the run: the fixed part.
-	IdleRotorCores float64 `json:"idleRotorCores"`
+	Gross cpuSplit `json:"grossCPUmsPerNode"`
+	Net   cpuSplit `json:"netCPUmsPerNode"`
+	// Idle is each part's CPU with nothing to do, in cores.
+	Idle cpuSplit `json:"idleCores"`
 	// MaxShare is the largest fraction of the run's namespaces one
 	// replica held: 1/MaxShare is the speed-up the split allows.
 	MaxShare float64 `json:"maxShare"`
+}
+
+// cpuSplit is CPU by part: all Rotor processes (replicas and managers)
+// together, the control apiserver, the targets' apiservers, etcd.
+type cpuSplit struct {
+	Rotor   float64 `json:"rotor"`
+	Control float64 `json:"controlAPIServer"`
+	Target  float64 `json:"targetAPIServers"`
+	Etcd    float64 `json:"etcd"`
+}
+
+func splitCPU(cpu map[string]float64) cpuSplit {
+	var s cpuSplit
+	for name, v := range cpu {
+		switch {
+		case strings.HasPrefix(name, "rotor-propeller-"), strings.HasPrefix(name, "rotor-manager"):
+			s.Rotor += v
+		case name == "kube-apiserver-control":
+			s.Control += v
+		case strings.HasPrefix(name, "kube-apiserver-target"):
+			s.Target += v
+		case name == "etcd":
+			s.Etcd += v
+		}
+	}
+	return s
+}
+
+func (s cpuSplit) scale(k float64) cpuSplit {
+	return cpuSplit{s.Rotor * k, s.Control * k, s.Target * k, s.Etcd * k}
+}
+
+func (s cpuSplit) minus(o cpuSplit) cpuSplit {
+	return cpuSplit{s.Rotor - o.Rotor, s.Control - o.Control, s.Target - o.Target, s.Etcd - o.Etcd}
 }
 
 // MarshalJSON writes the load's fields and the cost's in one object (the
@@ -60,38 +94,27 @@ func (r CostRun) MarshalJSON() ([]byte, error) {
 		return nil, err
 	}
 	type own struct {
-		RotorMsPerNode   float64 `json:"rotorCPUmsPerNode"`
-		ControlMsPerNode float64 `json:"controlAPIServerCPUmsPerNode"`
-		TargetMsPerNode  float64 `json:"targetAPIServerCPUmsPerNode"`
-		EtcdMsPerNode    float64 `json:"etcdCPUmsPerNode"`
-		IdleRotorCores   float64 `json:"idleRotorCores"`
-		MaxShare         float64 `json:"maxShare"`
+		Gross    cpuSplit `json:"grossCPUmsPerNode"`
+		Net      cpuSplit `json:"netCPUmsPerNode"`
+		Idle     cpuSplit `json:"idleCores"`
+		MaxShare float64  `json:"maxShare"`
 	}
-	extra, err := json.Marshal(own{r.RotorMsPerNode, r.ControlMsPerNode, r.TargetMsPerNode, r.EtcdMsPerNode, r.IdleRotorCores, r.MaxShare})
+	extra, err := json.Marshal(own{r.Gross, r.Net, r.Idle, r.MaxShare})
 	if err != nil {
 		return nil, err
 	}
 	return append(append(load[:len(load)-1], ','), extra[1:]...), nil
 }
 
-func costOf(l Load) CostRun {
-	r := CostRun{Load: l}
+// costOf turns a load and the idle CPU before it (cores) into its cost.
+func costOf(l Load, idle cpuSplit) CostRun {
+	r := CostRun{Load: l, Idle: idle}
 	if l.Succeeded == 0 {
 		return r
 	}
-	per := func(v float64) float64 { return 1000 * v / float64(l.Succeeded*chainLen) }
-	for name, v := range l.CPU {
-		switch {
-		case strings.HasPrefix(name, "rotor-propeller-"), strings.HasPrefix(name, "rotor-manager"):
-			r.RotorMsPerNode += per(v)
-		case name == "kube-apiserver-control":
-			r.ControlMsPerNode += per(v)
-		case strings.HasPrefix(name, "kube-apiserver-target"):
-			r.TargetMsPerNode += per(v)
-		case name == "etcd":
-			r.EtcdMsPerNode += per(v)
-		}
-	}
+	perNode := 1000 / float64(l.Succeeded*chainLen)
+	r.Gross = splitCPU(l.CPU).scale(perNode)
+	r.Net = splitCPU(l.CPU).minus(idle.scale(l.CPUAvailable / float64(runtime.NumCPU()))).scale(perNode)
 	return r
 }
 
@@ -114,14 +137,11 @@ func measure(ctx context.Context, env *harness.Env, etcd *clientv3.Client, run s
 	c0 := cpuSeconds(env)
 	time.Sleep(idleFor)
 	c1 := cpuSeconds(env)
-	idle := 0.0
+	used := map[string]float64{}
 	for name, v := range c1 {
-		if strings.HasPrefix(name, "rotor-") {
-			idle += v - c0[name]
-		}
+		used[name] = v - c0[name]
 	}
-	r := costOf(runLoadIn(ctx, env, run, nsCount, replicas, chains, ceil, ""))
-	r.IdleRotorCores = idle / idleFor.Seconds()
+	r := costOf(runLoadIn(ctx, env, run, nsCount, replicas, chains, ceil, ""), splitCPU(used).scale(1/idleFor.Seconds()))
 	r.MaxShare = 1
 	if etcd != nil && len(r.namespaces) > 0 {
 		if doc, err := harness.ShardMap(ctx, etcd); err == nil {
@@ -252,19 +272,23 @@ func leave(ctx context.Context, env *harness.Env, etcd *clientv3.Client, procs [
 }
 
 func sayCost(what string, r, ref CostRun) {
+	say("%s: %.0f nodes/s (%d nodes, %.1f s) %s", what, r.NodesPerS, r.Nodes, r.Seconds, r.Error)
+	say("  CPU ms per node, gross: %s", r.Gross.against(ref.Gross))
+	say("  CPU ms per node, net of idle: %s", r.Net.against(ref.Net))
+	say("  idle cores: Rotor %.3f, control apiserver %.3f, target apiservers %.3f, etcd %.3f", r.Idle.Rotor, r.Idle.Control, r.Idle.Target, r.Idle.Etcd)
+	say("  %s", requestLine(r.Load))
+}
+
+// against prints s beside its ratio to ref, part by part.
+func (s cpuSplit) against(ref cpuSplit) string {
 	ratio := func(a, b float64) float64 {
 		if b == 0 {
 			return 0
 		}
 		return a / b
 	}
-	say("%s: %.0f nodes/s (%d nodes, %.1f s); idle Rotor %.3f cores; CPU per node: Rotor %.2f ms (×%.2f of 1 replica), control apiserver %.2f ms (×%.2f), target apiserver %.2f ms (×%.2f), etcd %.2f ms (×%.2f) %s",
-		what, r.NodesPerS, r.Nodes, r.Seconds, r.IdleRotorCores,
-		r.RotorMsPerNode, ratio(r.RotorMsPerNode, ref.RotorMsPerNode),
-		r.ControlMsPerNode, ratio(r.ControlMsPerNode, ref.ControlMsPerNode),
-		r.TargetMsPerNode, ratio(r.TargetMsPerNode, ref.TargetMsPerNode),
-		r.EtcdMsPerNode, ratio(r.EtcdMsPerNode, ref.EtcdMsPerNode), r.Error)
-	say("  %s", requestLine(r.Load))
+	return fmt.Sprintf("Rotor %.2f (×%.2f of 1 replica), control apiserver %.2f (×%.2f), target apiserver %.2f (×%.2f), etcd %.2f (×%.2f)",
+		s.Rotor, ratio(s.Rotor, ref.Rotor), s.Control, ratio(s.Control, ref.Control), s.Target, ratio(s.Target, ref.Target), s.Etcd, ratio(s.Etcd, ref.Etcd))
 }
 
 // costTable is the report's rows of the cost scenario.
@@ -285,10 +309,9 @@ func costTable(c Cost) [][]string {
 			req = append(req, fmt.Sprintf("%s %.2f", k, r.RequestsPerNode[k]))
 		}
 		rows = append(rows, []string{name,
-			fmt.Sprintf("%.0f nodes/s; CPU ms/node: Rotor %.2f, control apiserver %.2f, target apiserver %.2f, etcd %.2f; Rotor idle %.3f cores; requests/node: %s",
-				r.NodesPerS, r.RotorMsPerNode, r.ControlMsPerNode, r.TargetMsPerNode, r.EtcdMsPerNode, r.IdleRotorCores, strings.Join(req, ", ")),
-			fmt.Sprintf("1 replica: Rotor %.2f, control %.2f, target %.2f", ref.RotorMsPerNode, ref.ControlMsPerNode, ref.TargetMsPerNode),
-			fmt.Sprintf("×%.2f / ×%.2f / ×%.2f", r.RotorMsPerNode/ref.RotorMsPerNode, r.ControlMsPerNode/ref.ControlMsPerNode, r.TargetMsPerNode/ref.TargetMsPerNode)})
+			fmt.Sprintf("%.0f nodes/s; requests/node: %s", r.NodesPerS, strings.Join(req, ", ")),
+			"CPU ms per node, gross: " + r.Gross.against(ref.Gross),
+			"net of idle: " + r.Net.against(ref.Net)})
 	}
 	for _, r := range c.Runs {
 		row(fmt.Sprintf("cost, %d sharded replicas, %d chains of 5", r.Replicas, c.Chains), r)
@@ -311,4 +334,3 @@ func costTable(c Cost) [][]string {
 	}
 	return rows
 }
-
