@@ -56,6 +56,9 @@ type config struct {
 	// kubeQPS and kubeBurst limit requests to the control cluster.
 	kubeQPS   float64
 	kubeBurst int
+	// podWatches is how a sharded replica watches task pods: per
+	// namespace it holds, or every pod of each target.
+	podWatches string
 }
 
 func (c *config) bind(fs *flag.FlagSet) {
@@ -84,6 +87,8 @@ func (c *config) bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.partitions, "partitions", 256, "number of partitions; fixed at install, the same on every manager and replica")
 	fs.DurationVar(&c.leaseTTL, "lease-ttl", 10*time.Second, "membership lease TTL: a replica that stops renewing is replaced after this long")
 	fs.StringVar(&c.shardPrefix, "shard-prefix", "/rotor", "etcd prefix of the shard map and membership")
+	fs.StringVar(&c.podWatches, "pod-watches", "shard",
+		"with --shard, which task pods of each target a replica watches: shard (one watch per namespace it holds) or all (one watch of every Rotor pod, as an unsharded propeller)")
 	fs.DurationVar(&c.drainWait, "drain-timeout", 60*time.Second, "on SIGTERM, how long to wait for this replica's partitions to be handed over")
 	fs.BoolVar(&c.probeClusters, "probe-clusters", true, "without --shard: probe every target cluster and write its conditions (with --shard the leading manager does)")
 	c.probe = &health.Prober{}
@@ -118,6 +123,9 @@ func (c *config) validate() error {
 			}
 			c.name = h
 		}
+	}
+	if c.podWatches != "shard" && c.podWatches != "all" {
+		return fmt.Errorf("--pod-watches must be shard or all, got %q", c.podWatches)
 	}
 	if _, err := propeller.ParseEventPolicy(c.events); err != nil {
 		return fmt.Errorf("--events: %w", err)

@@ -148,13 +148,17 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		memberCtx, stopMember := context.WithCancel(context.Background())
 		defer stopMember()
 		go func() { memberDone <- mem.Run(memberCtx) }()
+		var pods shard.PodWatcher // nil: the registry watches every pod
+		if cfg.podWatches == "shard" {
+			// Each replica caches the task pods of its own namespaces only.
+			registry.ScopePods()
+			pods = registry
+		}
 		replica = shard.New(shard.Config{
 			Name: cfg.name, Keys: shardproto.Keys{Prefix: cfg.shardPrefix}, Partitions: cfg.partitions, Etcd: etcd,
 			Member: mem, Rotor: rotor, Namespaces: namespaces.Lister(), Enqueue: func(o any) { ctrl.Enqueue(o) }, Logger: log,
-			Pods: registry,
+			Pods: pods,
 		})
-		// Each replica caches the task pods of its own namespaces only.
-		registry.ScopePods()
 		ctrl = propeller.New(rotor, replica, exec, opts)
 		exec.Workflows = scopeWorkflows{replica}
 		// Templates of the shard's namespaces only, watched with them.

@@ -29,6 +29,9 @@ type Cost struct {
 	// propeller, on that load.
 	Sharded3  *CostRun `json:"sharded3,omitempty"`
 	Unsharded *CostRun `json:"unsharded,omitempty"`
+	// AllPods4: 4 sharded replicas each watching every pod of the target
+	// (--pod-watches=all): the reference for the shard-scoped watches.
+	AllPods4 *CostRun `json:"allPods4,omitempty"`
 	// Budget: a smaller load with every replica held to BudgetQPS on the
 	// control cluster and on the target, at 1, 2 and 4 replicas.
 	BudgetQPS    float64   `json:"budgetQPS"`
@@ -167,7 +170,7 @@ func cost(ctx context.Context, dir string, o options, res *Result) error {
 	const replicas = 8
 	sh := localcluster.ShardingOptions{Partitions: 64, ReplicaArgs: o.replicaArgs}
 	env, etcd, stop, err := start(ctx, filepath.Join(dir, "cost"), harness.Options{Targets: 1,
-		Replicas: 1, Managers: 1, Sharding: sh, SpareReplicas: 13})
+		Replicas: 1, Managers: 1, Sharding: sh, SpareReplicas: 17})
 	if err != nil {
 		return err
 	}
@@ -224,6 +227,32 @@ func cost(ctx context.Context, dir string, o options, res *Result) error {
 		say("  3 sharded against 1 unsharded: %.0f against %.0f nodes/s = %.2f (goal ≥ 1)", c.Sharded3.NodesPerS, r.NodesPerS, c.Sharded3.NodesPerS/r.NodesPerS)
 	}
 	unsharded.Stop(30 * time.Second)
+
+	// The reference for scoped pod watches: 4 replicas watching every pod.
+	ash := sh
+	ash.ReplicaArgs = append(append([]string{}, sh.ReplicaArgs...), "--pod-watches=all")
+	var anames []string
+	var aprocs []*localcluster.Process
+	for i := 0; i < 4; i++ {
+		p, err := env.StartShardedPropeller(14+i, ash)
+		if err != nil {
+			return err
+		}
+		aprocs, anames = append(aprocs, p), append(anames, fmt.Sprintf("rotor-propeller-%d", 14+i))
+	}
+	if _, err := harness.WaitShardMap(ctx, etcd, 4, 90*time.Second); err != nil {
+		return err
+	}
+	ar := measure(ctx, env, etcd, "c-a4", 20, anames, o.costChains, ceil)
+	c.AllPods4 = &ar
+	sayCost("cost, 4 sharded replicas each watching every pod (--pod-watches=all)", ar, c.Runs[0])
+	if len(c.Runs) > 2 {
+		say("  4 replicas, shard-scoped against every-pod watches: target apiserver %.2f against %.2f ms per node, Rotor %.2f against %.2f",
+			c.Runs[2].Gross.Target, ar.Gross.Target, c.Runs[2].Gross.Rotor, ar.Gross.Rotor)
+	}
+	if err := leave(ctx, env, etcd, aprocs, anames, 0); err != nil {
+		return err
+	}
 
 	// Budgeted replicas: each held to budgetQPS on both clusters.
 	if err := env.EditCluster(ctx, env.Env.Targets[0].Name, func(cl *v1alpha1.Cluster) {
@@ -321,6 +350,9 @@ func costTable(c Cost) [][]string {
 	}
 	if c.Unsharded != nil {
 		row("cost, 1 unsharded replica", *c.Unsharded)
+	}
+	if c.AllPods4 != nil {
+		row("cost, 4 sharded replicas watching every pod", *c.AllPods4)
 	}
 	if c.Sharded3 != nil && c.Unsharded != nil && c.Unsharded.NodesPerS > 0 {
 		rows = append(rows, []string{"3 sharded against 1 unsharded", fmt.Sprintf("%.0f nodes/s", c.Sharded3.NodesPerS),
