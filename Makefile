@@ -105,9 +105,10 @@ bench: tools build
 ## memory stayed bounded
 CHAOS_DURATION ?= 10m
 CHAOS_SEED ?=
+CHAOS_ARGS ?=
 .PHONY: chaos
 chaos: tools build
-	$(GO) run ./e2e/cmd/chaos -duration $(CHAOS_DURATION) $(if $(CHAOS_SEED),-seed $(CHAOS_SEED))
+	$(GO) run ./e2e/cmd/chaos -duration $(CHAOS_DURATION) $(if $(CHAOS_SEED),-seed $(CHAOS_SEED)) $(CHAOS_ARGS)
 
 ## bench-harness: time the e2e harness start-up (median of 5)
 bench-harness: tools build

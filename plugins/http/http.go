@@ -7,8 +7,8 @@
 // "cancelURL" in the first answer is POSTed when the attempt is aborted.
 //
 // Requests carry an Idempotency-Key header unique to the attempt, because
-// a request may be repeated if the engine restarts before it records the
-// answer. 4xx answers fail the attempt (the task's fault, retried with its
+// a request may be repeated if the engine restarts, or its status write
+// fails, before it records the answer. 4xx answers fail the attempt (the task's fault, retried with its
 // retries); network errors and 5xx answers are system failures.
 package http
 
