@@ -61,7 +61,6 @@ type Controller struct {
 	now          func() time.Time // the controller's clock: holds, finalizer waits, round and trigger times (tests inject one)
 	deferMu      sync.Mutex
 	deferred     map[string]time.Time // workflow key → when a start-only write was first held back
-	fresh        *freshCopies
 }
 
 // Options configure a Controller.
@@ -144,7 +143,7 @@ func New(client versioned.Interface, scope Scope, exec *executor.Executor, opts 
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(retryLimiter(),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "workflows"}),
 		log: opts.Logger, resync: opts.Resync, metrics: newMetrics(), observer: opts.Observer, events: opts.Events, eventPolicy: opts.EventPolicy,
-		triggers: map[string]time.Time{}, startedDelay: opts.StartedWriteDelay, deferred: map[string]time.Time{}, now: time.Now, fresh: newFreshCopies(),
+		triggers: map[string]time.Time{}, startedDelay: opts.StartedWriteDelay, deferred: map[string]time.Time{}, now: time.Now,
 		cleanupGiveUp: opts.CleanupUnreachableTimeout,
 	}
 	return c
@@ -264,21 +263,18 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 	epoch, release, owned := c.scope.Acquire(ns)
 	if !owned {
 		c.forgetHeld(key) // its partition may have moved away while a write was held
-		c.fresh.forget(key)
-		return 0, nil // another replica's namespace
+		return 0, nil     // another replica's namespace
 	}
 	defer release()
 	cached, err := c.scope.Get(ns, name)
 	if apierrors.IsNotFound(err) {
 		c.forgetHeld(key)
-		c.fresh.forget(key)
 		return 0, nil
 	}
 	if err != nil {
 		c.log.WarnContext(ctx, "reading workflow from cache failed, will retry", "namespace", ns, "workflow", name, "err", err)
 		return 0, err
 	}
-	cached = c.fresh.newest(key, cached)
 	// Every round of one execution, on whichever replica, joins its trace.
 	ctx, span := tracing.Start(tracing.Workflow(ctx, cached.UID), "reconcile",
 		attribute.String("namespace", ns), attribute.String("workflow", name), attribute.Int64("epoch", epoch))
@@ -318,12 +314,11 @@ func (c *Controller) reconcile(ctx context.Context, cached *v1alpha1.Workflow, e
 			wf.ManagedFields = []metav1.ManagedFieldsEntry{{}}
 		}
 		wctx, span := tracing.Start(ctx, "kube.update", attribute.String("what", "finalizer"))
-		updated, err := c.client.RotorV1alpha1().Workflows(ns).Update(wctx, wf, metav1.UpdateOptions{})
+		_, err := c.client.RotorV1alpha1().Workflows(ns).Update(wctx, wf, metav1.UpdateOptions{})
 		tracing.End(span, err)
 		if err != nil {
 			return 0, fmt.Errorf("add finalizer to %s: %w", key, err)
 		}
-		c.fresh.wrote(key, cached.ResourceVersion, updated)
 		return 0, nil
 	}
 	if cached.Status.Phase.IsTerminal() && len(cached.Status.Orphans) == 0 {
@@ -358,7 +353,6 @@ func (c *Controller) reconcile(ctx context.Context, cached *v1alpha1.Workflow, e
 			// the newer object and redoes the (idempotent) work.
 			return 0, fmt.Errorf("write status of %s: %w", key, err)
 		}
-		c.fresh.wrote(key, cached.ResourceVersion, updated)
 		for _, d := range res.Overheads {
 			c.metrics.overhead.Observe(d.Seconds())
 		}
