@@ -64,42 +64,6 @@ func sameJSON(a, b string) bool {
 	return bytes.Equal(xa, ya)
 }
 
-// PodSeen is one pod Add event seen by a target's informer.
-type PodSeen struct {
-	Target, Namespace, Name, UID string
-}
-
-// PodLog accumulates every pod ever seen, by namespace/name (a pod name
-// is its attempt: workflow-node-attempt). Not safe for concurrent use.
-type PodLog map[string]map[string]bool
-
-// Add records a pod.
-func (l PodLog) Add(p PodSeen) {
-	k := p.Namespace + "/" + p.Name
-	if l[k] == nil {
-		l[k] = map[string]bool{}
-	}
-	l[k][p.Target+"/"+p.UID] = true
-}
-
-// Duplicates lists, sorted, the attempts that had more than one pod (in
-// one target or across targets), each with every target/UID seen.
-func Duplicates(l PodLog) []string {
-	var out []string
-	for k, s := range l {
-		if len(s) > 1 {
-			var ids []string
-			for id := range s {
-				ids = append(ids, id)
-			}
-			sort.Strings(ids)
-			out = append(out, fmt.Sprintf("%s: %d pods %v", k, len(ids), ids))
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
 // TaskPod is a task pod found in a target at the end.
 type TaskPod struct {
 	Target, Namespace, Name string

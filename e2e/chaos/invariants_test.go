@@ -46,26 +46,6 @@ func TestLost(t *testing.T) {
 	}
 }
 
-func TestDuplicates(t *testing.T) {
-	l := PodLog{}
-	// One pod seen twice (an Add, then an Update after a relist) and
-	// another attempt: clean.
-	l.Add(PodSeen{Target: "target-1", Namespace: "n", Name: "wf-a-0", UID: "u1"})
-	l.Add(PodSeen{Target: "target-1", Namespace: "n", Name: "wf-a-0", UID: "u1"})
-	l.Add(PodSeen{Target: "target-2", Namespace: "n", Name: "wf-a-1", UID: "u2"})
-	if d := Duplicates(l); len(d) != 0 {
-		t.Fatalf("clean pods flagged: %v", d)
-	}
-	// The same attempt in the other target: two pods for one attempt.
-	l.Add(PodSeen{Target: "target-2", Namespace: "n", Name: "wf-a-0", UID: "u3"})
-	// Re-created in the same target under the same name.
-	l.Add(PodSeen{Target: "target-2", Namespace: "n", Name: "wf-a-1", UID: "u4"})
-	d := Duplicates(l)
-	if len(d) != 2 || !strings.HasPrefix(d[0], "n/wf-a-0: 2 pods") || !strings.HasPrefix(d[1], "n/wf-a-1: 2 pods") {
-		t.Fatalf("duplicates = %q, want n/wf-a-0 and n/wf-a-1 with 2 pods each", d)
-	}
-}
-
 func TestOrphans(t *testing.T) {
 	ended := map[string]string{"e": "n/done"}
 	running := map[string]string{"r": "n/busy"}

@@ -2,21 +2,15 @@ package sharding
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/tools/cache"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/e2e/harness"
@@ -46,26 +40,12 @@ func TestScopedPodWatchesAcrossHandoffs(t *testing.T) {
 	opts := localcluster.ShardingOptions{LeaseTTL: ttl}
 	env := harness.New(t, harness.Options{Targets: 2, Runtime: localcluster.RuntimeKwok, Replicas: 2, Sharded: true, Managers: 1, Sharding: opts})
 	two := waitStableMap(t, env, 2)
-	pods := recordPods(t, env)
-
-	var b strings.Builder
-	b.WriteString(`apiVersion: rotor.dev/v1alpha1
-kind: Workflow
-metadata: {name: NAME}
-spec:
-  tasks:
-    step:
-      inputs: {i: integer}
-      outputs: {v: integer}
-      metadata: {annotations: {sim.rotor.dev/duration: 1s, sim.rotor.dev/outputs: '{"v": 1}'}}
-      container: {image: busybox}
-  nodes:
-  - {name: s0, task: step, inputs: {i: 0}}
-`)
-	for i := 1; i < steps; i++ {
-		fmt.Fprintf(&b, "  - {name: s%d, task: step, inputs: {i: \"{{nodes.s%d.outputs.v}}\"}}\n", i, i-1)
+	pods, err := env.RecordTaskPods(30 * time.Second)
+	if err != nil {
+		t.Fatal(err)
 	}
-	nss := env.SubmitIn(t, b.String(), "pw", namespaces, 1)
+	defer pods.Stop()
+	nss := env.SubmitIn(t, sequence("NAME", steps, "1s"), "pw", namespaces, 1)
 	checkPodWatches(t, env, two, nss)
 
 	time.Sleep(3 * time.Second) // every chain has a pod running
@@ -93,14 +73,13 @@ spec:
 	}
 
 	// One pod per attempt.
-	seen := pods.stop()
-	if want := namespaces * steps; len(seen) != want {
-		t.Errorf("%d distinct task pods seen in the targets, want %d (one per attempt)", len(seen), want)
+	pods.Stop()
+	dups, attempts, _ := pods.Result()
+	if want := namespaces * steps; attempts != want {
+		t.Errorf("task pods of %d attempts seen in the targets, want %d (one per attempt)", attempts, want)
 	}
-	for key, where := range seen {
-		if len(where) != 1 {
-			t.Errorf("attempt pod %s was created %d times: %v", key, len(where), where)
-		}
+	for _, d := range dups {
+		t.Errorf("an attempt had more than one pod: %s", d)
 	}
 
 	// No stall, and the moves did reach running workflows.
@@ -181,52 +160,4 @@ func checkPodWatches(t *testing.T, env *harness.Env, doc *shardproto.Doc, nss []
 		}
 	}
 	t.Logf("pod watches per replica and target: %v (tenant namespaces: %v)", want, tenants)
-}
-
-// podRecord is every task pod the targets created, by namespace/name,
-// with the target and UID of each incarnation.
-type podRecord struct {
-	mu    sync.Mutex
-	seen  map[string]map[string]bool
-	close func()
-}
-
-func (r *podRecord) stop() map[string]map[string]bool {
-	r.close()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.seen
-}
-
-func recordPods(t *testing.T, env *harness.Env) *podRecord {
-	t.Helper()
-	rec := &podRecord{seen: map[string]map[string]bool{}}
-	stop := make(chan struct{})
-	var once sync.Once
-	rec.close = func() { once.Do(func() { close(stop) }) }
-	t.Cleanup(rec.close)
-	for _, c := range env.Env.Targets {
-		f := informers.NewSharedInformerFactoryWithOptions(env.Target(c.Name), 0,
-			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = "rotor.dev/managed=true" }))
-		inf := f.Core().V1().Pods().Informer()
-		name := c.Name
-		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: func(o any) {
-			p := o.(*corev1.Pod)
-			rec.mu.Lock()
-			defer rec.mu.Unlock()
-			key := p.Namespace + "/" + p.Name
-			if rec.seen[key] == nil {
-				rec.seen[key] = map[string]bool{}
-			}
-			rec.seen[key][name+"/"+string(p.UID)] = true
-		}})
-		f.Start(stop)
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		ok := cache.WaitForCacheSync(ctx.Done(), inf.HasSynced)
-		cancel()
-		if !ok {
-			t.Fatalf("pod informer on %s did not sync in 30 s", name)
-		}
-	}
-	return rec
 }

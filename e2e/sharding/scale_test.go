@@ -38,25 +38,10 @@ func TestScaleUpAndDown(t *testing.T) {
 		if err := env.CreateNamespaces(ctx, ns); err != nil {
 			t.Fatal(err)
 		}
-		var b strings.Builder
-		b.WriteString(`apiVersion: rotor.dev/v1alpha1
-kind: Workflow
-metadata: {name: long}
-spec:
-  tasks:
-    step:
-      inputs: {i: integer}
-      outputs: {v: integer}
-      metadata: {annotations: {sim.rotor.dev/duration: 250ms, sim.rotor.dev/outputs: '{"v": 1}'}}
-      container: {image: busybox}
-  nodes:
-  - {name: s0, task: step, inputs: {i: 0}}
-`)
-		for i := 1; i < 40; i++ {
-			fmt.Fprintf(&b, "  - {name: s%d, task: step, inputs: {i: \"{{nodes.s%d.outputs.v}}\"}}\n", i, i-1)
-		}
 		wf := &v1alpha1.Workflow{}
-		_ = manifest.Unmarshal([]byte(b.String()), wf)
+		if err := manifest.Unmarshal([]byte(sequence("long", 40, "250ms")), wf); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := env.Rotor.RotorV1alpha1().Workflows(ns).Create(ctx, wf, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}

@@ -229,3 +229,26 @@ func httpGet(url string) (int, string) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+// sequence is a Workflow named name of steps tasks in a row, each taking
+// duration on kwok and passing its output to the next.
+func sequence(name string, steps int, duration string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `apiVersion: rotor.dev/v1alpha1
+kind: Workflow
+metadata: {name: %s}
+spec:
+  tasks:
+    step:
+      inputs: {i: integer}
+      outputs: {v: integer}
+      metadata: {annotations: {sim.rotor.dev/duration: %s, sim.rotor.dev/outputs: '{"v": 1}'}}
+      container: {image: busybox}
+  nodes:
+  - {name: s0, task: step, inputs: {i: 0}}
+`, name, duration)
+	for i := 1; i < steps; i++ {
+		fmt.Fprintf(&b, "  - {name: s%d, task: step, inputs: {i: \"{{nodes.s%d.outputs.v}}\"}}\n", i, i-1)
+	}
+	return b.String()
+}

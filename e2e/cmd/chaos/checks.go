@@ -33,7 +33,7 @@ type checks struct {
 	rotor   versioned.Interface
 	targets []kubernetes.Interface
 	load    *load
-	pods    *podWatch
+	pods    *harness.PodRecorder
 	mem     *memory
 	srv     *adder
 	sup     *supervisor
@@ -69,7 +69,8 @@ func (c *checks) all(ctx context.Context, stopWatch chan struct{}) bool {
 	deleteErr := c.deleteAll(ctx)
 	orphansLeft := c.leftAfterDelete(ctx)
 	close(stopWatch)
-	dups, attempts, events := c.pods.duplicates()
+	c.pods.Stop()
+	dups, attempts, events := c.pods.Result()
 	spans, bad := c.srv.snapshot()
 	calls := map[string]int{}
 	for k, s := range spans {

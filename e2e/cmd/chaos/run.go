@@ -60,10 +60,11 @@ func run(o options, dir string) (bool, error) {
 	}
 
 	stopWatch := make(chan struct{})
-	pods, err := watchPods(env, stopWatch)
+	pods, err := env.RecordTaskPods(60 * time.Second)
 	if err != nil {
 		return false, err
 	}
+	defer pods.Stop()
 	names := []string{}
 	for i := 0; i < replicas; i++ {
 		names = append(names, fmt.Sprintf("rotor-propeller-%d", i))

@@ -11,64 +11,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
 
 	"github.com/rotor-dev/rotor/e2e/chaos"
 	"github.com/rotor-dev/rotor/e2e/harness"
 	"github.com/rotor-dev/rotor/plugins/pod"
 )
-
-// podWatch records every task pod any target ever showed, for the
-// duplicate check: an informer per target, for the whole run (it lists
-// again after its apiserver comes back, so a pod created while it was
-// down is still seen unless it was also deleted meanwhile).
-type podWatch struct {
-	mu  sync.Mutex
-	log chaos.PodLog
-	n   int
-}
-
-func watchPods(env *harness.Env, stop <-chan struct{}) (*podWatch, error) {
-	w := &podWatch{log: chaos.PodLog{}}
-	for i, c := range env.Env.Targets {
-		f := informers.NewSharedInformerFactoryWithOptions(env.Targets[i], 0,
-			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = pod.LabelManaged + "=true" }))
-		inf := f.Core().V1().Pods().Informer()
-		add := func(obj any) {
-			p, ok := obj.(*corev1.Pod)
-			if !ok {
-				return
-			}
-			w.mu.Lock()
-			w.log.Add(chaos.PodSeen{Target: c.Name, Namespace: p.Namespace, Name: p.Name, UID: string(p.UID)})
-			w.n++
-			w.mu.Unlock()
-		}
-		// Update too: an informer that lists again after a restart
-		// reports pods it already had as updates, and a pod replaced
-		// under the same name between two lists as an update of the
-		// old one — its new UID is what gives it away.
-		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: add, UpdateFunc: func(_, n any) { add(n) }}); err != nil {
-			return nil, err
-		}
-		f.Start(stop)
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		synced := cache.WaitForCacheSync(ctx.Done(), inf.HasSynced)
-		cancel()
-		if !synced {
-			return nil, fmt.Errorf("pod informer of %s did not sync in 60 s", c.Name)
-		}
-	}
-	return w, nil
-}
-
-func (w *podWatch) duplicates() ([]string, int, int) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return chaos.Duplicates(w.log), len(w.log), w.n
-}
 
 // taskPods lists the task pods of every target in the soak's namespaces.
 func taskPods(ctx context.Context, env *harness.Env, targets []kubernetes.Interface, prefix string) ([]chaos.TaskPod, error) {
