@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"sort"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -130,8 +129,9 @@ func (s *podSource) informers() int {
 	return len(s.byNS)
 }
 
-// cached counts the pods in the cache.
-func (s *podSource) cached() (int, error) {
+// cached counts the pods in the cache (a listing of keys: it is read
+// at metrics scrapes only).
+func (s *podSource) cached() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	n := 0
@@ -141,7 +141,7 @@ func (s *podSource) cached() (int, error) {
 	for _, i := range s.byNS {
 		n += len(i.inf.GetIndexer().ListKeys())
 	}
-	return n, nil
+	return n
 }
 
 // List implements corelisters.PodLister over every namespace cached.
@@ -151,13 +151,8 @@ func (s *podSource) List(sel labels.Selector) ([]*corev1.Pod, error) {
 	if s.all != nil {
 		infs = append(infs, s.all)
 	}
-	nss := make([]string, 0, len(s.byNS))
-	for ns := range s.byNS {
-		nss = append(nss, ns)
-	}
-	sort.Strings(nss)
-	for _, ns := range nss {
-		infs = append(infs, s.byNS[ns])
+	for _, i := range s.byNS {
+		infs = append(infs, i)
 	}
 	s.mu.RUnlock()
 	var out []*corev1.Pod

@@ -109,8 +109,7 @@ func (r *Registry) PodWatches() map[string]PodWatch {
 	r.mu.RUnlock()
 	out := make(map[string]PodWatch, len(srcs))
 	for name, s := range srcs {
-		pods, _ := s.cached()
-		out[name] = PodWatch{Informers: s.informers(), Pods: pods}
+		out[name] = PodWatch{Informers: s.informers(), Pods: s.cached()}
 	}
 	return out
 }

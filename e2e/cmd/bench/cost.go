@@ -179,15 +179,13 @@ func cost(ctx context.Context, dir string, o options, res *Result) error {
 	c.Chains, c.BudgetQPS, c.BudgetChains = o.costChains, budgetQPS, o.costChains/2
 	ceil := res.Ceiling.PodsPerSec // 0 when the engine scenario did not run: ratios stay 0
 
-	running := []*localcluster.Process{nil} // rotor-propeller-0 from start
 	names := []string{"rotor-propeller-0"}
 	for _, want := range []int{1, 2, 4, replicas} {
 		for i := len(names); i < want; i++ {
-			p, err := env.StartShardedPropeller(i, sh)
-			if err != nil {
+			if _, err := env.StartShardedPropeller(i, sh); err != nil {
 				return err
 			}
-			running, names = append(running, p), append(names, fmt.Sprintf("rotor-propeller-%d", i))
+			names = append(names, fmt.Sprintf("rotor-propeller-%d", i))
 		}
 		if _, err := harness.WaitShardMap(ctx, etcd, want, 90*time.Second); err != nil {
 			return err
@@ -199,17 +197,17 @@ func cost(ctx context.Context, dir string, o options, res *Result) error {
 
 	// 3 sharded replicas (the others leave gracefully), then 1 unsharded.
 	if len(names) > 3 {
-		if err := leave(ctx, env, etcd, running[3:], names[3:], 3); err != nil {
+		if err := leave(ctx, env, etcd, names[3:], 3); err != nil {
 			return err
 		}
-		running, names = running[:3], names[:3]
+		names = names[:3]
 	}
 	if len(names) == 3 {
 		r := measure(ctx, env, etcd, "c-s3", 20, names, o.costChains, ceil)
 		c.Sharded3 = &r
 		sayCost("cost, 3 sharded replicas", r, c.Runs[0])
 	}
-	if err := leave(ctx, env, etcd, running, names, 0); err != nil {
+	if err := leave(ctx, env, etcd, names, 0); err != nil {
 		return err
 	}
 	unsharded, err := env.StartPropeller(13)
@@ -232,13 +230,11 @@ func cost(ctx context.Context, dir string, o options, res *Result) error {
 	ash := sh
 	ash.ReplicaArgs = append(append([]string{}, sh.ReplicaArgs...), "--pod-watches=all")
 	var anames []string
-	var aprocs []*localcluster.Process
 	for i := 0; i < 4; i++ {
-		p, err := env.StartShardedPropeller(14+i, ash)
-		if err != nil {
+		if _, err := env.StartShardedPropeller(14+i, ash); err != nil {
 			return err
 		}
-		aprocs, anames = append(aprocs, p), append(anames, fmt.Sprintf("rotor-propeller-%d", 14+i))
+		anames = append(anames, fmt.Sprintf("rotor-propeller-%d", 14+i))
 	}
 	if _, err := harness.WaitShardMap(ctx, etcd, 4, 90*time.Second); err != nil {
 		return err
@@ -250,7 +246,7 @@ func cost(ctx context.Context, dir string, o options, res *Result) error {
 		say("  4 replicas, shard-scoped against every-pod watches: target apiserver %.2f against %.2f ms per node, Rotor %.2f against %.2f",
 			c.Runs[2].Gross.Target, ar.Gross.Target, c.Runs[2].Gross.Rotor, ar.Gross.Rotor)
 	}
-	if err := leave(ctx, env, etcd, aprocs, anames, 0); err != nil {
+	if err := leave(ctx, env, etcd, anames, 0); err != nil {
 		return err
 	}
 
@@ -283,13 +279,11 @@ func cost(ctx context.Context, dir string, o options, res *Result) error {
 
 // leave stops the given replicas with SIGTERM (each drains) and waits for
 // the map over the rest (none: the replicas are just gone).
-func leave(ctx context.Context, env *harness.Env, etcd *clientv3.Client, procs []*localcluster.Process, names []string, rest int) error {
-	for i, p := range procs {
-		if p == nil {
-			var err error
-			if p, err = env.Process(names[i]); err != nil {
-				return err
-			}
+func leave(ctx context.Context, env *harness.Env, etcd *clientv3.Client, names []string, rest int) error {
+	for _, name := range names {
+		p, err := env.Process(name)
+		if err != nil {
+			return err
 		}
 		p.Stop(60 * time.Second)
 	}
