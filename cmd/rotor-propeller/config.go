@@ -32,6 +32,7 @@ type config struct {
 	resync            time.Duration
 	etcd              etcdclient.Flags
 	cachePrefix       string
+	callJournalPrefix string
 
 	interruptibleSelector    string
 	interruptibleTolerations string
@@ -79,6 +80,8 @@ func (c *config) bind(fs *flag.FlagSet) {
 		"how long a deleted workflow waits for a target cluster that does not answer (counted from when it became unreachable) before leaving its pods there behind (0: wait for ever)")
 	c.etcd.Bind(fs, "comma-separated etcd client URLs of the task cache and, with --shard, the shard map (empty: caching off)")
 	fs.StringVar(&c.cachePrefix, "cache-prefix", "/rotor/cache/", "etcd key prefix of the task cache")
+	fs.StringVar(&c.callJournalPrefix, "call-journal-prefix", "/rotor/calls/",
+		"etcd key prefix of the http tasks' call journal, where replicas keep the answers to calls until their rounds record them (with --etcd-endpoints; without, the journal is in this process only)")
 	fs.StringVar(&c.interruptibleSelector, "interruptible-node-selector", "", "node selector added to interruptible attempts, k=v[,k=v]")
 	fs.StringVar(&c.httpAllowed, "http-allowed-url-prefixes", "", "comma-separated URL prefixes http tasks may call (empty: any)")
 	fs.DurationVar(&c.httpTimeout, "http-timeout", 30*time.Second, "timeout of one request of an http task")

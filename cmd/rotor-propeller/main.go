@@ -41,6 +41,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/tracing"
 	"github.com/rotor-dev/rotor/plugins"
 	rotorhttp "github.com/rotor-dev/rotor/plugins/http"
+	"github.com/rotor-dev/rotor/plugins/http/etcdjournal"
 	"github.com/rotor-dev/rotor/plugins/pod"
 	"github.com/rotor-dev/rotor/shard"
 	"github.com/rotor-dev/rotor/shard/member"
@@ -115,6 +116,12 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		defer etcd.Close()
 		taskCache = taskcache.NewStore(etcd, cfg.cachePrefix)
 		log.Info("task cache on", "etcd", cfg.etcd.Endpoints, "prefix", cfg.cachePrefix)
+		// A replica that takes over a partition replays the answers its
+		// predecessor's lost rounds got, instead of calling again.
+		cfg.http.Journal = rotorhttp.Layered{
+			Local:  rotorhttp.NewMemoryJournal(clock.RealClock{}, rotorhttp.LocalJournalTTL, rotorhttp.LocalJournalMax),
+			Shared: etcdjournal.New(etcd, cfg.callJournalPrefix, etcdjournal.Options{}),
+		}
 	}
 	exec := &executor.Executor{
 		Plugins: plugins.NewRegistry(pod.New(cfg.pod), rotorhttp.New(cfg.http)), Clusters: registry, Clock: clock.RealClock{},

@@ -6,10 +6,13 @@
 // "message": "..."}; {"state": "running"} keeps it waiting. A
 // "cancelURL" in the first answer is POSTed when the attempt is aborted.
 //
-// Requests carry an Idempotency-Key header unique to the attempt, because
-// a request may be repeated if the engine restarts, or its status write
-// fails, before it records the answer. 4xx answers fail the attempt (the task's fault, retried with its
-// retries); network errors and 5xx answers are system failures.
+// Requests carry an Idempotency-Key header unique to the attempt. The
+// answer to the first request of an attempt is kept in a Journal under
+// that key, so a round redone after its status write was lost replays it
+// instead of calling again; a request is still repeated if the engine dies
+// between the answer and the journal's write (see Journal). 4xx answers
+// fail the attempt (the task's fault, retried with its retries); network
+// errors and 5xx answers are system failures.
 package http
 
 import (
@@ -22,7 +25,10 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/utils/clock"
+
 	"github.com/rotor-dev/rotor/controller/template"
+	"github.com/rotor-dev/rotor/internal/logctx"
 	"github.com/rotor-dev/rotor/plugins"
 )
 
@@ -33,7 +39,18 @@ type Config struct {
 	AllowedURLPrefixes []string
 	// Timeout bounds one request (default 30s).
 	Timeout time.Duration
+	// Journal keeps the answers to first requests (default: in this
+	// process only, for LocalJournalTTL).
+	Journal Journal
 }
+
+// The process-local journal's bounds: long enough for any redone round
+// (a status write retried through an outage of the control plane), small
+// enough to stay a few MiB.
+const (
+	LocalJournalTTL = 30 * time.Minute
+	LocalJournalMax = 20000
+)
 
 // Plugin calls HTTP endpoints.
 type Plugin struct {
@@ -45,6 +62,9 @@ type Plugin struct {
 func New(cfg Config) *Plugin {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 30 * time.Second
+	}
+	if cfg.Journal == nil {
+		cfg.Journal = NewMemoryJournal(clock.RealClock{}, LocalJournalTTL, LocalJournalMax)
 	}
 	return &Plugin{cfg: cfg, client: &nethttp.Client{Timeout: cfg.Timeout}}
 }
@@ -83,24 +103,45 @@ func (p *Plugin) Handle(ctx context.Context, tc *plugins.TaskContext) (plugins.P
 	if st.StatusURL != "" {
 		return p.poll(ctx, tc, st)
 	}
+	key := idempotencyKey(tc)
+	if a, ok, err := p.cfg.Journal.Lookup(ctx, key); ok {
+		replayed.Inc()
+		logctx.From(ctx).Info("http call answered from the journal: its round was redone", "key", key, "phase", a.Phase.String())
+		return a.info(), nil
+	} else if err != nil {
+		logctx.From(ctx).Warn("http call journal unreadable; calling, which may repeat the call", "key", key, "err", err)
+	}
 	req, err := p.request(ctx, tc)
 	if err != nil {
 		return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: "BadRequest", Message: err.Error()}, nil
 	}
+	info := p.first(req, pollInterval(tc))
+	// An error because this round was cancelled says nothing about the
+	// endpoint: leave the key unanswered so whoever redoes the round calls.
+	if ctx.Err() == nil {
+		if err := p.cfg.Journal.Record(ctx, key, answerOf(info)); err != nil {
+			logctx.From(ctx).Warn("http call journal not written; the call is repeated if this round's status write is lost", "key", key, "err", err)
+		}
+	}
+	return info, nil
+}
+
+// first makes an attempt's first request and says how it ended.
+func (p *Plugin) first(req *nethttp.Request, pollAfter time.Duration) plugins.PhaseInfo {
 	body, info, ok := p.do(req)
 	if !ok {
-		return info, nil
+		return info
 	}
 	var a answer
 	if err := json.Unmarshal(body, &a); err == nil && a.StatusURL != "" {
 		if err := p.allowed(a.StatusURL); err != nil {
-			return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: "BadAnswer", Message: "statusURL: " + err.Error()}, nil
+			return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: "BadAnswer", Message: "statusURL: " + err.Error()}
 		}
 		b, _ := json.Marshal(state{StatusURL: a.StatusURL, CancelURL: a.CancelURL})
 		return plugins.PhaseInfo{Phase: plugins.PhaseRunning, Message: "polling " + a.StatusURL, Resource: "http",
-			State: string(b), CheckAfter: pollInterval(tc)}, nil
+			State: string(b), CheckAfter: pollAfter}
 	}
-	return plugins.PhaseInfo{Phase: plugins.PhaseSucceeded, Outputs: body, Resource: "http"}, nil
+	return plugins.PhaseInfo{Phase: plugins.PhaseSucceeded, Outputs: body, Resource: "http"}
 }
 
 func pollInterval(tc *plugins.TaskContext) time.Duration {
