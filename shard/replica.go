@@ -405,6 +405,14 @@ func (r *Replica) GetTemplate(namespace, name string) (*v1alpha1.WorkflowTemplat
 	return w.templates.Get(name)
 }
 
+// Partition implements propeller.Partitioned: the partition namespace
+// hashes to, for logs.
+func (r *Replica) Partition(namespace string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.table.PartitionOf(namespace)
+}
+
 // CanWrite implements propeller.Scope.
 func (r *Replica) CanWrite() bool { return r.cfg.Member.Valid() }
 

@@ -163,7 +163,7 @@ func (e *Executor) cleanOrphans(ctx context.Context, wf *v1alpha1.Workflow) (rem
 			ID:      plugins.TaskID{Namespace: wf.Namespace, Workflow: wf.Name, WorkflowUID: string(wf.UID), Node: o.Node, Attempt: o.Attempt},
 			Cluster: c, Launched: true,
 		}
-		log := e.logger().With("namespace", wf.Namespace, "workflow", wf.Name, "node", o.Node, "attempt", o.Attempt, "cluster", o.Cluster)
+		log := e.logger(ctx, wf).With("node", o.Node, "attempt", o.Attempt, "cluster", o.Cluster)
 		if err := abort(ctx, p, tc); err != nil {
 			log.WarnContext(ctx, "deleting an orphaned pod failed, will retry", "err", err)
 			keep = append(keep, o)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/dag"
+	"github.com/rotor-dev/rotor/internal/logctx"
 	"github.com/rotor-dev/rotor/plugins"
 )
 
@@ -87,11 +88,17 @@ type Result struct {
 	Overheads []time.Duration
 }
 
-func (e *Executor) logger() *slog.Logger {
-	if e.Logger == nil {
-		return slog.Default()
+// logger is the round's logger when ctx carries one (it names the
+// workflow, partition and epoch), else the executor's own naming wf.
+func (e *Executor) logger(ctx context.Context, wf *v1alpha1.Workflow) *slog.Logger {
+	if l := logctx.FromOr(ctx, nil); l != nil {
+		return l
 	}
-	return e.Logger
+	l := e.Logger
+	if l == nil {
+		l = slog.Default()
+	}
+	return l.With("namespace", wf.Namespace, "workflow", wf.Name)
 }
 
 func (r *Result) after(d time.Duration) {

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/rotor-dev/rotor/internal/logctx"
 	"github.com/rotor-dev/rotor/internal/tracing"
 	"github.com/rotor-dev/rotor/plugins"
 )
@@ -51,6 +52,12 @@ func call[T any](ctx context.Context, p plugins.Plugin, name string, tc *plugins
 		attrs = append(attrs, attribute.String("cluster", tc.Cluster.Name))
 	}
 	ctx, span := tracing.Start(ctx, "plugin."+name, attrs...)
+	// The plugin's logs name the attempt as well as the round's workflow.
+	largs := []any{"node", tc.ID.Node, "attempt", tc.ID.Attempt}
+	if tc.Cluster != nil {
+		largs = append(largs, "cluster", tc.Cluster.Name)
+	}
+	ctx = logctx.WithAttrs(ctx, largs...)
 	start := time.Now()
 	v, err := f(ctx)
 	res := "ok"

@@ -32,6 +32,7 @@ import (
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/executor"
 	versioned "github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
+	"github.com/rotor-dev/rotor/internal/logctx"
 	"github.com/rotor-dev/rotor/internal/tracing"
 	"github.com/rotor-dev/rotor/plugins/pod"
 )
@@ -254,6 +255,10 @@ func (c *Controller) processNext(ctx context.Context) bool {
 	return true
 }
 
+// logger is the round's logger (workflow, partition, epoch) when ctx is a
+// round's, else the controller's.
+func (c *Controller) logger(ctx context.Context) *slog.Logger { return logctx.FromOr(ctx, c.log) }
+
 // sync runs one round for key and returns when to look again.
 func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error) {
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
@@ -266,13 +271,21 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, nil     // another replica's namespace
 	}
 	defer release()
+	// Everything this round logs, down to the plugins, says which
+	// workflow, partition and epoch it was for.
+	attrs := []any{"namespace", ns, "workflow", name, "epoch", epoch}
+	if p, ok := c.scope.(Partitioned); ok {
+		attrs = append(attrs, "partition", p.Partition(ns))
+	}
+	log := c.log.With(attrs...)
+	ctx = logctx.With(ctx, log)
 	cached, err := c.scope.Get(ns, name)
 	if apierrors.IsNotFound(err) {
 		c.forgetHeld(key)
 		return 0, nil
 	}
 	if err != nil {
-		c.log.WarnContext(ctx, "reading workflow from cache failed, will retry", "namespace", ns, "workflow", name, "err", err)
+		log.WarnContext(ctx, "reading workflow from cache failed, will retry", "err", err)
 		return 0, err
 	}
 	// Every round of one execution, on whichever replica, joins its trace.
@@ -280,7 +293,7 @@ func (c *Controller) sync(ctx context.Context, key string) (time.Duration, error
 		attribute.String("namespace", ns), attribute.String("workflow", name), attribute.Int64("epoch", epoch))
 	after, err := c.reconcile(ctx, cached, epoch)
 	if err != nil {
-		c.log.WarnContext(ctx, "reconcile failed, will retry", "namespace", ns, "workflow", name, "epoch", epoch, "err", err)
+		log.WarnContext(ctx, "reconcile failed, will retry", "err", err)
 	}
 	tracing.End(span, err)
 	return after, err
@@ -440,7 +453,7 @@ func (c *Controller) recordTransitions(ctx context.Context, before, after *v1alp
 				attribute.String("namespace", after.Namespace), attribute.String("workflow", after.Name),
 				attribute.String("phase", string(after.Status.Phase)), attribute.String("reason", after.Status.Reason))
 		}
-		c.log.InfoContext(ctx, "workflow phase changed", "namespace", after.Namespace, "workflow", after.Name,
+		c.logger(ctx).InfoContext(ctx, "workflow phase changed",
 			"from", string(before.Status.Phase), "to", string(after.Status.Phase), "message", after.Status.Message)
 		kind := corev1.EventTypeNormal
 		if after.Status.Phase == v1alpha1.WorkflowFailed || after.Status.Phase == v1alpha1.WorkflowAborted {
@@ -460,7 +473,7 @@ func (c *Controller) recordTransitions(ctx context.Context, before, after *v1alp
 		if ns.Phase == v1alpha1.NodeFailed || ns.Phase == v1alpha1.NodeRetrying {
 			lvl = slog.LevelInfo
 		}
-		c.log.Log(ctx, lvl, "node phase changed", "namespace", after.Namespace, "workflow", after.Name, "node", name,
+		c.logger(ctx).Log(ctx, lvl, "node phase changed", "node", name,
 			"from", string(before.Status.Nodes[name].Phase), "to", string(ns.Phase), "reason", ns.Reason, "message", ns.Message)
 		switch ns.Phase {
 		case v1alpha1.NodeFailed, v1alpha1.NodeRetrying:

@@ -64,7 +64,7 @@ func (c *Controller) finalize(ctx context.Context, cached *v1alpha1.Workflow, ep
 	if err != nil {
 		return 0, fmt.Errorf("remove finalizer from %s/%s: %w", wf.Namespace, wf.Name, err)
 	}
-	c.log.InfoContext(ctx, "workflow deleted and its pods cleaned up", "namespace", wf.Namespace, "workflow", wf.Name, "leftBehind", len(rep.LeftBehind))
+	c.logger(ctx).InfoContext(ctx, "workflow deleted and its pods cleaned up", "leftBehind", len(rep.LeftBehind))
 	return 0, nil
 }
 
@@ -101,8 +101,7 @@ func (c *Controller) markCleanupBlocked(ctx context.Context, cached *v1alpha1.Wo
 	for i, w := range waits {
 		clusters[i] = w.Cluster
 	}
-	c.log.WarnContext(ctx, "deleted workflow waits for unreachable clusters to delete its pods",
-		"namespace", wf.Namespace, "workflow", wf.Name, "clusters", clusters)
+	c.logger(ctx).WarnContext(ctx, "deleted workflow waits for unreachable clusters to delete its pods", "clusters", clusters)
 	return after, nil
 }
 
@@ -134,6 +133,6 @@ func (c *Controller) recordLeftBehind(ctx context.Context, wf *v1alpha1.Workflow
 		c.metrics.leftBehind.WithLabelValues(l.Cluster).Inc()
 	}
 	msg := "pods left behind in target clusters, delete them there by hand: " + strings.Join(names, ", ")
-	c.log.WarnContext(ctx, "workflow deleted with pods left behind", "namespace", wf.Namespace, "workflow", wf.Name, "pods", names)
+	c.logger(ctx).WarnContext(ctx, "workflow deleted with pods left behind", "pods", names)
 	c.events.Event(wf, corev1.EventTypeWarning, "CleanupIncomplete", eventMessage(msg))
 }

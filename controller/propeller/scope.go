@@ -28,6 +28,12 @@ type Scope interface {
 	HasSynced() bool
 }
 
+// Partitioned is implemented by sharded scopes: a round's logs then carry
+// the partition of its namespace beside the epoch.
+type Partitioned interface {
+	Partition(namespace string) int
+}
+
 // everything is the scope of an unsharded replica.
 type everything struct {
 	lister listers.WorkflowLister

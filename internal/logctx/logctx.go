@@ -24,6 +24,15 @@ func From(ctx context.Context) *slog.Logger {
 	return slog.Default()
 }
 
+// FromOr returns the logger ctx carries, or fallback if none: code with a
+// logger of its own uses it outside rounds.
+func FromOr(ctx context.Context, fallback *slog.Logger) *slog.Logger {
+	if l, ok := ctx.Value(key{}).(*slog.Logger); ok && l != nil {
+		return l
+	}
+	return fallback
+}
+
 // WithAttrs returns ctx carrying its logger with args added.
 func WithAttrs(ctx context.Context, args ...any) context.Context {
 	return With(ctx, From(ctx).With(args...))
