@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -128,6 +129,12 @@ func (r *Registry) refresh(ctx context.Context, name string, e *entry) {
 	sctx, cancel := context.WithTimeout(ctx, secretTimeout)
 	client, rv, err := r.clientFor(sctx, c)
 	cancel()
+	var unreadable *secretUnreadable
+	if errors.As(err, &unreadable) && current {
+		// Keep the client; the next kick reads the Secret again.
+		r.log.Warn("kubeconfig Secret unreadable for now; keeping the target's current client", "cluster", name, "err", err)
+		return
+	}
 	if err != nil {
 		if r.setBroken(name, err) {
 			r.log.Error("target cluster unusable: fix its Cluster object or kubeconfig Secret", "cluster", name, "err", err)

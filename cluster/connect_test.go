@@ -5,14 +5,18 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/internal/silentnet"
@@ -237,5 +241,48 @@ func TestDrainWakesItsWorkflows(t *testing.T) {
 	}
 	if h := r.Health("east"); !h.Drained {
 		t.Fatalf("health %+v, want drained", h)
+	}
+}
+
+// TestUnreadableSecretKeepsTheClient: when the control apiserver cannot
+// answer for a target's kubeconfig Secret (it is restarting), the target
+// keeps its client and pod cache; only an answer about the Secret itself
+// (it is gone) drops them.
+func TestUnreadableSecretKeepsTheClient(t *testing.T) {
+	r := connectRegistry(t, map[string]string{"east": "fake://one"})
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	r.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	r.Sync(context.Background(), clusterObj("east"))
+	if !waitFor(3*time.Second, func() bool { _, ok := r.Get("east"); return ok }) {
+		t.Fatal("no client from the Secret")
+	}
+	control := r.control.(*fake.Clientset)
+	var answer atomic.Value
+	answer.Store(error(apierrors.NewServiceUnavailable("the control apiserver is restarting")))
+	var reads atomic.Int32
+	control.PrependReactor("get", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
+		reads.Add(1)
+		return true, nil, answer.Load().(error)
+	})
+	recheck := func() {
+		mu.Lock()
+		now = now.Add(secretRecheck)
+		mu.Unlock()
+		before := reads.Load()
+		r.Sync(context.Background(), clusterObj("east"))
+		if !waitFor(3*time.Second, func() bool { return reads.Load() > before }) {
+			t.Fatal("the Secret was not read again after secretRecheck")
+		}
+		time.Sleep(50 * time.Millisecond) // the refresh acts on its read
+	}
+	recheck()
+	if _, ok := r.Get("east"); !ok {
+		t.Fatal("an unavailable control apiserver dropped the target's client")
+	}
+	answer.Store(error(apierrors.NewNotFound(corev1.Resource("secrets"), "east")))
+	recheck()
+	if _, ok := r.Get("east"); ok {
+		t.Fatal("a Secret that is gone kept its client")
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -409,7 +410,11 @@ func credentials(ctx context.Context, control kubernetes.Interface, namespace st
 	}
 	sec, err := control.CoreV1().Secrets(ns).Get(ctx, ref.Name, metav1.GetOptions{})
 	if err != nil {
-		return nil, "", fmt.Errorf("read kubeconfig Secret %s/%s: %w", ns, ref.Name, err)
+		err = fmt.Errorf("read kubeconfig Secret %s/%s: %w", ns, ref.Name, err)
+		if !secretAnswered(err) {
+			err = &secretUnreadable{err}
+		}
+		return nil, "", err
 	}
 	data, ok := sec.Data[key]
 	if !ok {
@@ -472,7 +477,12 @@ func (r *Registry) Pick(id plugins.TaskID, task *v1alpha1.TaskTemplate, workflow
 	// round's status write lost a conflict, or the replica died before
 	// it) may already have its pod somewhere: it stays there, or it would
 	// run twice.
-	if c := r.placedLocked(id.Namespace, pod.Name(id), podKey); c != nil {
+	c, wait := r.placedLocked(id.Namespace, pod.Name(id), podKey)
+	if wait != "" {
+		r.mu.Unlock()
+		return nil, fmt.Errorf("attempt %s was just placed on cluster %s, which has no client now: it waits for it rather than being placed again elsewhere, where it would run twice", podKey, wait)
+	}
+	if c != nil {
 		r.mu.Unlock()
 		r.log.Debug("attempt already placed", "namespace", id.Namespace, "workflow", id.Workflow, "node", id.Node, "attempt", id.Attempt, "pod", podKey, "cluster", c.Name)
 		return c, nil
@@ -563,10 +573,16 @@ func (r *Registry) takeSlot(name, podKey string, views []placement.Cluster) (boo
 
 // placedLocked finds the cluster an attempt's pod was already placed on:
 // by this process (pending), or by anyone (in a pod cache).
-func (r *Registry) placedLocked(namespace, podName, podKey string) *plugins.Cluster {
-	for _, e := range r.entries {
-		if _, ok := e.pending[podKey]; ok && e.cluster != nil {
-			return e.cluster
+//
+// An attempt placed here on a cluster that has lost its client since is
+// not placed again (wait names the cluster): its pod may be there.
+func (r *Registry) placedLocked(namespace, podName, podKey string) (c *plugins.Cluster, wait string) {
+	for name, e := range r.entries {
+		if _, ok := e.pending[podKey]; ok {
+			if e.cluster == nil {
+				return nil, name
+			}
+			return e.cluster, ""
 		}
 	}
 	for _, e := range r.entries {
@@ -574,10 +590,10 @@ func (r *Registry) placedLocked(namespace, podName, podKey string) *plugins.Clus
 			continue
 		}
 		if _, err := e.cluster.Pods.Pods(namespace).Get(podName); err == nil {
-			return e.cluster
+			return e.cluster, ""
 		}
 	}
-	return nil
+	return nil, ""
 }
 
 // allowed reads a tenant's allowed clusters (nil: every cluster).
@@ -618,3 +634,21 @@ var placements = prometheus.NewCounterVec(prometheus.CounterOpts{
 }, []string{"cluster"})
 
 func init() { prometheus.MustRegister(placements) }
+
+// secretUnreadable is a failure to read a kubeconfig Secret that says
+// nothing about the Secret (the control apiserver away, a timeout): a
+// working client stays in use. Dropping it would drop its pod cache too,
+// and a round redone meanwhile would no longer see the pods it placed
+// there and place them again elsewhere (the chaos soak found a task run
+// twice so, during a control apiserver restart).
+type secretUnreadable struct{ err error }
+
+func (e *secretUnreadable) Error() string { return e.err.Error() }
+func (e *secretUnreadable) Unwrap() error { return e.err }
+
+// secretAnswered reports whether err is the control apiserver's answer
+// about the Secret itself: it is missing, or Rotor may not read it.
+func secretAnswered(err error) bool {
+	return apierrors.IsNotFound(err) || apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) ||
+		apierrors.IsBadRequest(err) || apierrors.IsInvalid(err)
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,5 +152,23 @@ func TestDeclaredClusterIsKnownWithoutClient(t *testing.T) {
 		if c.Name == "c" {
 			t.Fatal("an attempt was placed on c, which has no client")
 		}
+	}
+}
+
+// TestPickWaitsForAClusterThatLostItsClient: an attempt placed here whose
+// cluster lost its client before the pod showed in its cache is not
+// placed again elsewhere (its pod may be there); other attempts are.
+func TestPickWaitsForAClusterThatLostItsClient(t *testing.T) {
+	r, _, _ := testRegistry(t, 0)
+	first, err := r.Pick(attempt("n0"), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.setBroken(first.Name, errors.New("kubeconfig unusable"))
+	if c, err := r.Pick(attempt("n0"), nil, nil); err == nil || !strings.Contains(err.Error(), "has no client now") {
+		t.Fatalf("placing n0 again gave %v, %v; want it to wait for %s", c, err, first.Name)
+	}
+	if c, err := r.Pick(attempt("n1"), nil, nil); err != nil || c.Name == first.Name {
+		t.Fatalf("a new attempt: %v, %v; want the cluster that has a client", c, err)
 	}
 }
