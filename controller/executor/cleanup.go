@@ -76,8 +76,24 @@ func (e *Executor) Cleanup(ctx context.Context, wf *v1alpha1.Workflow, policy Cl
 			errs = append(errs, fmt.Errorf("node %s: %w", id, perr))
 			continue
 		}
+		free := !plugins.NeedsCluster(p)
 		for _, a := range ns.Attempts {
 			if a.Pod == "" {
+				continue
+			}
+			if free {
+				// Nothing of it lives in a target (an http call): stop it
+				// if it still runs (an asynchronous call's cancel URL).
+				if a.Phase.IsTerminal() {
+					continue
+				}
+				tc := &plugins.TaskContext{
+					ID:       plugins.TaskID{Namespace: wf.Namespace, Workflow: wf.Name, WorkflowUID: string(wf.UID), Node: id, Attempt: a.Number},
+					Launched: true, State: a.State,
+				}
+				if err := abort(ctx, p, tc); err != nil {
+					errs = append(errs, err)
+				}
 				continue
 			}
 			c, why, wait := e.cleanupTarget(a.Cluster, policy)

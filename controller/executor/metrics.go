@@ -58,7 +58,7 @@ func call[T any](ctx context.Context, p plugins.Plugin, name string, tc *plugins
 		largs = append(largs, "cluster", tc.Cluster.Name)
 	}
 	ctx = logctx.WithAttrs(ctx, largs...)
-	start := time.Now()
+	start := time.Now() // wall time: the histogram measures real latency, not the executor's clock
 	v, err := f(ctx)
 	res := "ok"
 	if err != nil {

@@ -121,6 +121,8 @@ func (r *round) runTask(ctx context.Context, sc *scope, id string, task *v1alpha
 	if info.Resource != "" {
 		if a.Pod == "" && a.Number == 0 && r.upstreamDone {
 			if at, ok := triggerOf(ctx); ok {
+				// Wall time, not the injected clock: the trigger is a real
+				// event's arrival and the figure is a real latency.
 				r.res.Overheads = append(r.res.Overheads, time.Since(at))
 			}
 		}
