@@ -16,6 +16,38 @@ type Outcome struct {
 	Phase   v1alpha1.WorkflowPhase
 	Message string
 	Outputs map[string]string
+	// UserFailures counts, by node path, the failed attempts not marked
+	// System: those that spent the task's retries.
+	UserFailures map[string]int
+}
+
+// RetriesMisspent lists, sorted, the ended workflows whose user failures
+// differ from what their tasks do: a system failure (pod lost with its
+// target, a replica's crash) that spent a user retry shows as one more
+// user failure on a node that should have none, or as a designed failure
+// that ran out of attempts early. Workflows Lost reports are skipped.
+func RetriesMisspent(want []Expectation, got map[string]Outcome) []string {
+	var out []string
+	for _, e := range want {
+		o := got[e.Key()]
+		if !o.Found || !o.Phase.IsTerminal() {
+			continue
+		}
+		nodes := map[string]bool{}
+		for n := range e.UserFailures {
+			nodes[n] = true
+		}
+		for n := range o.UserFailures {
+			nodes[n] = true
+		}
+		for n := range nodes {
+			if w, g := e.UserFailures[n], o.UserFailures[n]; w != g {
+				out = append(out, fmt.Sprintf("%s (%s): node %s has %d attempts failed by the task, want %d", e.Key(), e.Kind, n, g, w))
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Lost lists, sorted, every expected workflow that did not end (or is

@@ -110,3 +110,25 @@ func TestExplainRepeats(t *testing.T) {
 		t.Fatalf("unexplained = %q, want before-slack and no-fault", unexplained)
 	}
 }
+
+func TestRetriesMisspent(t *testing.T) {
+	want := []Expectation{
+		{Namespace: "a", Name: "fail", Kind: "fail", UserFailures: map[string]int{"a": 2}},
+		{Namespace: "a", Name: "fib", Kind: "fib"},
+		{Namespace: "a", Name: "open", Kind: "fib"},
+	}
+	got := map[string]Outcome{
+		"a/fail": {Found: true, Phase: "Failed", UserFailures: map[string]int{"a": 2}},
+		"a/fib":  {Found: true, Phase: "Succeeded"},
+		"a/open": {Found: true, Phase: "Running", UserFailures: map[string]int{"x": 1}}, // not ended: Lost's business
+	}
+	if p := RetriesMisspent(want, got); len(p) != 0 {
+		t.Fatalf("as designed, got %v", p)
+	}
+	got["a/fail"] = Outcome{Found: true, Phase: "Failed", UserFailures: map[string]int{"a": 1}}
+	got["a/fib"] = Outcome{Found: true, Phase: "Succeeded", UserFailures: map[string]int{"f2": 1}}
+	p := RetriesMisspent(want, got)
+	if len(p) != 2 || !strings.Contains(p[0], "a/fail (fail): node a has 1") || !strings.Contains(p[1], "a/fib (fib): node f2 has 1") {
+		t.Fatalf("got %v, want the early-exhausted fail node and the fib node charged a user failure", p)
+	}
+}

@@ -29,10 +29,13 @@ const (
 	// ControlAPIServer kills the control cluster's kube-apiserver and
 	// starts it again after Down.
 	ControlAPIServer Kind = "control-apiserver"
+	// ReplicaEtcdCut silences a replica's etcd connections for Down
+	// (longer than its lease) while it still reaches the apiservers.
+	ReplicaEtcdCut Kind = "replica-etcd-cut"
 )
 
 // Kinds lists every kind, in report order.
-var Kinds = []Kind{ReplicaKill, ReplicaStop, ManagerKill, TargetAPIServer, Etcd, ControlAPIServer}
+var Kinds = []Kind{ReplicaKill, ReplicaStop, ManagerKill, TargetAPIServer, Etcd, ControlAPIServer, ReplicaEtcdCut}
 
 // class is the resource a fault takes down. At most one fault per class
 // is active at once: one replica, one manager (of two, so a leader
@@ -40,7 +43,7 @@ var Kinds = []Kind{ReplicaKill, ReplicaStop, ManagerKill, TargetAPIServer, Etcd,
 // go), etcd, the control apiserver.
 func (k Kind) class() string {
 	switch k {
-	case ReplicaKill, ReplicaStop:
+	case ReplicaKill, ReplicaStop, ReplicaEtcdCut:
 		return "replica"
 	case ManagerKill:
 		return "manager"
@@ -63,7 +66,7 @@ type Fault struct {
 func (f Fault) String() string {
 	target := ""
 	switch f.Kind {
-	case ReplicaKill, ReplicaStop:
+	case ReplicaKill, ReplicaStop, ReplicaEtcdCut:
 		target = fmt.Sprintf(" replica %d", f.Target)
 	case TargetAPIServer:
 		target = fmt.Sprintf(" target %d", f.Target)
@@ -102,7 +105,7 @@ func DefaultScheduleConfig(d time.Duration) ScheduleConfig {
 func (c ScheduleConfig) downFor(r *rand.Rand, k Kind) time.Duration {
 	between := func(lo, hi time.Duration) time.Duration { return lo + time.Duration(r.Int64N(int64(hi-lo)+1)) }
 	switch k {
-	case ReplicaStop:
+	case ReplicaStop, ReplicaEtcdCut:
 		return between(c.LeaseTTL*3/2, 3*c.LeaseTTL)
 	case TargetAPIServer:
 		return between(2*time.Second, 8*time.Second)
@@ -127,7 +130,7 @@ func Schedule(seed int64, c ScheduleConfig) []Fault {
 		k := kinds[r.IntN(len(kinds))]
 		f := Fault{At: at, Kind: k, Down: c.downFor(r, k)}
 		switch k {
-		case ReplicaKill, ReplicaStop:
+		case ReplicaKill, ReplicaStop, ReplicaEtcdCut:
 			f.Target = r.IntN(c.Replicas)
 		case TargetAPIServer:
 			f.Target = r.IntN(c.Targets)

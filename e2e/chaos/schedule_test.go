@@ -43,9 +43,9 @@ func TestScheduleRespectsItsConstraints(t *testing.T) {
 				t.Fatalf("seed %d: not in time order: %s after %s", seed, f, fs[i-1])
 			}
 			switch f.Kind {
-			case ReplicaStop:
+			case ReplicaStop, ReplicaEtcdCut:
 				if f.Down <= c.LeaseTTL {
-					t.Fatalf("seed %d: %s: a freeze must outlast the lease (%s)", seed, f, c.LeaseTTL)
+					t.Fatalf("seed %d: %s: a freeze or cut must outlast the lease (%s)", seed, f, c.LeaseTTL)
 				}
 				fallthrough
 			case ReplicaKill:

@@ -16,6 +16,9 @@ type Expectation struct {
 	Phase           v1alpha1.WorkflowPhase
 	// Outputs are the workflow outputs as JSON (compared canonically).
 	Outputs map[string]string
+	// UserFailures are the attempts, by node path, that must have failed
+	// by the task's own fault (not System); every other node none.
+	UserFailures map[string]int
 }
 
 // Key is namespace/name.
@@ -200,5 +203,5 @@ func (w *Workload) failing(name string) (string, Expectation) {
   - {name: a, task: boom}
   - {name: b, task: after, dependsOn: [a]}
 `, w.duration())
-	return spec, Expectation{Kind: "fail", Phase: v1alpha1.WorkflowFailed}
+	return spec, Expectation{Kind: "fail", Phase: v1alpha1.WorkflowFailed, UserFailures: map[string]int{"a": 2}}
 }

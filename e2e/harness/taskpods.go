@@ -60,6 +60,10 @@ type PodRecorder struct {
 	mu     sync.Mutex
 	log    PodLog
 	events int
+	// active holds, by target, the UIDs of pods neither finished nor
+	// being deleted; most is the largest it has been.
+	active map[string]map[string]bool
+	most   map[string]int
 	stop   chan struct{}
 	once   sync.Once
 }
@@ -67,7 +71,7 @@ type PodRecorder struct {
 // RecordTaskPods starts a PodRecorder and waits up to timeout for every
 // target's informer to sync.
 func (e *Env) RecordTaskPods(timeout time.Duration) (*PodRecorder, error) {
-	r := &PodRecorder{log: PodLog{}, stop: make(chan struct{})}
+	r := &PodRecorder{log: PodLog{}, stop: make(chan struct{}), active: map[string]map[string]bool{}, most: map[string]int{}}
 	for i, c := range e.Env.Targets {
 		f := informers.NewSharedInformerFactoryWithOptions(e.Targets[i], 0,
 			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = pod.LabelManaged + "=true" }))
@@ -80,13 +84,24 @@ func (e *Env) RecordTaskPods(timeout time.Duration) (*PodRecorder, error) {
 			r.mu.Lock()
 			r.log.Add(PodSeen{Target: c.Name, Namespace: p.Namespace, Name: p.Name, UID: string(p.UID)})
 			r.events++
+			r.setActive(c.Name, string(p.UID), p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed && p.DeletionTimestamp == nil)
 			r.mu.Unlock()
+		}
+		del := func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			if p, ok := obj.(*corev1.Pod); ok {
+				r.mu.Lock()
+				r.setActive(c.Name, string(p.UID), false)
+				r.mu.Unlock()
+			}
 		}
 		// Updates too: an informer that lists again after its apiserver
 		// came back reports the pods it had as updates, and a pod
 		// replaced under the same name meanwhile as an update of the old
 		// one; its new UID gives it away.
-		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: add, UpdateFunc: func(_, n any) { add(n) }}); err != nil {
+		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: add, UpdateFunc: func(_, n any) { add(n) }, DeleteFunc: del}); err != nil {
 			r.Stop()
 			return nil, err
 		}
@@ -100,6 +115,31 @@ func (e *Env) RecordTaskPods(timeout time.Duration) (*PodRecorder, error) {
 		}
 	}
 	return r, nil
+}
+
+// setActive records whether pod uid of target is active; r.mu is held.
+func (r *PodRecorder) setActive(target, uid string, active bool) {
+	if r.active[target] == nil {
+		r.active[target] = map[string]bool{}
+	}
+	if active {
+		r.active[target][uid] = true
+	} else {
+		delete(r.active[target], uid)
+	}
+	r.most[target] = max(r.most[target], len(r.active[target]))
+}
+
+// MostActive returns, by target, the most task pods the informers saw
+// active (not finished, not being deleted) at once.
+func (r *PodRecorder) MostActive() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]int{}
+	for t, n := range r.most {
+		out[t] = n
+	}
+	return out
 }
 
 // Stop ends the informers; safe to call more than once.

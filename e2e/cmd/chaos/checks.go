@@ -11,9 +11,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	versioned "github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
 	"github.com/rotor-dev/rotor/e2e/chaos"
 	"github.com/rotor-dev/rotor/e2e/harness"
+	"github.com/rotor-dev/rotor/shardproto"
 )
 
 // Deadlines of the checks after the load.
@@ -25,6 +27,11 @@ const (
 	// repeatSlack widens fault windows when matching repeated http calls
 	// to them: a round retried with backoff may call again shortly after.
 	repeatSlack = 2 * time.Second
+	// ownershipSlack is how far from a write the soak looks for a map
+	// that gave the writer its partition: its map watch lags the
+	// replicas' a little. A write past a lost lease or a handoff by more
+	// than this is caught.
+	ownershipSlack = time.Second
 )
 
 type checks struct {
@@ -39,6 +46,7 @@ type checks struct {
 	sup     *supervisor
 	in      *injector
 	etcd    *clientv3.Client
+	maps    *mapRecorder
 
 	failed []string
 }
@@ -96,10 +104,36 @@ func (c *checks) all(ctx context.Context, stopWatch chan struct{}) bool {
 	if len(exp) == 0 {
 		c.verdict("some workflows were submitted", []string{"none was: the run proves nothing"}, "")
 	}
+	misspent := chaos.RetriesMisspent(exp, outcomes)
+	userFailures := 0
+	for _, o := range outcomes {
+		for _, n := range o.UserFailures {
+			userFailures += n
+		}
+	}
+	c.verdict("no user retry spent on a system failure", misspent,
+		fmt.Sprintf("%d attempts failed by their task; %d workflows were designed to fail, 2 attempts each", userFailures, kinds["fail"]))
+	if kinds["fail"] > 0 && userFailures == 0 {
+		c.verdict("user failures were recorded at all", []string{"no attempt failed by its task: the check saw nothing"}, "")
+	}
 	c.verdict("no attempt had two pods", dups, fmt.Sprintf("%d attempts' pods seen (%d informer events), %d duplicates", attempts, events, len(dups)))
 	if attempts == 0 {
 		c.verdict("pods were seen at all", []string{"the pod informers saw no task pod"}, "")
 	}
+	var over []string
+	most := c.pods.MostActive()
+	reached := 0
+	for _, t := range c.env.Env.Targets {
+		switch n := most[t.Name]; {
+		case n > maxTaskPods:
+			over = append(over, fmt.Sprintf("%s had %d task pods active at once, cap %d", t.Name, n, maxTaskPods))
+		case n == 0:
+			over = append(over, fmt.Sprintf("%s never had an active task pod: the cap was not exercised there", t.Name))
+		case n == maxTaskPods:
+			reached++
+		}
+	}
+	c.verdict("capacity caps never exceeded", over, fmt.Sprintf("most active pods at once %v (pod informers), cap %d; reached on %d targets", most, maxTaskPods, reached))
 	c.verdict("no unfinished pod of an ended workflow", orphansRunning, fmt.Sprintf("%d after up to %s", len(orphansRunning), orphanDeadline))
 	var dl []string
 	if deleteErr != nil {
@@ -119,6 +153,7 @@ func (c *checks) all(ctx context.Context, stopWatch chan struct{}) bool {
 	if len(calls) == 0 {
 		c.verdict("http tasks were called at all", []string{"the server got no call"}, "")
 	}
+	c.checkOwnership()
 	c.verdict(fmt.Sprintf("RSS of every Rotor process < %d MiB", c.o.rssLimit>>20), c.rssProblems(rss, samples), rssSummary(rss, samples))
 	var sm []string
 	if mapErr != nil {
@@ -134,6 +169,30 @@ func (c *checks) all(ctx context.Context, stopWatch chan struct{}) bool {
 	}
 	fmt.Println("\nevery invariant held")
 	return true
+}
+
+// checkOwnership: every Workflow write of a replica (audit log) fell
+// within its ownership of the partition (shard map history), and no
+// workflow's status epoch ever went back (the soak's informer).
+func (c *checks) checkOwnership() {
+	time.Sleep(2 * time.Second) // the audit log is written in batches of up to 1 s
+	writes, err := replicaWrites(c.env)
+	maps := c.maps.maps()
+	var problems []string
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	if len(maps) > 0 {
+		n := len(maps[0].Owners)
+		problems = append(problems, chaos.WritesOutsideOwnership(writes, maps, func(ns string) int { return shardproto.PartitionOf(ns, n) }, ownershipSlack)...)
+	}
+	c.verdict("replicas wrote only what they owned", problems,
+		fmt.Sprintf("%d Workflow writes by replicas (audit log) against %d shard map versions, slack %s", len(writes), len(maps), ownershipSlack))
+	if len(writes) == 0 || len(maps) < 2 {
+		c.verdict("ownership was exercised", []string{fmt.Sprintf("%d replica writes, %d map versions: want writes and at least one move", len(writes), len(maps))}, "")
+	}
+	updates, back := c.load.epochs()
+	c.verdict("workflow epochs never went back", back, fmt.Sprintf("%d status updates seen, %d with a lower shardEpoch than before", updates, len(back)))
 }
 
 func (c *checks) printFaults() {
@@ -195,9 +254,20 @@ func (c *checks) outcomes(ctx context.Context) (map[string]chaos.Outcome, error)
 	}
 	out := map[string]chaos.Outcome{}
 	for _, wf := range list.Items {
-		o := chaos.Outcome{Found: true, Phase: wf.Status.Phase, Message: wf.Status.Message, Outputs: map[string]string{}}
+		o := chaos.Outcome{Found: true, Phase: wf.Status.Phase, Message: wf.Status.Message, Outputs: map[string]string{}, UserFailures: map[string]int{}}
 		for k, v := range wf.Status.Outputs {
 			o.Outputs[k] = string(v.Raw)
+		}
+		nodes, err := wf.Status.AllNodes()
+		if err != nil {
+			return nil, fmt.Errorf("nodes of %s/%s: %w", wf.Namespace, wf.Name, err)
+		}
+		for id, n := range nodes {
+			for _, a := range n.Attempts {
+				if a.Phase == v1alpha1.NodeFailed && !a.System {
+					o.UserFailures[id]++
+				}
+			}
 		}
 		out[wf.Namespace+"/"+wf.Name] = o
 	}

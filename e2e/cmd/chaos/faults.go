@@ -27,6 +27,8 @@ type injector struct {
 	sup  *supervisor
 	etcd *clientv3.Client
 	load *load
+	// proxies[i] carries replica i's etcd traffic.
+	proxies []*etcdProxy
 
 	mu        sync.Mutex
 	injected  map[chaos.Kind]int
@@ -38,8 +40,8 @@ type injector struct {
 	startedAt time.Time
 }
 
-func newInjector(env *harness.Env, sup *supervisor, etcd *clientv3.Client, l *load) *injector {
-	return &injector{env: env, sup: sup, etcd: etcd, load: l,
+func newInjector(env *harness.Env, sup *supervisor, etcd *clientv3.Client, l *load, proxies []*etcdProxy) *injector {
+	return &injector{env: env, sup: sup, etcd: etcd, load: l, proxies: proxies,
 		injected: map[chaos.Kind]int{}, skipped: map[chaos.Kind]int{}, recovery: map[chaos.Kind][]time.Duration{}}
 }
 
@@ -123,6 +125,26 @@ func (in *injector) inject(ctx context.Context, f chaos.Fault) (time.Duration, e
 		if ferr := <-errc; ferr != nil && err == nil {
 			err = ferr
 		}
+		return took, err
+	case chaos.ReplicaEtcdCut:
+		// Recovery: from the cut until every partition has a live owner
+		// and none is moving. A cut replica is not live, so this is the
+		// takeover of its partitions once its lease expires (its writes
+		// must stop by then: see the ownership invariant); the replica
+		// exits when it finds its lease gone and, once healed, rejoins.
+		name := fmt.Sprintf("rotor-propeller-%d", f.Target)
+		at := time.Now()
+		in.sup.setCut(name, true)
+		in.proxies[f.Target].partition()
+		healed := make(chan struct{})
+		go func() {
+			time.Sleep(f.Down)
+			in.proxies[f.Target].heal()
+			in.sup.setCut(name, false)
+			close(healed)
+		}()
+		took, err := in.until(ctx, at, "every partition owned by a live replica, none moving", in.mapSettled)
+		<-healed
 		return took, err
 	case chaos.ManagerKill:
 		return in.managerKill(ctx, f)

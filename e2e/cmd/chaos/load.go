@@ -88,6 +88,8 @@ type load struct {
 	expected  []chaos.Expectation
 	ended     map[string]bool
 	lastEnd   time.Time
+	updates   int      // Workflow updates the informer saw
+	epochBack []string // updates whose shardEpoch went back
 	submitErr int
 }
 
@@ -113,7 +115,24 @@ func (l *load) watch(stop <-chan struct{}) error {
 			l.lastEnd = time.Now()
 		}
 	}
-	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: seen, UpdateFunc: func(_, n any) { seen(n) }}); err != nil {
+	// A partition's epoch only grows, and a namespace stays in its
+	// partition: a status carrying a lower epoch than the version before
+	// was written by an owner that had been fenced.
+	epoch := func(o, n any) {
+		ow, ok1 := o.(*v1alpha1.Workflow)
+		nw, ok2 := n.(*v1alpha1.Workflow)
+		if !ok1 || !ok2 || ow.ResourceVersion == nw.ResourceVersion {
+			return
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.updates++
+		if nw.Status.ShardEpoch < ow.Status.ShardEpoch {
+			l.epochBack = append(l.epochBack, fmt.Sprintf("%s/%s: shardEpoch %d after %d (resourceVersion %s → %s)",
+				nw.Namespace, nw.Name, nw.Status.ShardEpoch, ow.Status.ShardEpoch, ow.ResourceVersion, nw.ResourceVersion))
+		}
+	}
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: seen, UpdateFunc: func(o, n any) { epoch(o, n); seen(n) }}); err != nil {
 		return err
 	}
 	f.Start(stop)
@@ -123,6 +142,14 @@ func (l *load) watch(stop <-chan struct{}) error {
 		return fmt.Errorf("the soak's Workflow informer did not sync in 60 s")
 	}
 	return nil
+}
+
+// epochs returns how many updates the informer saw and those whose epoch
+// went back.
+func (l *load) epochs() (int, []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.updates, append([]string(nil), l.epochBack...)
 }
 
 func (l *load) lastEnded() time.Time {

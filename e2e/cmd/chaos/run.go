@@ -12,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/e2e/chaos"
 	"github.com/rotor-dev/rotor/e2e/harness"
 	"github.com/rotor-dev/rotor/internal/localcluster"
@@ -29,13 +30,28 @@ func run(o options, dir string) (bool, error) {
 	defer srv.srv.Close()
 
 	say("starting the environment in %s", dir)
+	// The soak starts the replicas itself: each reaches etcd through a
+	// proxy of its own that a fault can cut.
 	env, err := harness.Start(ctx, dir, harness.Options{Targets: targets, Runtime: localcluster.RuntimeKwok,
-		Replicas: replicas, Sharded: true, Managers: managers, Sharding: shardingOptions})
+		Replicas: 0, SpareReplicas: replicas, Sharded: true, Managers: managers, Sharding: shardingOptions})
 	if err != nil {
 		return false, fmt.Errorf("start the environment: %w", err)
 	}
 	defer env.Stop()
 	onSignal(env, dir)
+	var proxies []*etcdProxy
+	for i := 0; i < replicas; i++ {
+		p, err := newEtcdProxy(env.EtcdEndpoint)
+		if err != nil {
+			return false, err
+		}
+		defer p.close()
+		proxies = append(proxies, p)
+	}
+	sup := newSupervisor(env, shardingOptions, managers, proxies)
+	if err := sup.startReplicas(); err != nil {
+		return false, err
+	}
 	say("environment up in %s", env.Started.Round(100*time.Millisecond))
 	// The soak's own etcd client logs nothing: it would print a warning
 	// for every read during an etcd outage, which the soak causes.
@@ -47,6 +63,9 @@ func run(o options, dir string) (bool, error) {
 	if _, err := harness.WaitShardMap(ctx, etcd, replicas, 60*time.Second); err != nil {
 		return false, fmt.Errorf("before the load: %w", err)
 	}
+	mapsCtx, stopMaps := context.WithCancel(ctx)
+	defer stopMaps()
+	maps := recordMaps(mapsCtx, etcd)
 	rotor, targetClients, err := clients(env)
 	if err != nil {
 		return false, err
@@ -57,6 +76,11 @@ func run(o options, dir string) (bool, error) {
 	}
 	if err := env.CreateNamespaces(ctx, nss...); err != nil {
 		return false, err
+	}
+	for _, t := range env.Env.Targets {
+		if err := env.EditCluster(ctx, t.Name, func(c *v1alpha1.Cluster) { c.Spec.Capacity.MaxTaskPods = maxTaskPods }); err != nil {
+			return false, err
+		}
 	}
 
 	stopWatch := make(chan struct{})
@@ -77,11 +101,10 @@ func run(o options, dir string) (bool, error) {
 	if err := l.watch(stopWatch); err != nil {
 		return false, err
 	}
-	sup := newSupervisor(env, shardingOptions, replicas, managers)
 	stopSup := make(chan struct{})
 	go sup.run(stopSup)
 	defer close(stopSup)
-	in := newInjector(env, sup, etcd, l)
+	in := newInjector(env, sup, etcd, l, proxies)
 
 	say("load and faults for %s", o.duration)
 	loadCtx, stopLoad := context.WithTimeout(ctx, o.duration)
@@ -100,10 +123,14 @@ func run(o options, dir string) (bool, error) {
 		return false, err
 	}
 	say("every component is running again")
-	c := &checks{o: o, env: env, rotor: rotor, targets: targetClients, load: l, pods: pods, mem: mem, srv: srv, sup: sup, in: in, etcd: etcd}
+	c := &checks{o: o, env: env, rotor: rotor, targets: targetClients, load: l, pods: pods, mem: mem, srv: srv, sup: sup, in: in, etcd: etcd, maps: maps}
 	ok := c.all(ctx, stopWatch)
 	return ok, nil
 }
+
+// maxTaskPods caps every target: low enough that the load reaches it,
+// so the soak checks the caps hold through the faults.
+const maxTaskPods = 6
 
 // progress prints the load's counts every 15 s.
 func progress(ctx context.Context, l *load) {

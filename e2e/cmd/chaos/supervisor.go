@@ -25,6 +25,9 @@ type component struct {
 	// freeze or an etcd outage: the replica ends itself by design).
 	selfExits, restarts int
 	faulted             bool
+	replica             bool
+	// cut: its etcd traffic is cut off; not live, though it runs.
+	cut bool
 }
 
 // supervisor restarts exited Rotor processes after restartDelay, and says
@@ -41,17 +44,48 @@ type supervisor struct {
 // shorter one keeps the soak busy).
 const restartDelay = time.Second
 
-func newSupervisor(env *harness.Env, sh localcluster.ShardingOptions, replicas, managers int) *supervisor {
+// newSupervisor supervises the managers the environment started and one
+// replica per proxy, each reaching etcd through its proxy (the flag given
+// last wins).
+func newSupervisor(env *harness.Env, sh localcluster.ShardingOptions, managers int, proxies []*etcdProxy) *supervisor {
 	s := &supervisor{env: env, comps: map[string]*component{}}
-	for i := 0; i < replicas; i++ {
+	for i, p := range proxies {
 		n := fmt.Sprintf("rotor-propeller-%d", i)
-		s.comps[n] = &component{name: n, start: func() (*localcluster.Process, error) { return env.StartShardedPropeller(i, sh) }}
+		rsh := sh
+		rsh.ReplicaArgs = append(append([]string(nil), sh.ReplicaArgs...), "--etcd-endpoints="+p.endpoint())
+		s.comps[n] = &component{name: n, replica: true, start: func() (*localcluster.Process, error) { return env.StartShardedPropeller(i, rsh) }}
 	}
 	for i := 0; i < managers; i++ {
 		n := fmt.Sprintf("rotor-manager-%d", i)
 		s.comps[n] = &component{name: n, start: func() (*localcluster.Process, error) { return env.StartManager(i, sh) }}
 	}
 	return s
+}
+
+// startReplicas starts every replica for the first time.
+func (s *supervisor) startReplicas() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.comps {
+		if !c.replica {
+			continue
+		}
+		if _, err := c.start(); err != nil {
+			return fmt.Errorf("start %s: %w", c.name, err)
+		}
+	}
+	return nil
+}
+
+// setCut marks a replica cut off from etcd (or not). An exit while cut
+// (its lease lost) is the fault's doing.
+func (s *supervisor) setCut(name string, v bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.comps[name].cut = v
+	if v {
+		s.comps[name].faulted = true
+	}
 }
 
 // run checks every 200 ms until stop is closed.
@@ -94,7 +128,7 @@ func (s *supervisor) tick(now time.Time) {
 			continue
 		}
 		c.restarts++
-		c.exitSeen, c.faulted = time.Time{}, false
+		c.exitSeen, c.faulted = time.Time{}, c.cut // exits while still cut are the cut's
 	}
 }
 
@@ -144,12 +178,12 @@ func (s *supervisor) setStopped(name string, v bool) {
 	s.comps[name].stopped = v
 }
 
-// live reports whether a component's newest process is running and not
-// frozen.
+// live reports whether a component's newest process is running, not
+// frozen and not cut off from etcd.
 func (s *supervisor) live(name string) bool {
 	s.mu.Lock()
 	c, ok := s.comps[name]
-	stopped := ok && c.stopped
+	stopped := ok && (c.stopped || c.cut)
 	s.mu.Unlock()
 	if !ok || stopped {
 		return false
