@@ -571,6 +571,15 @@ func (r *Registry) takeSlot(name, podKey string, views []placement.Cluster) (boo
 	return ok, nil
 }
 
+// Launched implements executor.LaunchFinder: the attempt was placed here
+// lately, or its pod is in a target's pod cache.
+func (r *Registry) Launched(id plugins.TaskID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, wait := r.placedLocked(id.Namespace, pod.Name(id), id.Namespace+"/"+pod.Name(id))
+	return c != nil || wait != ""
+}
+
 // placedLocked finds the cluster an attempt's pod was already placed on:
 // by this process (pending), or by anyone (in a pod cache).
 //

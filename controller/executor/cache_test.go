@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"fmt"
 	"encoding/json"
 	"strings"
 	"sync"
@@ -144,3 +145,35 @@ func TestSerializedCacheReleasedOnFailure(t *testing.T) {
 type jsonRaw = json.RawMessage
 
 func typesUID(s string) types.UID { return types.UID(s) }
+
+// launchedCluster is oneCluster that reports some attempts' pods as
+// already in a target (created by a round whose status write was lost).
+type launchedCluster struct {
+	oneCluster
+	launched map[string]bool // node/attempt
+}
+
+func (l launchedCluster) Launched(id plugins.TaskID) bool {
+	return l.launched[fmt.Sprintf("%s/%d", id.Node, id.Attempt)]
+}
+
+// TestCacheDoesNotServeAnAttemptAlreadyLaunched: a round created a's pod
+// and lost its status write; meanwhile another workflow filled the cache.
+// The redone round must run the attempt whose pod exists (adopting it),
+// not take the cache hit and leave that pod unrecorded, never deleted
+// (the chaos soak found such pods after deleting every workflow).
+func TestCacheDoesNotServeAnAttemptAlreadyLaunched(t *testing.T) {
+	mc := newMemCache()
+	e1, fp1, wf1 := cachedRun(t, mc, "team-a", "u1", cachedSpec)
+	runUntilDone(t, e1, fp1, wf1, squareAnswer)
+	e, fp, wf := cachedRun(t, mc, "team-a", "u2", cachedSpec)
+	e.Clusters = launchedCluster{oneCluster: e.Clusters.(oneCluster), launched: map[string]bool{"a/0": true}}
+	runUntilDone(t, e, fp, wf, squareAnswer)
+	a := wf.Status.Nodes["a"]
+	if fp.handled["a"] == 0 || a.Reason == "CacheHit" || len(a.Attempts) != 1 || a.Attempts[0].Pod == "" {
+		t.Fatalf("node a %+v handled %d times: want its launched attempt run and recorded, not a cache hit", a, fp.handled["a"])
+	}
+	if wf.Status.Phase != v1alpha1.WorkflowSucceeded || string(wf.Status.Outputs["y"].Raw) != "9" {
+		t.Fatalf("workflow %s with %v", wf.Status.Phase, wf.Status.Outputs)
+	}
+}

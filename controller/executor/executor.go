@@ -43,6 +43,13 @@ type Clusters interface {
 	Health(name string) plugins.ClusterHealth
 }
 
+// LaunchFinder is implemented by Clusters that know whether an attempt's
+// pod exists in a target (the cluster registry, from its pod caches and
+// its own recent placements).
+type LaunchFinder interface {
+	Launched(id plugins.TaskID) bool
+}
+
 // Quota admits new attempts against per-namespace caps.
 type Quota interface {
 	Admit(id plugins.TaskID) (ok bool, why string)

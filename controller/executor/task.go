@@ -29,7 +29,7 @@ func (r *round) stepTask(ctx context.Context, sc *scope, id, taskName string, ta
 	if !cached {
 		return r.runTask(ctx, sc, id, task, inputs, ns)
 	}
-	if n := len(ns.Attempts); n == 0 || ns.Attempts[n-1].Phase.IsTerminal() {
+	if n := len(ns.Attempts); (n == 0 || ns.Attempts[n-1].Phase.IsTerminal()) && !r.launchedUnrecorded(id, int32(n)) {
 		if c := r.checkCache(ctx, key, id, task, ns); c != cacheRun {
 			if ns.StartedAt == nil {
 				ns.StartedAt = &r.now
@@ -44,6 +44,17 @@ func (r *round) stepTask(ctx context.Context, sc *scope, id, taskName string, ta
 		r.afterAttempt(ctx, key, id, task, ns)
 	}
 	return err
+}
+
+// launchedUnrecorded reports whether the attempt numbered num of node id
+// already has a pod in a target though the status records no such
+// attempt: an earlier round created it and lost its status write. That
+// attempt runs to its end (placement finds its pod, the plugin adopts it)
+// rather than the round taking another path, such as a cache hit that
+// would leave the pod running unrecorded and never deleted.
+func (r *round) launchedUnrecorded(id string, num int32) bool {
+	l, ok := r.Clusters.(LaunchFinder)
+	return ok && l.Launched(r.taskID(id, num))
 }
 
 // runTask runs the attempts of one task node, placing them with sc's
