@@ -2,8 +2,8 @@ package executor
 
 import (
 	"context"
-	"fmt"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
