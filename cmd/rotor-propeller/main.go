@@ -166,6 +166,10 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 			Member: mem, Rotor: rotor, Namespaces: namespaces.Lister(), Enqueue: func(o any) { ctrl.Enqueue(o) }, Logger: log,
 			Pods: pods,
 		})
+		// No plugin call after the lease deadline: a replica that wakes
+		// from a freeze mid-round must not create pods the new owner
+		// does not know of.
+		exec.Lease = replica.CanWrite
 		ctrl = propeller.New(rotor, replica, exec, opts)
 		exec.Workflows = scopeWorkflows{replica}
 		// Templates of the shard's namespaces only, watched with them.

@@ -91,7 +91,7 @@ func (e *Executor) Cleanup(ctx context.Context, wf *v1alpha1.Workflow, policy Cl
 					ID:       plugins.TaskID{Namespace: wf.Namespace, Workflow: wf.Name, WorkflowUID: string(wf.UID), Node: id, Attempt: a.Number},
 					Launched: true, State: a.State,
 				}
-				if err := abort(ctx, p, tc); err != nil {
+				if err := e.abort(ctx, p, tc); err != nil {
 					errs = append(errs, err)
 				}
 				continue
@@ -113,10 +113,10 @@ func (e *Executor) Cleanup(ctx context.Context, wf *v1alpha1.Workflow, policy Cl
 				ID:      plugins.TaskID{Namespace: wf.Namespace, Workflow: wf.Name, WorkflowUID: string(wf.UID), Node: id, Attempt: a.Number},
 				Cluster: c, Launched: true,
 			}
-			if err := abort(ctx, p, tc); err != nil {
+			if err := e.abort(ctx, p, tc); err != nil {
 				errs = append(errs, err)
 			}
-			if err := finalize(ctx, p, tc); err != nil {
+			if err := e.finalize(ctx, p, tc); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -180,7 +180,7 @@ func (e *Executor) cleanOrphans(ctx context.Context, wf *v1alpha1.Workflow) (rem
 			Cluster: c, Launched: true,
 		}
 		log := e.logger(ctx, wf).With("node", o.Node, "attempt", o.Attempt, "cluster", o.Cluster)
-		if err := abort(ctx, p, tc); err != nil {
+		if err := e.abort(ctx, p, tc); err != nil {
 			log.WarnContext(ctx, "deleting an orphaned pod failed, will retry", "err", err)
 			keep = append(keep, o)
 			continue

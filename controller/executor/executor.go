@@ -75,6 +75,10 @@ type Executor struct {
 	// MaxSystemRetries bounds retries for failures that are not the
 	// task's fault, so a cluster that loses every pod cannot loop forever.
 	MaxSystemRetries int
+	// Lease, if set, is asked before every plugin call; false ends the
+	// round with ErrLeaseLost (a sharded replica passes its membership
+	// lease's validity).
+	Lease func() bool
 	// Logger, if set, records what the executor does outside a workflow's
 	// status (orphaned pods deleted).
 	Logger *slog.Logger

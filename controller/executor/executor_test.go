@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand"
 	"strings"
@@ -307,5 +308,41 @@ func TestPermanentPluginErrorEndsTheAttempt(t *testing.T) {
 	}
 	if a, ok := wf.Status.Nodes["a"]; ok && a.Phase.IsTerminal() {
 		t.Fatalf("a transient error ended node a: %s", a.Phase)
+	}
+}
+
+// TestNoPluginCallAfterTheLeaseDeadline: a replica whose lease has
+// passed its deadline (frozen, or cut off from etcd) neither launches
+// nor aborts anything: the new owner of the workflow does, once.
+func TestNoPluginCallAfterTheLeaseDeadline(t *testing.T) {
+	e, fp, clk, wf := setup(t, strings.Replace(chain, "retries: 1", "retries: 0", 1))
+	held := true
+	e.Lease = func() bool { return held }
+	step(t, e, wf)
+	if fp.handled["a"] != 1 {
+		t.Fatalf("with the lease held Handle ran %d times for a, want 1", fp.handled["a"])
+	}
+	held = false
+	before := wf.Status.DeepCopy()
+	if _, err := e.Reconcile(context.Background(), wf); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("round after the lease deadline: err %v, want ErrLeaseLost", err)
+	}
+	if fp.handled["a"] != 1 {
+		t.Fatalf("Handle ran %d times for a, want still 1: nothing is called after the lease deadline", fp.handled["a"])
+	}
+	// A timeout due then is not acted on either: aborting would delete
+	// a pod the new owner may be tracking.
+	clk.Step(31 * time.Second)
+	wf.Status = *before.DeepCopy()
+	if _, err := e.Reconcile(context.Background(), wf); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("timed-out round after the lease deadline: err %v, want ErrLeaseLost", err)
+	}
+	if fp.aborted["a"] != 0 {
+		t.Fatalf("Abort ran %d times after the lease deadline, want 0", fp.aborted["a"])
+	}
+	held = true
+	step(t, e, wf)
+	if fp.aborted["a"] != 1 || wf.Status.Nodes["a"].Attempts[0].Reason != v1alpha1.ReasonTimedOut {
+		t.Fatalf("lease held again: aborted %d, attempt %+v; want the timeout acted on once", fp.aborted["a"], wf.Status.Nodes["a"].Attempts[0])
 	}
 }

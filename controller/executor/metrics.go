@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,16 +70,42 @@ func call[T any](ctx context.Context, p plugins.Plugin, name string, tc *plugins
 	return v, err
 }
 
-func handle(ctx context.Context, p plugins.Plugin, tc *plugins.TaskContext) (plugins.PhaseInfo, error) {
+// ErrLeaseLost ends a round whose replica's membership lease has passed
+// its deadline: another replica may own the workflow now and redo the
+// round, so this one must not create, call or delete anything more.
+var ErrLeaseLost = errors.New("membership lease deadline passed: another replica may own this workflow now, so no plugin is called; the round is redone by its owner")
+
+// leaseHeld is asked before every plugin call, not only before the
+// status write: a replica frozen or cut off from etcd may wake in the
+// middle of a round after its partitions moved, and a pod it created
+// then would run beside the one the new owner places (the status write
+// that would record it is refused).
+func (e *Executor) leaseHeld() error {
+	if e.Lease != nil && !e.Lease() {
+		return ErrLeaseLost
+	}
+	return nil
+}
+
+func (e *Executor) handle(ctx context.Context, p plugins.Plugin, tc *plugins.TaskContext) (plugins.PhaseInfo, error) {
+	if err := e.leaseHeld(); err != nil {
+		return plugins.PhaseInfo{}, err
+	}
 	return call(ctx, p, "handle", tc, func(ctx context.Context) (plugins.PhaseInfo, error) { return p.Handle(ctx, tc) })
 }
 
-func abort(ctx context.Context, p plugins.Plugin, tc *plugins.TaskContext) error {
+func (e *Executor) abort(ctx context.Context, p plugins.Plugin, tc *plugins.TaskContext) error {
+	if err := e.leaseHeld(); err != nil {
+		return err
+	}
 	_, err := call(ctx, p, "abort", tc, func(ctx context.Context) (struct{}, error) { return struct{}{}, p.Abort(ctx, tc) })
 	return err
 }
 
-func finalize(ctx context.Context, p plugins.Plugin, tc *plugins.TaskContext) error {
+func (e *Executor) finalize(ctx context.Context, p plugins.Plugin, tc *plugins.TaskContext) error {
+	if err := e.leaseHeld(); err != nil {
+		return err
+	}
 	_, err := call(ctx, p, "finalize", tc, func(ctx context.Context) (struct{}, error) { return struct{}{}, p.Finalize(ctx, tc) })
 	return err
 }

@@ -112,7 +112,7 @@ func (r *round) runTask(ctx context.Context, sc *scope, id string, task *v1alpha
 	if t := task.Timeout; t != nil && t.Duration > 0 && a.StartedAt != nil {
 		left := t.Duration - r.now.Sub(a.StartedAt.Time)
 		if left <= 0 {
-			if err := abort(ctx, plugin, tc); err != nil {
+			if err := r.abort(ctx, plugin, tc); err != nil {
 				return err
 			}
 			r.endAttempt(ns, a, plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: v1alpha1.ReasonTimedOut,
@@ -121,7 +121,7 @@ func (r *round) runTask(ctx context.Context, sc *scope, id string, task *v1alpha
 		}
 		r.res.after(left)
 	}
-	info, err := handle(ctx, plugin, tc)
+	info, err := r.handle(ctx, plugin, tc)
 	if perm, ok := plugins.AsPermanent(err); ok {
 		// Retrying the round would meet the same refusal for ever.
 		info, err = plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: perm.Reason, Message: perm.Error()}, nil
@@ -180,7 +180,7 @@ func (r *round) evacuate(ctx context.Context, id string, plugin plugins.Plugin, 
 		r.wf.Status.Orphans = append(r.wf.Status.Orphans, v1alpha1.Orphan{Cluster: a.Cluster, Node: id, Attempt: a.Number, Type: ns.Type})
 	} else if c, ok := r.Clusters.Get(a.Cluster); ok {
 		tc := &plugins.TaskContext{ID: r.taskID(id, a.Number), Task: task, Cluster: c, Launched: a.Pod != "", State: a.State}
-		if err := abort(ctx, plugin, tc); err != nil {
+		if err := r.abort(ctx, plugin, tc); err != nil {
 			return fmt.Errorf("move node %s off drained cluster %s: %w", id, a.Cluster, err)
 		}
 	}
@@ -307,7 +307,7 @@ func (r *round) abortAttempt(ctx context.Context, id string, ns *v1alpha1.NodeSt
 	a := &ns.Attempts[n-1]
 	if p, err := r.Plugins.Get(ns.Type); err == nil {
 		if tc, ok := r.taskContext(id, nil, nil, a); ok {
-			if err := abort(ctx, p, tc); err != nil {
+			if err := r.abort(ctx, p, tc); err != nil {
 				msg += fmt.Sprintf(" (stopping attempt %d failed: %v)", a.Number, err)
 			}
 		}
