@@ -480,7 +480,7 @@ func (r *Registry) Pick(id plugins.TaskID, task *v1alpha1.TaskTemplate, workflow
 	c, wait := r.placedLocked(id.Namespace, pod.Name(id), podKey)
 	if wait != "" {
 		r.mu.Unlock()
-		return nil, fmt.Errorf("attempt %s was just placed on cluster %s, which has no client now: it waits for it rather than being placed again elsewhere, where it would run twice", podKey, wait)
+		return nil, fmt.Errorf("attempt %s waits rather than being placed, as its pod may exist already and would run twice: %s", podKey, wait)
 	}
 	if c != nil {
 		r.mu.Unlock()
@@ -581,15 +581,20 @@ func (r *Registry) Launched(id plugins.TaskID) bool {
 }
 
 // placedLocked finds the cluster an attempt's pod was already placed on:
-// by this process (pending), or by anyone (in a pod cache).
-//
-// An attempt placed here on a cluster that has lost its client since is
-// not placed again (wait names the cluster): its pod may be there.
+// by this process (pending), or by anyone (in a pod cache). When that
+// cannot be known, wait says why and the attempt must not be placed:
+//   - it was placed here on a cluster that has lost its client since;
+//   - a target's pod cache has never synced the namespace: this replica
+//     took the namespace over while that target was unreachable
+//     (PodsSynced skips it), and the previous owner may have created the
+//     attempt's pod there just before, its status write lost. The wait
+//     ends when the target answers (its cache syncs) or its grace period
+//     ends (it is lost, and its work moves anyway).
 func (r *Registry) placedLocked(namespace, podName, podKey string) (c *plugins.Cluster, wait string) {
 	for name, e := range r.entries {
 		if _, ok := e.pending[podKey]; ok {
 			if e.cluster == nil {
-				return nil, name
+				return nil, fmt.Sprintf("it was just placed on cluster %s, which has no client now", name)
 			}
 			return e.cluster, ""
 		}
@@ -601,6 +606,15 @@ func (r *Registry) placedLocked(namespace, podName, podKey string) (c *plugins.C
 		if _, err := e.cluster.Pods.Pods(namespace).Get(podName); err == nil {
 			return e.cluster, ""
 		}
+	}
+	for name, e := range r.entries {
+		if e.cluster == nil || e.pods == nil || e.pods.nsSynced(namespace) {
+			continue
+		}
+		if !e.unreachableSince.IsZero() && r.now().Sub(e.unreachableSince) >= e.grace {
+			continue // lost: what it holds is abandoned
+		}
+		return nil, fmt.Sprintf("cluster %s has not listed the pods of namespace %s yet (unreachable, or still syncing)", name, namespace)
 	}
 	return nil, ""
 }

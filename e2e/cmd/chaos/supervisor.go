@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"syscall"
@@ -132,14 +133,14 @@ func (s *supervisor) tick(now time.Time) {
 	}
 }
 
-// kill SIGKILLs a component and keeps it down for down.
+// kill SIGKILLs a component and keeps it down for down. A component
+// already down (another fault ended it and the supervisor has not
+// restarted it yet) is not killed again: errSkipped, as a kill that did
+// nothing has no recovery to time.
 func (s *supervisor) kill(name string, down time.Duration) error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	c, ok := s.comps[name]
-	if ok {
-		c.holdUntil, c.faulted = time.Now().Add(down), true
-	}
-	s.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("no component %s", name)
 	}
@@ -147,7 +148,19 @@ func (s *supervisor) kill(name string, down time.Duration) error {
 	if err != nil {
 		return err
 	}
-	return p.Signal(syscall.SIGKILL)
+	if exited, _ := p.Exited(); exited {
+		return errSkipped
+	}
+	// Held under mu, so the supervisor's tick cannot restart it between
+	// the signal and the hold.
+	if err := p.Signal(syscall.SIGKILL); err != nil {
+		if errors.Is(err, syscall.ESRCH) {
+			return errSkipped // it exited just now
+		}
+		return err
+	}
+	c.holdUntil, c.faulted = time.Now().Add(down), true
+	return nil
 }
 
 // freeze SIGSTOPs a component for d, then SIGCONTs it. It blocks.
