@@ -75,10 +75,12 @@ func dropPrefix[V any](m map[string]V, prefix string) {
 }
 
 // PodsSynced reports whether the task pods of ns are cached from every
-// target that has a client, skipping those the prober finds unreachable
-// (their cache cannot sync; attempts recorded there are handled by
-// failover, and nothing new is placed there). A target still connecting
-// counts once its cache, which includes ns, is in use.
+// target, skipping those the prober finds unreachable (their cache cannot
+// sync; attempts recorded there are handled by failover, and new ones
+// wait in placement) and those with no client and none being built
+// (their credentials do not work). A target still connecting (a replica
+// just started) is waited for: a round run before its first cache is in
+// use would not see the pods the previous owner made there.
 func (r *Registry) PodsSynced(ns string) bool {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -86,7 +88,13 @@ func (r *Registry) PodsSynced(ns string) bool {
 		return true
 	}
 	for _, e := range r.entries {
-		if e.pods == nil || !e.unreachableSince.IsZero() {
+		if !e.unreachableSince.IsZero() {
+			continue
+		}
+		if e.pods == nil {
+			if e.next != nil {
+				return false // connecting
+			}
 			continue
 		}
 		if !e.pods.nsSynced(ns) {
