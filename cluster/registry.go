@@ -584,14 +584,12 @@ func (r *Registry) Launched(id plugins.TaskID) bool {
 // by this process (pending), or by anyone (in a pod cache). When that
 // cannot be known, wait says why and the attempt must not be placed:
 //   - it was placed here on a cluster that has lost its client since;
-//   - a target's pod cache has never synced the namespace, or its first
-//     cache is still being built: this replica started, or took the
-//     namespace over, while that target was unreachable (PodsSynced skips
-//     it), and the previous owner may have created the attempt's pod
-//     there just before, its status write lost. The wait ends when the
-//     target answers (its cache syncs) or its grace period ends (it is
-//     lost, and its work moves anyway). A target with no client and no
-//     cache being built (its credentials do not work) is not waited for.
+//   - a target's pod cache has never synced the namespace: this replica
+//     took the namespace over while that target was unreachable
+//     (PodsSynced skips it), and the previous owner may have created the
+//     attempt's pod there just before, its status write lost. The wait
+//     ends when the target answers (its cache syncs) or its grace period
+//     ends (it is lost, and its work moves anyway).
 func (r *Registry) placedLocked(namespace, podName, podKey string) (c *plugins.Cluster, wait string) {
 	for name, e := range r.entries {
 		if _, ok := e.pending[podKey]; ok {
@@ -613,10 +611,12 @@ func (r *Registry) placedLocked(namespace, podName, podKey string) (c *plugins.C
 		if !e.unreachableSince.IsZero() && r.now().Sub(e.unreachableSince) >= e.grace {
 			continue // lost: what it holds is abandoned
 		}
-		switch {
-		case e.cluster == nil && e.next != nil:
-			return nil, fmt.Sprintf("cluster %s is still connecting: its pods are not known yet", name)
-		case e.cluster != nil && e.pods != nil && !e.pods.nsSynced(namespace):
+		// A target with no client yet is not waited for here: one that
+		// never answers would hold every placement until its grace
+		// period ends. A sharded replica's rounds wait for a target
+		// still connecting in PodsSynced, until the prober finds it
+		// unreachable.
+		if e.cluster != nil && e.pods != nil && !e.pods.nsSynced(namespace) {
 			return nil, fmt.Sprintf("cluster %s has not listed the pods of namespace %s yet (unreachable, or still syncing)", name, namespace)
 		}
 	}
