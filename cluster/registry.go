@@ -217,7 +217,7 @@ func (r *Registry) Health(name string) plugins.ClusterHealth {
 	}
 	if !e.unreachableSince.IsZero() {
 		d := r.now().Sub(e.unreachableSince)
-		if d >= e.grace {
+		if e.lost(r.now()) {
 			h.Lost = true
 			h.Why = fmt.Sprintf("cluster %s has been unreachable for %s (grace period %s)", name, d.Round(time.Second), e.grace)
 			return h
@@ -231,6 +231,12 @@ func (r *Registry) Health(name string) plugins.ClusterHealth {
 		}
 	}
 	return h
+}
+
+// lost reports whether the prober has found the cluster unreachable for
+// its whole grace period by now: its attempts are abandoned.
+func (e *entry) lost(now time.Time) bool {
+	return !e.unreachableSince.IsZero() && now.Sub(e.unreachableSince) >= e.grace
 }
 
 // placementView is what placement knows of the cluster: its object's
@@ -572,7 +578,9 @@ func (r *Registry) takeSlot(name, podKey string, views []placement.Cluster) (boo
 }
 
 // Launched implements executor.LaunchFinder: the attempt was placed here
-// lately, or its pod is in a target's pod cache.
+// lately, its pod is in a target's pod cache, or whether it is cannot be
+// known yet (the waits of placedLocked): the attempt is then not served
+// from the task cache either.
 func (r *Registry) Launched(id plugins.TaskID) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -608,8 +616,8 @@ func (r *Registry) placedLocked(namespace, podName, podKey string) (c *plugins.C
 		}
 	}
 	for name, e := range r.entries {
-		if !e.unreachableSince.IsZero() && r.now().Sub(e.unreachableSince) >= e.grace {
-			continue // lost: what it holds is abandoned
+		if e.lost(r.now()) {
+			continue // what it holds is abandoned
 		}
 		// A target with no client yet is not waited for here: one that
 		// never answers would hold every placement until its grace

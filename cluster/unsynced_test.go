@@ -36,7 +36,7 @@ func TestPickWaitsForATargetThatNeverListedTheNamespace(t *testing.T) {
 			t.Fatalf("placing n0 with a never listed: %v, %v; want it to wait for a", c, err)
 		}
 	}
-	if r.Launched(attempt("n0")) != true {
+	if !r.Launched(attempt("n0")) {
 		t.Fatal("Launched said no for an attempt whose pod may be on a: a cache hit would leave that pod unrecorded")
 	}
 	// a lost: what it holds is abandoned, the attempt moves.

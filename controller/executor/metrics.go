@@ -72,8 +72,9 @@ func call[T any](ctx context.Context, p plugins.Plugin, name string, tc *plugins
 
 // ErrLeaseLost ends a round whose replica's membership lease has passed
 // its deadline: another replica may own the workflow now and redo the
-// round, so this one must not create, call or delete anything more.
-var ErrLeaseLost = errors.New("membership lease deadline passed: another replica may own this workflow now, so no plugin is called; the round is redone by its owner")
+// round, so this one neither calls a plugin nor writes (the propeller
+// returns it too, before a write).
+var ErrLeaseLost = errors.New("membership lease deadline passed: another replica may own this workflow now, so this one neither calls plugins nor writes; the owner redoes the round")
 
 // leaseHeld is asked before every plugin call, not only before the
 // status write: a replica frozen or cut off from etcd may wake in the

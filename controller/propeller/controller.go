@@ -10,7 +10,6 @@ package propeller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -36,8 +35,6 @@ import (
 	"github.com/rotor-dev/rotor/internal/tracing"
 	"github.com/rotor-dev/rotor/plugins/pod"
 )
-
-var errLeaseExpired = errors.New("membership lease deadline passed: not writing")
 
 // Controller reconciles Workflows.
 type Controller struct {
@@ -309,13 +306,13 @@ func (c *Controller) reconcile(ctx context.Context, cached *v1alpha1.Workflow, e
 	}
 	if cached.DeletionTimestamp != nil {
 		if !c.scope.CanWrite() {
-			return 0, errLeaseExpired
+			return 0, executor.ErrLeaseLost
 		}
 		return c.finalize(ctx, cached, epoch)
 	}
 	if !hasFinalizer(cached) {
 		if !c.scope.CanWrite() {
-			return 0, errLeaseExpired
+			return 0, executor.ErrLeaseLost
 		}
 		// The finalizer goes on before the first pod exists, so no pod can
 		// outlive a deleted workflow. The update's event brings us back.
@@ -356,7 +353,7 @@ func (c *Controller) reconcile(ctx context.Context, cached *v1alpha1.Workflow, e
 		if !c.scope.CanWrite() {
 			// The round ran past the lease deadline: its work is redone by
 			// whoever owns the partition now (every step is idempotent).
-			return 0, errLeaseExpired
+			return 0, executor.ErrLeaseLost
 		}
 		wctx, span := tracing.Start(ctx, "kube.update_status", attribute.String("phase", string(wf.Status.Phase)))
 		updated, err := c.client.RotorV1alpha1().Workflows(ns).UpdateStatus(wctx, wf, metav1.UpdateOptions{})

@@ -88,7 +88,7 @@ func (c *Controller) markCleanupBlocked(ctx context.Context, cached *v1alpha1.Wo
 		return after, nil
 	}
 	if !c.scope.CanWrite() {
-		return 0, errLeaseExpired
+		return 0, executor.ErrLeaseLost
 	}
 	wf.Status.ShardEpoch = epoch
 	wctx, span := tracing.Start(ctx, "kube.update_status", attribute.String("what", "cleanup-blocked"))

@@ -142,10 +142,10 @@ func TestClusterLostFailover(t *testing.T) {
 			unreachableAt = cond.LastTransitionTime.Time
 		}
 	}
-	var scheduledAt time.Time
+	var createdAt time.Time
 	if ns, name, ok := strings.Cut(seen.pod, "/"); ok && env.Target(seen.cluster) != nil {
 		if p, err := env.Target(seen.cluster).CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
-			scheduledAt = p.CreationTimestamp.Time
+			createdAt = p.CreationTimestamp.Time
 		}
 	}
 	since := func(at time.Time) string {
@@ -156,8 +156,11 @@ func TestClusterLostFailover(t *testing.T) {
 	}
 	took, lostAfter := seen.replaced.Sub(killed), seen.lost.Sub(killed)
 	t.Logf("kill of %s's kube-apiserver → unreachable since %s (1 s grain), first attempt abandoned as ClusterLost seen after %s, re-placed pod created %s (1 s grain), running elsewhere after %s (%s); goal grace %s + 5s",
-		victim, since(unreachableAt), since(seen.lost), since(scheduledAt), took.Round(time.Millisecond), seen.what, grace)
-	if seen.lost.IsZero() || lostAfter < grace {
+		victim, since(unreachableAt), since(seen.lost), since(createdAt), took.Round(time.Millisecond), seen.what, grace)
+	if seen.lost.IsZero() {
+		t.Fatal("an attempt was re-placed but none was seen abandoned as ClusterLost")
+	}
+	if lostAfter < grace {
 		t.Fatalf("first ClusterLost seen %s after the kill, before the %s grace period ended", lostAfter, grace)
 	}
 	// Rotor's own decision: abandoning the attempts once the grace
@@ -166,11 +169,12 @@ func TestClusterLostFailover(t *testing.T) {
 		t.Errorf("first attempt abandoned as ClusterLost %s after the kill, goal %s", lostAfter, grace+5*time.Second)
 	}
 	// The re-placed pod then needs the other target's scheduler and node
-	// agent, and a status write, all behind the 56-odd other re-placed
-	// attempts: 1 s here on a quiet machine, 7 s in a CI run on a
-	// machine twice as slow. The goal (grace + 5 s) is what
-	// rotor-bench failover measures; this bound catches a failover that
-	// stalls.
+	// agent, and a status write, all behind the 56–75 other re-placed
+	// attempts: under 1 s after the ClusterLost was seen on a quiet
+	// machine (12.0 s in all); a CI run on a machine twice as slow took
+	// 19.4 s in all (its steps were not logged then). The goal (grace +
+	// 5 s) is what rotor-bench failover measures; this bound catches a
+	// failover that stalls.
 	if took > grace+10*time.Second {
 		t.Errorf("first re-placed attempt ran %s after the kill, want within %s (goal %s)", took, grace+10*time.Second, grace+5*time.Second)
 	}

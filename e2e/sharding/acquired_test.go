@@ -16,7 +16,6 @@ import (
 type acquisition struct {
 	Replica string
 	At      time.Time
-	Epoch   int64
 }
 
 // acquisitions reads every replica's log and returns, per partition, the
@@ -45,13 +44,12 @@ func acquisitions(t *testing.T, env *harness.Env, since time.Time) map[int]acqui
 			var line struct {
 				Time      time.Time `json:"time"`
 				Partition int       `json:"partition"`
-				Epoch     int64     `json:"epoch"`
 			}
 			if json.Unmarshal(sc.Bytes(), &line) != nil || !line.Time.After(since) {
 				continue
 			}
 			if a, seen := out[line.Partition]; !seen || line.Time.Before(a.At) {
-				out[line.Partition] = acquisition{Replica: replica, At: line.Time, Epoch: line.Epoch}
+				out[line.Partition] = acquisition{Replica: replica, At: line.Time}
 			}
 		}
 		f.Close()
