@@ -286,3 +286,32 @@ func TestUnreadableSecretKeepsTheClient(t *testing.T) {
 		t.Fatal("a Secret that is gone kept its client")
 	}
 }
+
+// TestConnectingListsTargetsWithoutAPodCacheYet: what an unsharded
+// replica just started waits for. Declared Clusters the handler has not
+// reached yet and those whose cache is still listing are connecting; one
+// in use is not, nor one the prober reports unreachable.
+func TestConnectingListsTargetsWithoutAPodCacheYet(t *testing.T) {
+	r := connectRegistry(t, map[string]string{"silent": "https://" + silentnet.Listen(t), "live": "fake://live"})
+	r.Declare([]*v1alpha1.Cluster{clusterObj("live"), clusterObj("silent")})
+	if got := r.Connecting(); strings.Join(got, ",") != "live,silent" {
+		t.Fatalf("Connecting before any Sync: %v, want [live silent]", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r.Sync(ctx, clusterObj("silent"))
+	r.Sync(ctx, clusterObj("live"))
+	if !waitFor(3*time.Second, func() bool { _, ok := r.Get("live"); return ok }) {
+		t.Fatal("live has no client 3 s after Sync")
+	}
+	if got := r.Connecting(); strings.Join(got, ",") != "silent" {
+		t.Fatalf("Connecting with live in use: %v, want [silent]", got)
+	}
+	off := clusterObj("silent")
+	off.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ClusterReachable, Status: metav1.ConditionFalse,
+		LastTransitionTime: metav1.Now(), Reason: "ProbeFailed"}}
+	r.Sync(ctx, off)
+	if got := r.Connecting(); len(got) != 0 {
+		t.Fatalf("Connecting with silent reported unreachable: %v, want none", got)
+	}
+}

@@ -69,6 +69,9 @@ type Registry struct {
 	// replica's own), see podsource.go.
 	scoped  bool
 	watched map[string]bool
+	// copies holds, by workflow UID, the task pods (namespace/name) that
+	// more than one target's pod cache holds (copies.go).
+	copies map[string]map[string]bool
 }
 
 type entry struct {
@@ -290,6 +293,7 @@ func (r *Registry) wake(name string) int {
 		return 0
 	}
 	for _, p := range pods {
+		r.notePod(p)
 		r.onPod(name, p)
 	}
 	return len(pods)
@@ -325,6 +329,7 @@ func (r *Registry) podChanged(cluster string, p *corev1.Pod, deleted bool) {
 			}
 		}()
 	}
+	r.notePod(p)
 	if r.onPod != nil {
 		r.onPod(cluster, p)
 	}

@@ -104,6 +104,30 @@ func (r *Registry) PodsSynced(ns string) bool {
 	return true
 }
 
+// Connecting lists, sorted, the targets whose first pod cache is not in
+// use yet (being listed, or not started: the Cluster informer's handler
+// has not reached it), leaving out those the prober finds unreachable
+// and those whose credentials do not work. A replica just started must
+// not run rounds before they are in use: it would not see the pods the
+// previous process created there just before losing its status write.
+// An unsharded replica waits for this list to empty before its first
+// round (a sharded one waits per namespace, in PodsSynced).
+func (r *Registry) Connecting() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var out []string
+	for name, e := range r.entries {
+		if e.pods != nil || !e.unreachableSince.IsZero() || e.clientErr != "" {
+			continue
+		}
+		if e.next != nil || e.kick == nil {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // PodWatches reports, per target with a cache in use, how many pod
 // informers (watches on its apiserver) run and how many pods they cache.
 func (r *Registry) PodWatches() map[string]PodWatch {

@@ -180,7 +180,9 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	} else {
 		wfInformer := factory.Rotor().V1alpha1().Workflows()
 		_ = wfInformer.Informer().SetTransform(shard.StripManagedFields)
-		scope := propeller.AllNamespaces(wfInformer)
+		// The first round waits for every target's first pod cache (the
+		// prober finds the silent ones unreachable sooner than Max).
+		scope := propeller.AllNamespaces(wfInformer, propeller.TargetWait{Connecting: registry.Connecting, Max: time.Minute, Log: log})
 		exec.Templates = templateGetter{factory.Rotor().V1alpha1().WorkflowTemplates().Lister()}
 		ctrl = propeller.New(rotor, scope, exec, opts)
 		exec.Workflows = scopeWorkflows{scope}

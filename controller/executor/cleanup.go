@@ -65,7 +65,43 @@ func (e *Executor) Cleanup(ctx context.Context, wf *v1alpha1.Workflow, policy Cl
 	if err != nil {
 		return rep, err
 	}
+	// Pods of an attempt found on a second cluster are the workflow's
+	// too (wf is the informer's object: it is not changed).
+	orphans := append(slices.Clip(wf.Status.Orphans), e.strays(ctx, wf)...)
 	waiting := map[string]*CleanupWait{}
+	type where struct {
+		cluster, node string
+		attempt       int32
+	}
+	released := map[where]bool{}
+	// release deletes the pod of attempt num of node id on cluster, or
+	// reports why it waits or is left behind.
+	release := func(p plugins.Plugin, id string, num int32, cluster, pod string) {
+		released[where{cluster, id, num}] = true
+		c, why, wait := e.cleanupTarget(cluster, policy)
+		switch {
+		case why != "":
+			rep.LeftBehind = append(rep.LeftBehind, LeftPod{Pod: pod, Cluster: cluster, Why: why})
+			return
+		case wait != nil:
+			if w := waiting[cluster]; w != nil {
+				w.Pods++
+			} else {
+				wait.Pods, waiting[cluster] = 1, wait
+			}
+			return
+		}
+		tc := &plugins.TaskContext{
+			ID:      plugins.TaskID{Namespace: wf.Namespace, Workflow: wf.Name, WorkflowUID: string(wf.UID), Node: id, Attempt: num},
+			Cluster: c, Launched: true,
+		}
+		if err := e.abort(ctx, p, tc); err != nil {
+			errs = append(errs, err)
+		}
+		if err := e.finalize(ctx, p, tc); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, id := range slices.Sorted(maps.Keys(nodes)) {
 		ns := expand(nodes[id])
 		if ns.Type == "" {
@@ -96,30 +132,21 @@ func (e *Executor) Cleanup(ctx context.Context, wf *v1alpha1.Workflow, policy Cl
 				}
 				continue
 			}
-			c, why, wait := e.cleanupTarget(a.Cluster, policy)
-			switch {
-			case why != "":
-				rep.LeftBehind = append(rep.LeftBehind, LeftPod{Pod: a.Pod, Cluster: a.Cluster, Why: why})
-				continue
-			case wait != nil:
-				if w := waiting[a.Cluster]; w != nil {
-					w.Pods++
-				} else {
-					wait.Pods, waiting[a.Cluster] = 1, wait
-				}
-				continue
-			}
-			tc := &plugins.TaskContext{
-				ID:      plugins.TaskID{Namespace: wf.Namespace, Workflow: wf.Name, WorkflowUID: string(wf.UID), Node: id, Attempt: a.Number},
-				Cluster: c, Launched: true,
-			}
-			if err := e.abort(ctx, p, tc); err != nil {
-				errs = append(errs, err)
-			}
-			if err := e.finalize(ctx, p, tc); err != nil {
-				errs = append(errs, err)
-			}
+			release(p, id, a.Number, a.Cluster, a.Pod)
 		}
+	}
+	// Orphans not recorded as attempts there: pods found on a second
+	// cluster.
+	for _, o := range orphans {
+		if released[where{o.Cluster, o.Node, o.Attempt}] {
+			continue
+		}
+		p, perr := e.Plugins.Get(o.Type)
+		if perr != nil {
+			errs = append(errs, fmt.Errorf("orphan of node %s: %w", o.Node, perr))
+			continue
+		}
+		release(p, o.Node, o.Attempt, o.Cluster, fmt.Sprintf("attempt %d of node %s", o.Attempt, o.Node))
 	}
 	for _, name := range slices.Sorted(maps.Keys(waiting)) {
 		rep.Waiting = append(rep.Waiting, *waiting[name])
@@ -151,6 +178,46 @@ func (e *Executor) cleanupTarget(name string, policy CleanupPolicy) (c *plugins.
 		}
 	}
 	return nil, "", w
+}
+
+// strays returns, as orphans not yet recorded, the pods of attempts that a
+// target other than the recorded one holds too (see cluster/copies.go for
+// how that happens): left alone they would run beside the recorded
+// attempt and outlive the workflow. It does not change wf.
+func (e *Executor) strays(ctx context.Context, wf *v1alpha1.Workflow) []v1alpha1.Orphan {
+	f, ok := e.Clusters.(StrayFinder)
+	if !ok || !f.Doubled(wf.Namespace, string(wf.UID)) {
+		return nil
+	}
+	nodes, err := wf.Status.AllNodes()
+	if err != nil {
+		return nil // the round fails on it with the reason
+	}
+	var out []v1alpha1.Orphan
+	have := map[v1alpha1.Orphan]bool{}
+	for _, o := range wf.Status.Orphans {
+		have[o] = true
+	}
+	for _, id := range slices.Sorted(maps.Keys(nodes)) {
+		ns := expand(nodes[id])
+		for _, a := range ns.Attempts {
+			if a.Cluster == "" {
+				continue
+			}
+			tid := plugins.TaskID{Namespace: wf.Namespace, Workflow: wf.Name, WorkflowUID: string(wf.UID), Node: id, Attempt: a.Number}
+			for _, c := range f.Strays(tid, a.Cluster) {
+				o := v1alpha1.Orphan{Cluster: c, Node: id, Attempt: a.Number, Type: ns.Type}
+				if have[o] {
+					continue
+				}
+				have[o] = true
+				out = append(out, o)
+				e.logger(ctx, wf).WarnContext(ctx, "attempt's pod found on a second cluster: deleting it there as an orphan (a round whose status write was lost created it while that cluster was unreachable)",
+					"node", id, "attempt", a.Number, "cluster", c, "recordedCluster", a.Cluster)
+			}
+		}
+	}
+	return out
 }
 
 // cleanOrphans deletes what attempts abandoned on lost clusters left

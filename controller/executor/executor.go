@@ -50,6 +50,15 @@ type LaunchFinder interface {
 	Launched(id plugins.TaskID) bool
 }
 
+// StrayFinder is implemented by Clusters that can see one attempt's pod
+// in more than one target (the cluster registry, from its pod caches):
+// Doubled says cheaply whether a workflow has such a pod at all, Strays
+// which clusters other than the recorded one hold an attempt's pod.
+type StrayFinder interface {
+	Doubled(namespace, workflowUID string) bool
+	Strays(id plugins.TaskID, recorded string) []string
+}
+
 // Quota admits new attempts against per-namespace caps.
 type Quota interface {
 	Admit(id plugins.TaskID) (ok bool, why string)
@@ -143,6 +152,7 @@ func (e *Executor) Reconcile(ctx context.Context, wf *v1alpha1.Workflow) (Result
 	st := &wf.Status
 	// Pods left on a lost cluster are deleted when it is back, whether
 	// the workflow still runs or not.
+	st.Orphans = append(st.Orphans, e.strays(ctx, wf)...)
 	orphans := e.cleanOrphans(ctx, wf)
 	if st.Phase.IsTerminal() {
 		if orphans {

@@ -27,6 +27,8 @@ type fakePlugin struct {
 	inputs  map[string]map[string]json.RawMessage
 	handled map[string]int
 	aborted map[string]int
+	// abortedOn lists each abort as node/attempt@cluster.
+	abortedOn []string
 	// errs, if set for a node, is what Handle returns for it.
 	errs map[string]error
 }
@@ -62,6 +64,9 @@ func (f *fakePlugin) Handle(_ context.Context, tc *plugins.TaskContext) (plugins
 }
 func (f *fakePlugin) Abort(_ context.Context, tc *plugins.TaskContext) error {
 	f.aborted[tc.ID.Node]++
+	if tc.Cluster != nil {
+		f.abortedOn = append(f.abortedOn, fmt.Sprintf("%s/%d@%s", tc.ID.Node, tc.ID.Attempt, tc.Cluster.Name))
+	}
 	return nil
 }
 func (f *fakePlugin) Finalize(context.Context, *plugins.TaskContext) error { return nil }

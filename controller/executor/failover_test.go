@@ -1,7 +1,9 @@
 package executor
 
 import (
+	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -165,5 +167,96 @@ nodes:
 	}
 	if wf.Status.Orphans != nil {
 		t.Fatalf("orphans %+v: a drained cluster answers, nothing is left behind", wf.Status.Orphans)
+	}
+}
+
+// copying is a fleet whose pod caches hold some attempts' pods on more
+// than one cluster: holders maps node/attempt to the clusters holding it.
+type copying struct {
+	*fleet
+	holders map[string][]string
+}
+
+func (c *copying) Doubled(_, _ string) bool {
+	for _, h := range c.holders {
+		if len(h) > 1 {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *copying) Strays(id plugins.TaskID, recorded string) []string {
+	var out []string
+	for _, h := range c.holders[fmt.Sprintf("%s/%d", id.Node, id.Attempt)] {
+		if h != recorded {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// TestPodOnASecondClusterIsDeleted: a round created attempt 0 of a on
+// east, east went silent and its status write was lost; east being lost,
+// the next round placed attempt 0 again on west, and it ran there. When
+// east answers again its cache shows the first pod: the round records it
+// as an orphan and deletes it on east (not on west), whether the workflow
+// still runs or has ended. The deletion finalizer deletes such a pod too.
+func TestPodOnASecondClusterIsDeleted(t *testing.T) {
+	e, fp, _, wf := setup(t, chain)
+	f := newFleet("west", "east")
+	c := &copying{fleet: f, holders: map[string][]string{}}
+	e.Clusters = c
+	f.health["east"] = plugins.ClusterHealth{Known: true, Unreachable: true, Lost: true}
+	fp.answers["a"] = []plugins.PhaseInfo{{Phase: plugins.PhaseRunning}, ok(`{"y": 9}`)}
+	fp.answers["b"] = []plugins.PhaseInfo{{Phase: plugins.PhaseRunning}}
+	step(t, e, wf)
+	if a := wf.Status.Nodes["a"].Attempts; len(a) != 1 || a[0].Cluster != "west" {
+		t.Fatalf("attempts %+v, want one on west", a)
+	}
+	c.holders["a/0"] = []string{"west"}
+	step(t, e, wf)
+	if len(fp.abortedOn) != 0 || wf.Status.Orphans != nil {
+		t.Fatalf("one pod, on the recorded cluster: aborted %v, orphans %+v; want nothing", fp.abortedOn, wf.Status.Orphans)
+	}
+
+	// east answers, but is not ready yet: the copy is recorded, and waits.
+	f.health["east"] = plugins.ClusterHealth{Known: true, NotReady: true}
+	c.holders["a/0"] = []string{"east", "west"}
+	if res := step(t, e, wf); res.RequeueAfter == 0 || res.RequeueAfter > orphanRecheck {
+		t.Fatalf("requeue %s with a copy waiting on east, want a look within %s", res.RequeueAfter, orphanRecheck)
+	}
+	if o := wf.Status.Orphans; len(o) != 1 || o[0] != (v1alpha1.Orphan{Cluster: "east", Node: "a", Attempt: 0, Type: "pod"}) {
+		t.Fatalf("orphans %+v, want attempt 0 of a on east", o)
+	}
+	if len(fp.abortedOn) != 0 {
+		t.Fatalf("aborted %v while east is not ready, want nothing yet", fp.abortedOn)
+	}
+	step(t, e, wf) // the same copy seen again is not recorded twice
+	if n := len(wf.Status.Orphans); n != 1 {
+		t.Fatalf("%d orphans after a second round, want 1", n)
+	}
+	f.health["east"] = plugins.ClusterHealth{Known: true}
+	step(t, e, wf)
+	if !slices.Equal(fp.abortedOn, []string{"a/0@east"}) || wf.Status.Orphans != nil {
+		t.Fatalf("aborted %v, orphans %+v; want attempt 0 of a deleted on east once, nothing left", fp.abortedOn, wf.Status.Orphans)
+	}
+	c.holders["a/0"] = []string{"west"}
+
+	// The finalizer: a copy of b's attempt on east, not yet recorded, is
+	// deleted there as well as the recorded pods on west; the informer's
+	// object it is given is not changed.
+	c.holders["b/0"] = []string{"east", "west"}
+	fp.abortedOn = nil
+	rep, err := e.Cleanup(context.Background(), wf, CleanupPolicy{})
+	if err != nil || len(rep.Waiting) != 0 || len(rep.LeftBehind) != 0 {
+		t.Fatalf("Cleanup: %v, %+v", err, rep)
+	}
+	slices.Sort(fp.abortedOn)
+	if want := []string{"a/0@west", "b/0@east", "b/0@west"}; !slices.Equal(fp.abortedOn, want) {
+		t.Fatalf("Cleanup aborted %v, want %v", fp.abortedOn, want)
+	}
+	if wf.Status.Orphans != nil {
+		t.Fatalf("Cleanup changed the workflow it was given: orphans %+v", wf.Status.Orphans)
 	}
 }

@@ -1,7 +1,12 @@
 package propeller
 
 import (
+	"log/slog"
+	"sync/atomic"
+	"time"
+
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	informers "github.com/rotor-dev/rotor/controller/generated/informers/externalversions/rotor/v1alpha1"
@@ -38,12 +43,36 @@ type Partitioned interface {
 type everything struct {
 	lister listers.WorkflowLister
 	synced cache.InformerSynced
+	wait   TargetWait
+	start  time.Time
+	warned atomic.Bool
+}
+
+// TargetWait holds an unsharded replica's first round until every
+// target's first pod cache is in use: a round before would not see the
+// pods the previous process created just before losing its status write,
+// and would place those attempts again, maybe on another target. Targets
+// the prober finds unreachable are not waited for, and no target for
+// longer than Max (probing may be off, and one that never answers would
+// hold every workflow).
+type TargetWait struct {
+	// Connecting lists the targets still connecting (nil: no wait).
+	Connecting func() []string
+	Max        time.Duration
+	Clock      clock.PassiveClock
+	Log        *slog.Logger
 }
 
 // AllNamespaces is the scope of a single unsharded replica, fed by one
 // cluster-wide Workflow informer.
-func AllNamespaces(inf informers.WorkflowInformer) Scope {
-	return &everything{lister: inf.Lister(), synced: inf.Informer().HasSynced}
+func AllNamespaces(inf informers.WorkflowInformer, wait TargetWait) Scope {
+	if wait.Clock == nil {
+		wait.Clock = clock.RealClock{}
+	}
+	if wait.Log == nil {
+		wait.Log = slog.Default()
+	}
+	return &everything{lister: inf.Lister(), synced: inf.Informer().HasSynced, wait: wait, start: wait.Clock.Now()}
 }
 
 func (e *everything) Acquire(string) (int64, func(), bool) { return 0, func() {}, true }
@@ -52,4 +81,26 @@ func (e *everything) Get(ns, name string) (*v1alpha1.Workflow, error) {
 }
 func (e *everything) CanWrite() bool       { return true }
 func (e *everything) Fenced(string, int64) {}
-func (e *everything) HasSynced() bool      { return e.synced() }
+
+// HasSynced: the Workflow cache is filled and no target is still
+// connecting (see TargetWait).
+func (e *everything) HasSynced() bool {
+	if !e.synced() {
+		return false
+	}
+	if e.wait.Connecting == nil {
+		return true
+	}
+	waiting := e.wait.Connecting()
+	if len(waiting) == 0 {
+		return true
+	}
+	if e.wait.Clock.Since(e.start) < e.wait.Max {
+		return false
+	}
+	if !e.warned.Swap(true) {
+		e.wait.Log.Warn("starting rounds while target clusters are still connecting: an attempt whose pod was created there just before this process started may run twice",
+			"clusters", waiting, "waited", e.wait.Max)
+	}
+	return true
+}
