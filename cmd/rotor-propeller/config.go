@@ -83,7 +83,7 @@ func (c *config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.callJournalPrefix, "call-journal-prefix", "/rotor/calls/",
 		"etcd key prefix of the http tasks' call journal, where replicas keep the answers to calls until their rounds record them (with --etcd-endpoints; without, the journal is in this process only)")
 	fs.StringVar(&c.interruptibleSelector, "interruptible-node-selector", "", "node selector added to interruptible attempts, k=v[,k=v]")
-	fs.StringVar(&c.httpAllowed, "http-allowed-url-prefixes", "", "comma-separated URL prefixes http tasks may call (empty: any)")
+	fs.StringVar(&c.httpAllowed, "http-allowed-url-prefixes", "", "comma-separated URL prefixes every tenant's http tasks may call, e.g. https://hooks.example.com/ (empty: none; a namespace's rotor.dev/http-allowed-url-prefixes annotation adds its own)")
 	fs.DurationVar(&c.httpTimeout, "http-timeout", 30*time.Second, "timeout of one request of an http task")
 	fs.BoolVar(&c.sharded, "shard", false, "reconcile only the partitions the shard manager assigns (needs --etcd-endpoints)")
 	fs.StringVar(&c.name, "name", "", "replica name in the membership (default: the host name)")
@@ -155,8 +155,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("--http-timeout must be positive, got %s", c.httpTimeout)
 	}
 	c.http = rotorhttp.Config{Timeout: c.httpTimeout}
-	if c.httpAllowed != "" {
-		c.http.AllowedURLPrefixes = strings.Split(c.httpAllowed, ",")
+	if c.http.AllowedURLPrefixes, err = rotorhttp.ParsePrefixes(c.httpAllowed); err != nil {
+		return fmt.Errorf("--http-allowed-url-prefixes: %w", err)
 	}
 	return nil
 }

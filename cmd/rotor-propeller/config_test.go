@@ -18,6 +18,8 @@ func TestConfigValidate(t *testing.T) {
 		{"bad effect", []string{"--interruptible-tolerations=spot:Never"}, "effect must be NoSchedule"},
 		{"good tolerations", []string{"--interruptible-tolerations=spot=true:NoSchedule,preempt:NoExecute"}, ""},
 		{"cache prefix", []string{"--cache-prefix=/x"}, "must end with /"},
+		{"http prefixes", []string{"--http-allowed-url-prefixes=https://a.example/,http://127.0.0.1:"}, ""},
+		{"bad http prefix", []string{"--http-allowed-url-prefixes=https://a.example/?x=1"}, "--http-allowed-url-prefixes: URL prefix"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var c config

@@ -123,6 +123,17 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 			Shared: etcdjournal.New(etcd, cfg.callJournalPrefix, etcdjournal.Options{}),
 		}
 	}
+	kubeFactory := informers.NewSharedInformerFactory(kube, 0)
+	namespaces := kubeFactory.Core().V1().Namespaces()
+	// A tenant's own http URL prefixes are on its namespace.
+	nsLister := namespaces.Lister()
+	cfg.http.NamespaceAnnotations = func(name string) map[string]string {
+		ns, err := nsLister.Get(name)
+		if err != nil {
+			return nil
+		}
+		return ns.Annotations
+	}
 	exec := &executor.Executor{
 		Plugins: plugins.NewRegistry(pod.New(cfg.pod), rotorhttp.New(cfg.http)), Clusters: registry, Clock: clock.RealClock{},
 		MaxSystemRetries: 5, Logger: log,
@@ -137,8 +148,6 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	events, _ := propeller.ParseEventPolicy(cfg.events) // validated
 	opts := propeller.Options{Logger: log, Events: recorder, EventPolicy: events, Resync: cfg.resync, StartedWriteDelay: cfg.startedWriteDelay,
 		CleanupUnreachableTimeout: cleanupTimeout(cfg.cleanupTimeout)}
-	kubeFactory := informers.NewSharedInformerFactory(kube, 0)
-	namespaces := kubeFactory.Core().V1().Namespaces()
 	var replica *shard.Replica
 	var mem *member.Member
 	memberDone := make(chan error, 1)

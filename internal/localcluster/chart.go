@@ -140,8 +140,9 @@ func (e *Env) sandboxValues(tag string, targets []any) map[string]any {
 			"image": image("rotor-manager"), "sessionTTL": "3s",
 			"admin": map[string]any{"bindAddress": "$(POD_IP)"},
 		},
-		"propeller": map[string]any{"image": image("rotor-propeller"), "leaseTTL": "3s"},
-		"targets":   targets,
+		"propeller": map[string]any{"image": image("rotor-propeller"), "leaseTTL": "3s",
+			"http": map[string]any{"allowedURLPrefixes": []any{SandboxHTTPPrefix}}},
+		"targets": targets,
 	}
 }
 

@@ -106,10 +106,15 @@ func (e *Env) StartPropeller(i int, extraArgs ...string) (*Process, error) {
 		return nil, err
 	}
 	args := append([]string{"--kubeconfig=" + kc, "--namespace=" + RotorNamespace,
-		"--listen=127.0.0.1:" + strconv.Itoa(port)}, e.EtcdFlags()...)
+		"--listen=127.0.0.1:" + strconv.Itoa(port), "--http-allowed-url-prefixes=" + SandboxHTTPPrefix}, e.EtcdFlags()...)
 	args = append(args, extraArgs...)
 	return e.StartProcess(name, "rotor-propeller", args, nil)
 }
+
+// SandboxHTTPPrefix is what the sandbox's http tasks may call: servers on
+// this machine's loopback, where every Rotor process and test server binds.
+// A later --http-allowed-url-prefixes in extraArgs replaces it.
+const SandboxHTTPPrefix = "http://127.0.0.1:"
 
 // ShardPrefix is the etcd prefix of the sandbox's shard map.
 const ShardPrefix = "/rotor"

@@ -13,6 +13,13 @@
 // between the answer and the journal's write (see Journal). 4xx answers
 // fail the attempt (the task's fault, retried with its retries); network
 // errors and 5xx answers are system failures.
+//
+// A task calls nothing unless its URL is under a prefix the install allows
+// (Config.AllowedURLPrefixes) or its namespace does (the
+// AnnotationAllowedURLPrefixes annotation): the engine runs inside the
+// platform's network, so an open http task would let any tenant reach any
+// internal service. The same check covers status URLs, cancel URLs and
+// every redirect.
 package http
 
 import (
@@ -34,9 +41,13 @@ import (
 
 // Config holds the plugin's settings.
 type Config struct {
-	// AllowedURLPrefixes, when not empty, are the only URL prefixes tasks
-	// may call: the engine runs inside the platform's network.
-	AllowedURLPrefixes []string
+	// AllowedURLPrefixes are the URL prefixes every tenant's tasks may
+	// call. None: tasks call only what their namespace allows.
+	AllowedURLPrefixes []Prefix
+	// NamespaceAnnotations reads a control-cluster namespace's annotations,
+	// where AnnotationAllowedURLPrefixes adds a tenant's own prefixes (nil
+	// or an unknown namespace: none).
+	NamespaceAnnotations func(namespace string) map[string]string
 	// Timeout bounds one request (default 30s).
 	Timeout time.Duration
 	// Journal keeps the answers to first requests (default: in this
@@ -55,6 +66,7 @@ const (
 // Plugin calls HTTP endpoints.
 type Plugin struct {
 	cfg    Config
+	policy policy
 	client *nethttp.Client
 }
 
@@ -66,7 +78,19 @@ func New(cfg Config) *Plugin {
 	if cfg.Journal == nil {
 		cfg.Journal = NewMemoryJournal(clock.RealClock{}, LocalJournalTTL, LocalJournalMax)
 	}
-	return &Plugin{cfg: cfg, client: &nethttp.Client{Timeout: cfg.Timeout}}
+	p := &Plugin{cfg: cfg, policy: policy{install: cfg.AllowedURLPrefixes, annotations: cfg.NamespaceAnnotations}}
+	p.client = &nethttp.Client{Timeout: cfg.Timeout, CheckRedirect: func(req *nethttp.Request, via []*nethttp.Request) error {
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		// A redirect is a call to another URL: an allowed endpoint
+		// must not be a way to reach one that is not.
+		if err := p.policy.check(namespaceOf(req.Context()), req.URL.String()); err != nil {
+			return fmt.Errorf("redirected: %w", err)
+		}
+		return nil
+	}}
+	return p
 }
 
 // Type implements plugins.Plugin.
@@ -96,6 +120,7 @@ func (p *Plugin) Handle(ctx context.Context, tc *plugins.TaskContext) (plugins.P
 	if spec == nil {
 		return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: "BadTask", Message: "an http task needs http: {url: ...}"}, nil
 	}
+	ctx = withNamespace(ctx, tc.ID.Namespace)
 	var st state
 	if tc.State != "" {
 		_ = json.Unmarshal([]byte(tc.State), &st)
@@ -113,9 +138,13 @@ func (p *Plugin) Handle(ctx context.Context, tc *plugins.TaskContext) (plugins.P
 	}
 	req, err := p.request(ctx, tc)
 	if err != nil {
-		return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: "BadRequest", Message: err.Error()}, nil
+		reason := "BadRequest"
+		if _, ok := isNotAllowed(err); ok {
+			reason = ReasonURLNotAllowed
+		}
+		return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: reason, Message: err.Error()}, nil
 	}
-	info := p.first(req, pollInterval(tc))
+	info := p.first(req, tc.ID.Namespace, pollInterval(tc))
 	// An error because this round was cancelled says nothing about the
 	// endpoint: leave the key unanswered so whoever redoes the round calls.
 	if ctx.Err() == nil {
@@ -127,15 +156,15 @@ func (p *Plugin) Handle(ctx context.Context, tc *plugins.TaskContext) (plugins.P
 }
 
 // first makes an attempt's first request and says how it ended.
-func (p *Plugin) first(req *nethttp.Request, pollAfter time.Duration) plugins.PhaseInfo {
+func (p *Plugin) first(req *nethttp.Request, namespace string, pollAfter time.Duration) plugins.PhaseInfo {
 	body, info, ok := p.do(req)
 	if !ok {
 		return info
 	}
 	var a answer
 	if err := json.Unmarshal(body, &a); err == nil && a.StatusURL != "" {
-		if err := p.allowed(a.StatusURL); err != nil {
-			return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: "BadAnswer", Message: "statusURL: " + err.Error()}
+		if err := p.policy.check(namespace, a.StatusURL); err != nil {
+			return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: ReasonURLNotAllowed, Message: "the answer's statusURL: " + err.Error()}
 		}
 		b, _ := json.Marshal(state{StatusURL: a.StatusURL, CancelURL: a.CancelURL})
 		return plugins.PhaseInfo{Phase: plugins.PhaseRunning, Message: "polling " + a.StatusURL, Resource: "http",
@@ -152,6 +181,11 @@ func pollInterval(tc *plugins.TaskContext) time.Duration {
 }
 
 func (p *Plugin) poll(ctx context.Context, tc *plugins.TaskContext, st state) (plugins.PhaseInfo, error) {
+	// Checked again at every poll: the policy may have been narrowed
+	// since the call began.
+	if err := p.policy.check(tc.ID.Namespace, st.StatusURL); err != nil {
+		return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: ReasonURLNotAllowed, Message: "statusURL: " + err.Error()}, nil
+	}
 	req, err := nethttp.NewRequestWithContext(ctx, nethttp.MethodGet, st.StatusURL, nil)
 	if err != nil {
 		return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: "BadAnswer", Message: err.Error()}, nil
@@ -180,6 +214,10 @@ func (p *Plugin) poll(ctx context.Context, tc *plugins.TaskContext, st state) (p
 func (p *Plugin) do(req *nethttp.Request) (body []byte, info plugins.PhaseInfo, ok bool) {
 	resp, err := p.client.Do(req)
 	if err != nil {
+		if na, ok := isNotAllowed(err); ok {
+			return nil, plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: ReasonURLNotAllowed,
+				Message: fmt.Sprintf("%s %s: redirected: %s", req.Method, req.URL, na)}, false
+		}
 		return nil, plugins.PhaseInfo{Phase: plugins.PhaseSystemFailed, Reason: "CallError", Message: fmt.Sprintf("%s %s: %v", req.Method, req.URL, err)}, false
 	}
 	defer resp.Body.Close()
@@ -216,7 +254,7 @@ func (p *Plugin) request(ctx context.Context, tc *plugins.TaskContext) (*nethttp
 	if err != nil {
 		return nil, fmt.Errorf("url: %w", err)
 	}
-	if err := p.allowed(url); err != nil {
+	if err := p.policy.check(tc.ID.Namespace, url); err != nil {
 		return nil, err
 	}
 	method := spec.Method
@@ -249,21 +287,6 @@ func (p *Plugin) request(ctx context.Context, tc *plugins.TaskContext) (*nethttp
 	return req, nil
 }
 
-func (p *Plugin) allowed(url string) error {
-	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
-		return fmt.Errorf("%q is not an http(s) URL", url)
-	}
-	if len(p.cfg.AllowedURLPrefixes) == 0 {
-		return nil
-	}
-	for _, pre := range p.cfg.AllowedURLPrefixes {
-		if strings.HasPrefix(url, pre) {
-			return nil
-		}
-	}
-	return fmt.Errorf("%s is not under an allowed URL prefix (%s): ask the platform team to allow it", url, strings.Join(p.cfg.AllowedURLPrefixes, ", "))
-}
-
 func idempotencyKey(tc *plugins.TaskContext) string {
 	return fmt.Sprintf("%s/%s/%d", tc.ID.WorkflowUID, tc.ID.Node, tc.ID.Attempt)
 }
@@ -282,8 +305,12 @@ func (p *Plugin) Abort(ctx context.Context, tc *plugins.TaskContext) error {
 	if tc.State == "" || json.Unmarshal([]byte(tc.State), &st) != nil || st.CancelURL == "" {
 		return nil
 	}
-	if err := p.allowed(st.CancelURL); err != nil {
-		return err
+	ctx = withNamespace(ctx, tc.ID.Namespace)
+	if err := p.policy.check(tc.ID.Namespace, st.CancelURL); err != nil {
+		// Not an error to retry: no later abort would be allowed either.
+		// The endpoint's call runs on until it ends by itself.
+		logctx.From(ctx).Warn("http call not cancelled: its cancelURL is not allowed", "err", err)
+		return nil
 	}
 	req, err := nethttp.NewRequestWithContext(ctx, nethttp.MethodPost, st.CancelURL, nil)
 	if err != nil {

@@ -35,7 +35,7 @@ func counting(t *testing.T) (*httptest.Server, *atomic.Int32) {
 
 func TestRedoneRoundReplaysTheAnswer(t *testing.T) {
 	srv, calls := counting(t)
-	p := New(Config{})
+	p := New(Config{AllowedURLPrefixes: local})
 	before := testutil.ToFloat64(replayed)
 	first, err := p.Handle(context.Background(), taskCtx(srv.URL+"/add", nil))
 	if err != nil || first.Phase != plugins.PhaseSucceeded || string(first.Outputs) != `{"n": 1}` {
@@ -63,7 +63,7 @@ func TestRedoneRoundReplaysTheAnswer(t *testing.T) {
 
 func TestRedoneAsyncStartReplaysItsState(t *testing.T) {
 	srv, calls := counting(t)
-	p := New(Config{})
+	p := New(Config{AllowedURLPrefixes: local})
 	first, _ := p.Handle(context.Background(), taskCtx(srv.URL+"/start", nil))
 	again, _ := p.Handle(context.Background(), taskCtx(srv.URL+"/start", nil))
 	if first.Phase != plugins.PhaseRunning || first.State == "" || again.State != first.State ||
@@ -77,7 +77,7 @@ func TestRedoneAsyncStartReplaysItsState(t *testing.T) {
 
 func TestCancelledRoundLeavesTheKeyUnanswered(t *testing.T) {
 	srv, calls := counting(t)
-	p := New(Config{})
+	p := New(Config{AllowedURLPrefixes: local})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if info, _ := p.Handle(ctx, taskCtx(srv.URL+"/add", nil)); info.Phase != plugins.PhaseSystemFailed {
@@ -105,7 +105,7 @@ func (b *broken) Record(context.Context, string, Answer) error {
 func TestSharedJournalDownStillCallsAndReplaysLocally(t *testing.T) {
 	srv, calls := counting(t)
 	shared := &broken{}
-	p := New(Config{Journal: Layered{Local: NewMemoryJournal(clocktesting.NewFakeClock(time.Now()), time.Minute, 10), Shared: shared}})
+	p := New(Config{AllowedURLPrefixes: local, Journal: Layered{Local: NewMemoryJournal(clocktesting.NewFakeClock(time.Now()), time.Minute, 10), Shared: shared}})
 	lookups, records := testutil.ToFloat64(journalErrors.WithLabelValues("lookup")), testutil.ToFloat64(journalErrors.WithLabelValues("record"))
 	for i := 0; i < 2; i++ {
 		if info, _ := p.Handle(context.Background(), taskCtx(srv.URL+"/add", nil)); string(info.Outputs) != `{"n": 1}` {
