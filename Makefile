@@ -89,6 +89,7 @@ fuzz:
 	$(GO) test ./controller/template -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./controller/dag -run '^$$' -fuzz '^FuzzBuild$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./controller/expr -run '^$$' -fuzz '^FuzzExpr$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./manager/admission -run '^$$' -fuzz '^FuzzReview$$' -fuzztime $(FUZZTIME)
 
 ## bench: the benchmark suite on the kwok runtime: ceiling, throughput with
 ## 1/2/4 replicas, orchestration overhead, replica memory, failover times;

@@ -37,6 +37,7 @@ import (
 	"github.com/rotor-dev/rotor/internal/tracing"
 	"github.com/rotor-dev/rotor/manager"
 	"github.com/rotor-dev/rotor/manager/adminpb"
+	"github.com/rotor-dev/rotor/manager/admission"
 	"github.com/rotor-dev/rotor/manager/autoscale"
 	"github.com/rotor-dev/rotor/shardproto"
 )
@@ -61,6 +62,10 @@ type config struct {
 	tlsCert, tlsKey  string
 	probe            *health.Prober
 	probeClusters    bool
+
+	webhookListen           string
+	webhookCert, webhookKey string
+	webhookMaxObjectBytes   int
 }
 
 func main() {
@@ -85,6 +90,10 @@ func main() {
 	flag.StringVar(&c.adminListen, "admin-listen", "127.0.0.1:9092", "address of the gRPC admin API")
 	flag.StringVar(&c.tlsCert, "tls-cert-file", "", "TLS certificate of the admin API (required unless it listens on loopback)")
 	flag.StringVar(&c.tlsKey, "tls-key-file", "", "TLS key of the admin API")
+	flag.StringVar(&c.webhookListen, "webhook-listen", "", "address of the validating admission webhook (HTTPS, path "+admission.Path+"; empty: not served)")
+	flag.StringVar(&c.webhookCert, "webhook-cert-file", "", "TLS certificate of the admission webhook (read again when it changes)")
+	flag.StringVar(&c.webhookKey, "webhook-key-file", "", "TLS key of the admission webhook")
+	flag.IntVar(&c.webhookMaxObjectBytes, "webhook-max-object-bytes", admission.DefaultMaxObjectBytes, "largest Workflow or WorkflowTemplate the webhook admits, in bytes")
 	flag.Parse()
 	log := slog.New(tracing.LogHandler(slog.NewJSONHandler(os.Stderr, nil)))
 	slog.SetDefault(log)
@@ -128,6 +137,12 @@ func (c *config) validate() error {
 	if c.tlsCert == "" && !loopback(c.adminListen) {
 		return fmt.Errorf("--admin-listen %s is not a loopback address: give --tls-cert-file and --tls-key-file", c.adminListen)
 	}
+	if c.webhookListen != "" && (c.webhookCert == "" || c.webhookKey == "") {
+		return errors.New("--webhook-listen needs --webhook-cert-file and --webhook-key-file: the apiserver calls webhooks over HTTPS only")
+	}
+	if c.webhookMaxObjectBytes < 1<<10 {
+		return fmt.Errorf("--webhook-max-object-bytes must be at least 1024, got %d", c.webhookMaxObjectBytes)
+	}
 	if c.name == "" {
 		h, err := os.Hostname()
 		if err != nil {
@@ -163,6 +178,14 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		return err
 	}
 	defer stopAdmin()
+	// Every manager serves the webhook, leader or not: admission must not
+	// wait for an election.
+	if c.webhookListen != "" {
+		h := &admission.Handler{Options: admission.Options{MaxObjectBytes: c.webhookMaxObjectBytes}, Logger: log}
+		if _, err := admission.Serve(ctx, c.webhookListen, c.webhookCert, c.webhookKey, h, log); err != nil {
+			return err
+		}
+	}
 	log.Info("rotor-manager starting", "name", c.name, "partitions", c.partitions, "listen", addr.String())
 	cfg := manager.Config{
 		Name: c.name, Prefix: c.prefix, SessionTTL: c.sessionTTL, Logger: log,

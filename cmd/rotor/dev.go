@@ -179,6 +179,12 @@ func setupRotor(ctx context.Context, env *localcluster.Env, replicas int) error 
 			return err
 		}
 	}
+	// kubectl apply of an invalid workflow is refused at once, as in a
+	// chart install (one manager's webhook here; the chart's Service
+	// reaches either).
+	if err := env.RegisterWebhook(ctx, env.ManagerWebhook[0]); err != nil {
+		return err
+	}
 	for i := 0; i < replicas; i++ {
 		if _, err := env.StartShardedPropeller(i, o); err != nil {
 			return err

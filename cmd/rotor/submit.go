@@ -75,12 +75,7 @@ func readObject(path string) (wf *v1alpha1.Workflow, tpl *v1alpha1.WorkflowTempl
 		_, errs = dag.BuildNested(&tpl.Spec, nil, field.NewPath("spec"))
 	}
 	if len(errs) > 0 {
-		var b strings.Builder
-		fmt.Fprintf(&b, "%s: invalid %s:", path, strings.ToLower(meta.Kind))
-		for _, e := range errs {
-			fmt.Fprintf(&b, "\n  %s", e.Error())
-		}
-		return nil, nil, fmt.Errorf("%s", b.String())
+		return nil, nil, fmt.Errorf("%s: %s", path, dag.Message(strings.ToLower(meta.Kind), errs))
 	}
 	return wf, tpl, nil
 }

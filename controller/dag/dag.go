@@ -159,6 +159,17 @@ func DecodeSpec(raw []byte) (*v1alpha1.WorkflowSpec, error) {
 	return spec, nil
 }
 
+// Message words a spec's errors the one way `rotor validate` and the
+// admission webhook both print them: "invalid KIND:" and one error a line.
+func Message(kind string, errs field.ErrorList) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "invalid %s:", kind)
+	for _, e := range errs {
+		fmt.Fprintf(&b, "\n  %s", e.Error())
+	}
+	return b.String()
+}
+
 // TaskType is the plugin a task runs with: its type, or "pod" by default.
 func TaskType(t *v1alpha1.TaskTemplate) string {
 	if t.Type != "" {

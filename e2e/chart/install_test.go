@@ -10,9 +10,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+	"github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
 	"github.com/rotor-dev/rotor/controller/manifest"
 	"github.com/rotor-dev/rotor/e2e/harness"
 	"github.com/rotor-dev/rotor/internal/etcdclient"
@@ -110,6 +113,42 @@ func testInstall(t *testing.T) {
 	}
 	flakyMap(t)
 	shardsThroughAdminAPI(t, managers)
+	webhookRefusesACycle(t, tenant)
+}
+
+// webhookRefusesACycle: the chart's webhook (its Service, its own
+// certificate) refuses a tenant's cyclic workflow at create, naming the
+// cycle, and no Workflow is stored.
+func webhookRefusesACycle(t *testing.T, tenantKubeconfig string) {
+	t.Helper()
+	rc, err := clientcmd.BuildConfigFromFlags("", tenantKubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenant, err := versioned.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wf := &v1alpha1.Workflow{}
+	if err := manifest.Unmarshal([]byte(`apiVersion: rotor.dev/v1alpha1
+kind: Workflow
+metadata: {name: loop}
+spec:
+  tasks:
+    t: {container: {image: busybox}}
+  nodes:
+  - {name: a, task: t, dependsOn: [b]}
+  - {name: b, task: t, dependsOn: [a]}
+`), wf); err != nil {
+		t.Fatal(err)
+	}
+	_, err = tenant.RotorV1alpha1().Workflows("team-a").Create(context.Background(), wf, metav1.CreateOptions{})
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "a -> b -> a") || !strings.Contains(err.Error(), "the nodes form a cycle") {
+		t.Fatalf("a tenant's create of a cyclic workflow: %v; want the chart's webhook to refuse it (422) naming the cycle a -> b -> a", err)
+	}
+	if _, err := env.Rotor.RotorV1alpha1().Workflows("team-a").Get(context.Background(), "loop", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("the refused workflow was stored: get = %v", err)
+	}
 }
 
 // flakyMap runs a map whose 14 children each fail once and succeed on

@@ -127,6 +127,12 @@ func (e *Env) startAPIServer(ctx context.Context, c *ClusterInfo) error {
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
 	}
+	if c == &e.Control && e.runsPods() {
+		// No kube-proxy here: a Service's cluster IP leads nowhere, so the
+		// apiserver calls webhooks (Rotor's admission webhook) at the
+		// Service's endpoint addresses, the pods' own.
+		args = append(args, "--enable-aggregator-routing=true")
+	}
 	if e.EtcdCertFile != "" {
 		args = append(args, "--etcd-cafile="+e.EtcdCAFile, "--etcd-certfile="+e.EtcdCertFile, "--etcd-keyfile="+e.EtcdKeyFile)
 	}

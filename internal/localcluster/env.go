@@ -106,6 +106,9 @@ type Env struct {
 	Processes    []*Process    `json:"processes"`
 	// ManagerAdmin lists the admin API addresses of the managers started.
 	ManagerAdmin []string `json:"managerAdmin,omitempty"`
+	// ManagerWebhook lists the admission webhook URLs of the managers
+	// started (RegisterWebhook points the control apiserver at one).
+	ManagerWebhook []string `json:"managerWebhook,omitempty"`
 	// Registry is the host:port of the sandbox's image registry
 	// (Options.ControlNodes > 0).
 	Registry string `json:"registry,omitempty"`

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	versioned "github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
+	"github.com/rotor-dev/rotor/manager/admission"
 )
 
 // RotorNamespace is where Rotor keeps the kubeconfig Secrets of targets.
@@ -150,18 +153,83 @@ func (e *Env) StartManager(i int, o ShardingOptions) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
+	webhook, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cert, key, err := e.webhookCert()
+	if err != nil {
+		return nil, err
+	}
 	e.mu.Lock()
 	e.ManagerAdmin = append(e.ManagerAdmin, "127.0.0.1:"+strconv.Itoa(admin))
+	e.ManagerWebhook = append(e.ManagerWebhook, "https://127.0.0.1:"+strconv.Itoa(webhook)+admission.Path)
 	e.mu.Unlock()
 	name := "rotor-manager-" + strconv.Itoa(i)
 	args := append([]string{
 		"--admin-listen=127.0.0.1:" + strconv.Itoa(admin),
+		"--webhook-listen=127.0.0.1:" + strconv.Itoa(webhook), "--webhook-cert-file=" + cert, "--webhook-key-file=" + key,
 		"--name=" + name, "--shard-prefix=" + ShardPrefix,
 		"--partitions=" + strconv.Itoa(o.Partitions), "--session-ttl=" + o.LeaseTTL.String(),
 		"--listen=127.0.0.1:" + strconv.Itoa(port), "--kubeconfig=" + e.Control.Kubeconfig, "--namespace=" + RotorNamespace,
 	}, e.EtcdFlags()...)
 	args = append(args, o.ManagerArgs...)
 	return e.StartProcess(name, "rotor-manager", args, nil)
+}
+
+// webhookCert issues, once per environment, the serving certificate the
+// managers' admission webhooks present (127.0.0.1, signed by the sandbox CA).
+func (e *Env) webhookCert() (cert, key string, err error) {
+	dir := filepath.Join(e.Dir, "pki")
+	cert, key = filepath.Join(dir, "webhook.crt"), filepath.Join(dir, "webhook.key")
+	if _, err := os.Stat(key); err == nil {
+		return cert, key, nil
+	}
+	return e.pki.issue(dir, "webhook", "rotor-webhook", true)
+}
+
+// WebhookName is the sandbox's ValidatingWebhookConfiguration.
+const WebhookName = "rotor-validate"
+
+// RegisterWebhook makes the control apiserver send every Workflow and
+// WorkflowTemplate created or updated to the webhook at url (one of
+// ManagerWebhook), as the chart does through its Service. Its failure
+// policy is Ignore, as in the chart: a manager down must not stop tenants
+// submitting work, and the engine validates every object again.
+func (e *Env) RegisterWebhook(ctx context.Context, url string) error {
+	kube, _, err := e.Clients()
+	if err != nil {
+		return err
+	}
+	ignore, none, timeout := admissionregistrationv1.Ignore, admissionregistrationv1.SideEffectClassNone, int32(5)
+	equivalent := admissionregistrationv1.Equivalent
+	cfg := &admissionregistrationv1.ValidatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: WebhookName},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
+			Name:         "workflows.rotor.dev",
+			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: e.pki.CAPEM},
+			Rules: []admissionregistrationv1.RuleWithOperations{{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+				Rule: admissionregistrationv1.Rule{APIGroups: []string{"rotor.dev"}, APIVersions: []string{"v1alpha1"},
+					Resources: []string{"workflows", "workflowtemplates"}},
+			}},
+			FailurePolicy: &ignore, SideEffects: &none, TimeoutSeconds: &timeout, MatchPolicy: &equivalent,
+			AdmissionReviewVersions: []string{"v1"},
+		}},
+	}
+	api := kube.AdmissionregistrationV1().ValidatingWebhookConfigurations()
+	old, err := api.Get(ctx, WebhookName, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		_, err = api.Create(ctx, cfg, metav1.CreateOptions{})
+	case err == nil:
+		cfg.ResourceVersion = old.ResourceVersion
+		_, err = api.Update(ctx, cfg, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("register the admission webhook %s: %w", url, err)
+	}
+	return nil
 }
 
 // StartShardedPropeller starts replica i of rotor-propeller in sharded mode.

@@ -239,3 +239,13 @@ a percentage string. */}}
 {{- define "rotor.intOrString" -}}
 {{- if kindIs "string" . -}}{{ . | quote }}{{- else -}}{{ . | int }}{{- end -}}
 {{- end -}}
+
+{{/* The admission webhook: on when sharded (the managers serve it) and enabled. */}}
+{{- define "rotor.webhook.enabled" -}}
+{{- if and .Values.sharded .Values.manager.webhook.enabled }}true{{ end }}
+{{- end }}
+
+{{/* The webhook's Service and serving Secret. */}}
+{{- define "rotor.webhook.fullname" -}}
+{{ include "rotor.manager.fullname" . }}-webhook
+{{- end }}
