@@ -1,7 +1,12 @@
 package chart
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,13 +14,11 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
-	"github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
 	"github.com/rotor-dev/rotor/controller/manifest"
 	"github.com/rotor-dev/rotor/e2e/harness"
 	"github.com/rotor-dev/rotor/internal/etcdclient"
@@ -113,42 +116,97 @@ func testInstall(t *testing.T) {
 	}
 	flakyMap(t)
 	shardsThroughAdminAPI(t, managers)
-	webhookRefusesACycle(t, tenant)
+	webhookServesTheChartCertificate(t, managers)
 }
 
-// webhookRefusesACycle: the chart's webhook (its Service, its own
-// certificate) refuses a tenant's cyclic workflow at create, naming the
-// cycle, and no Workflow is stored.
-func webhookRefusesACycle(t *testing.T, tenantKubeconfig string) {
+// webhookCA is the chart's webhook CA at install; the upgrade must keep it.
+var webhookCA []byte
+
+// webhookServesTheChartCertificate: the chart registered the webhook with
+// the CA of the Secret it made, and every manager serves it on its pod's
+// address with that Secret's certificate (verified for the Service's DNS
+// name, as the apiserver verifies it), refusing a cyclic workflow with
+// the cycle named. The sandbox's pod addresses are loopback ones, which
+// EndpointSlices refuse, so its Services have no endpoints and the
+// apiserver fails open there (failurePolicy Ignore): kubectl apply's
+// refusal is tested in the process sandbox (e2e/sharding
+// TestAdmissionWebhook).
+func webhookServesTheChartCertificate(t *testing.T, managers []corev1.Pod) {
 	t.Helper()
-	rc, err := clientcmd.BuildConfigFromFlags("", tenantKubeconfig)
+	ctx := context.Background()
+	const name, svcHost = "rotor-manager-webhook", "rotor-manager-webhook." + localcluster.RotorNamespace + ".svc"
+	sec, err := env.Kube.CoreV1().Secrets(localcluster.RotorNamespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("the webhook's Secret: %v", err)
 	}
-	tenant, err := versioned.NewForConfig(rc)
+	webhookCA = sec.Data["ca.crt"]
+	cfg, err := env.Kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, "rotor-validate-"+localcluster.RotorNamespace, metav1.GetOptions{})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("the webhook's registration: %v", err)
 	}
-	wf := &v1alpha1.Workflow{}
-	if err := manifest.Unmarshal([]byte(`apiVersion: rotor.dev/v1alpha1
+	if len(cfg.Webhooks) != 1 {
+		t.Fatalf("%d webhooks registered, want 1", len(cfg.Webhooks))
+	}
+	w := cfg.Webhooks[0]
+	if !bytes.Equal(w.ClientConfig.CABundle, webhookCA) || len(webhookCA) == 0 || w.ClientConfig.Service == nil ||
+		w.ClientConfig.Service.Name != name || w.FailurePolicy == nil || *w.FailurePolicy != admissionregistrationv1.Ignore {
+		t.Fatalf("registration %+v: want caBundle = the Secret's ca.crt (%d bytes), Service %s, failurePolicy Ignore", w, len(webhookCA), name)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(webhookCA) {
+		t.Fatalf("the Secret's ca.crt is not a PEM certificate")
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: svcHost}}}
+	review, _ := json.Marshal(map[string]any{
+		"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+		"request": map[string]any{
+			"uid": "chart-1", "operation": "CREATE", "name": "loop", "namespace": "team-a",
+			"kind":   map[string]any{"group": "rotor.dev", "version": "v1alpha1", "kind": "Workflow"},
+			"object": json.RawMessage(cyclicJSON(t)),
+		},
+	})
+	for _, m := range managers {
+		url := "https://" + m.Status.PodIP + ":9443/validate"
+		resp, err := client.Post(url, "application/json", bytes.NewReader(review))
+		if err != nil {
+			t.Fatalf("manager %s's webhook at %s, verified as %s: %v", m.Name, url, svcHost, err)
+		}
+		var out struct {
+			Response struct {
+				UID     string `json:"uid"`
+				Allowed bool   `json:"allowed"`
+				Status  struct {
+					Message string `json:"message"`
+					Code    int    `json:"code"`
+				} `json:"status"`
+			} `json:"response"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		r := out.Response
+		if err != nil || r.UID != "chart-1" || r.Allowed || r.Status.Code != 422 || !strings.Contains(r.Status.Message, "a -> b -> a") {
+			t.Fatalf("manager %s's answer to a cyclic workflow: %+v (%v); want uid chart-1 refused with 422 naming a -> b -> a", m.Name, r, err)
+		}
+	}
+}
+
+func cyclicJSON(t *testing.T) []byte {
+	t.Helper()
+	docs, err := manifest.ToJSON([]byte(`apiVersion: rotor.dev/v1alpha1
 kind: Workflow
-metadata: {name: loop}
+metadata: {name: loop, namespace: team-a}
 spec:
   tasks:
     t: {container: {image: busybox}}
   nodes:
   - {name: a, task: t, dependsOn: [b]}
   - {name: b, task: t, dependsOn: [a]}
-`), wf); err != nil {
-		t.Fatal(err)
+`))
+	if err != nil || len(docs) != 1 {
+		t.Fatalf("cyclic workflow: %v", err)
 	}
-	_, err = tenant.RotorV1alpha1().Workflows("team-a").Create(context.Background(), wf, metav1.CreateOptions{})
-	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "a -> b -> a") || !strings.Contains(err.Error(), "the nodes form a cycle") {
-		t.Fatalf("a tenant's create of a cyclic workflow: %v; want the chart's webhook to refuse it (422) naming the cycle a -> b -> a", err)
-	}
-	if _, err := env.Rotor.RotorV1alpha1().Workflows("team-a").Get(context.Background(), "loop", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		t.Fatalf("the refused workflow was stored: get = %v", err)
-	}
+	return docs[0]
 }
 
 // flakyMap runs a map whose 14 children each fail once and succeed on

@@ -1,6 +1,7 @@
 package chart
 
 import (
+	"bytes"
 	"context"
 	"path/filepath"
 	"strings"
@@ -129,6 +130,10 @@ func testUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	rolled := time.Since(start)
+	if sec, err := env.Kube.CoreV1().Secrets(localcluster.RotorNamespace).Get(ctx, "rotor-manager-webhook", metav1.GetOptions{}); err != nil ||
+		len(webhookCA) == 0 || !bytes.Equal(sec.Data["ca.crt"], webhookCA) {
+		t.Fatalf("after the upgrade the webhook's CA changed or is gone (%v): the chart must keep its certificate (lookup)", err)
+	}
 	for _, p := range append(rotorPods(t, "manager"), rotorPods(t, "propeller")...) {
 		if img := p.Spec.Containers[0].Image; !strings.HasSuffix(img, ":"+upgradeTag) {
 			t.Fatalf("pod %s still runs %s after the upgrade", p.Name, img)
