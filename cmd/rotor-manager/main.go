@@ -50,6 +50,7 @@ type config struct {
 	loadFactor float64
 	sessionTTL time.Duration
 	listen     string
+	endpoints  endpoints.Flags
 
 	targetPerReplica int
 	minReplicas      int
@@ -77,6 +78,7 @@ func main() {
 	flag.Float64Var(&c.loadFactor, "load-factor", 1.25, "a replica holds at most this multiple of its fair share of partitions")
 	flag.DurationVar(&c.sessionTTL, "session-ttl", 10*time.Second, "election session TTL: how long a dead leader blocks the standby")
 	flag.StringVar(&c.listen, "listen", "127.0.0.1:9091", "address for /metrics, /healthz and /readyz")
+	c.endpoints.Bind(flag.CommandLine)
 	flag.IntVar(&c.targetPerReplica, "target-workflows-per-replica", 500, "active workflows one replica should carry (autoscale signal)")
 	flag.IntVar(&c.minReplicas, "min-replicas", 1, "lower bound of the desired replica count")
 	flag.IntVar(&c.maxReplicas, "max-replicas", 50, "upper bound of the desired replica count")
@@ -114,6 +116,9 @@ func (c *config) validate() error {
 		return errors.New("--etcd-endpoints is required")
 	}
 	if err := c.etcd.Validate(); err != nil {
+		return err
+	}
+	if err := c.endpoints.Validate(); err != nil {
 		return err
 	}
 	if c.partitions < 1 {
@@ -169,7 +174,21 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		}
 		return nil
 	}
-	addr, err := endpoints.Serve(ctx, c.listen, ready, log)
+	var kube kubernetes.Interface
+	if c.endpoints.Auth {
+		rc, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
+		if err != nil {
+			return fmt.Errorf("load kubeconfig for --metrics-auth: %w", err)
+		}
+		if kube, err = kubernetes.NewForConfig(rc); err != nil {
+			return err
+		}
+	}
+	epOpts, err := c.endpoints.Options(c.listen, kube)
+	if err != nil {
+		return err
+	}
+	addr, err := endpoints.Serve(ctx, c.listen, ready, log, epOpts)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rotor-dev/rotor/cluster/health"
 	"github.com/rotor-dev/rotor/controller/propeller"
+	"github.com/rotor-dev/rotor/internal/endpoints"
 	"github.com/rotor-dev/rotor/internal/etcdclient"
 	"github.com/rotor-dev/rotor/internal/tracing"
 	rotorhttp "github.com/rotor-dev/rotor/plugins/http"
@@ -23,6 +24,7 @@ type config struct {
 	kubeconfig        string
 	namespace         string
 	listen            string
+	endpoints         endpoints.Flags
 	workers           int
 	logLevel          string
 	startedWriteDelay time.Duration
@@ -66,6 +68,7 @@ func (c *config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig of the control cluster (default: in-cluster)")
 	fs.StringVar(&c.namespace, "namespace", "rotor-system", "Rotor's namespace: where cluster kubeconfig Secrets live")
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:9090", "address for /metrics, /healthz and /readyz")
+	c.endpoints.Bind(fs)
 	fs.IntVar(&c.workers, "workers", 8, "concurrent reconcile workers")
 	fs.Float64Var(&c.kubeQPS, "kube-qps", 200, "requests per second to the control cluster (target clusters: each Cluster's spec.client)")
 	fs.IntVar(&c.kubeBurst, "kube-burst", 400, "request burst to the control cluster")
@@ -100,6 +103,9 @@ func (c *config) bind(fs *flag.FlagSet) {
 }
 
 func (c *config) validate() error {
+	if err := c.endpoints.Validate(); err != nil {
+		return err
+	}
 	if c.workers < 1 {
 		return fmt.Errorf("--workers must be at least 1, got %d", c.workers)
 	}

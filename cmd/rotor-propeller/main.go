@@ -97,7 +97,11 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	var ready atomic.Pointer[func() error]
 	notYet := func() error { return errors.New("caches not synced") }
 	ready.Store(&notYet)
-	if _, err := endpoints.Serve(ctx, cfg.listen, func() error { return (*ready.Load())() }, log); err != nil {
+	epOpts, err := cfg.endpoints.Options(cfg.listen, kube)
+	if err != nil {
+		return err
+	}
+	if _, err := endpoints.Serve(ctx, cfg.listen, func() error { return (*ready.Load())() }, log, epOpts); err != nil {
 		return err
 	}
 	factory := rotorinformers.NewSharedInformerFactory(rotor, 0)

@@ -109,7 +109,9 @@ func (e *Env) StartPropeller(i int, extraArgs ...string) (*Process, error) {
 		return nil, err
 	}
 	args := append([]string{"--kubeconfig=" + kc, "--namespace=" + RotorNamespace,
-		"--listen=127.0.0.1:" + strconv.Itoa(port), "--http-allowed-url-prefixes=" + SandboxHTTPPrefix}, e.EtcdFlags()...)
+		"--listen=127.0.0.1:" + strconv.Itoa(port), "--http-allowed-url-prefixes=" + SandboxHTTPPrefix,
+		// Profiles for the benchmarks; the listener is loopback.
+		"--pprof"}, e.EtcdFlags()...)
 	args = append(args, extraArgs...)
 	return e.StartProcess(name, "rotor-propeller", args, nil)
 }
@@ -172,6 +174,7 @@ func (e *Env) StartManager(i int, o ShardingOptions) (*Process, error) {
 		"--name=" + name, "--shard-prefix=" + ShardPrefix,
 		"--partitions=" + strconv.Itoa(o.Partitions), "--session-ttl=" + o.LeaseTTL.String(),
 		"--listen=127.0.0.1:" + strconv.Itoa(port), "--kubeconfig=" + e.Control.Kubeconfig, "--namespace=" + RotorNamespace,
+		"--pprof",
 	}, e.EtcdFlags()...)
 	args = append(args, o.ManagerArgs...)
 	return e.StartProcess(name, "rotor-manager", args, nil)
