@@ -8,6 +8,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rotor-dev/rotor/internal/etcdclient"
 )
 
 // Store is the etcd-backed cache. Safe for concurrent use.
@@ -26,6 +28,8 @@ func (s *Store) resKey(k Key) string   { return s.prefix + "reservations/" + k.p
 
 // Get returns the entry for k, if any.
 func (s *Store) Get(ctx context.Context, k Key) (*Entry, bool, error) {
+	ctx, cancel := etcdclient.Bound(ctx)
+	defer cancel()
 	resp, err := s.client.Get(ctx, s.entryKey(k))
 	if err != nil {
 		return nil, false, fmt.Errorf("read cache entry %s: %w", k, err)
@@ -42,6 +46,8 @@ func (s *Store) Get(ctx context.Context, k Key) (*Entry, bool, error) {
 
 // Put stores an entry and drops the key's reservation in one transaction.
 func (s *Store) Put(ctx context.Context, e *Entry) error {
+	ctx, cancel := etcdclient.Bound(ctx)
+	defer cancel()
 	b, err := json.Marshal(e)
 	if err != nil {
 		return err
@@ -60,6 +66,8 @@ func (s *Store) Put(ctx context.Context, e *Entry) error {
 // nobody holds k, when owner already does (renewing it), or when the
 // holder's reservation expired; otherwise it returns the holder.
 func (s *Store) Reserve(ctx context.Context, k Key, owner string, now time.Time, ttl time.Duration) (bool, string, error) {
+	ctx, cancel := etcdclient.Bound(ctx)
+	defer cancel()
 	key := s.resKey(k)
 	want, _ := json.Marshal(reservation{Owner: owner, Expires: now.Add(ttl)})
 	for attempt := 0; attempt < 5; attempt++ {
@@ -91,6 +99,8 @@ func (s *Store) Reserve(ctx context.Context, k Key, owner string, now time.Time,
 
 // Release drops owner's reservation of k, if it still holds it.
 func (s *Store) Release(ctx context.Context, k Key, owner string) error {
+	ctx, cancel := etcdclient.Bound(ctx)
+	defer cancel()
 	key := s.resKey(k)
 	resp, err := s.client.Get(ctx, key)
 	if err != nil || len(resp.Kvs) == 0 {

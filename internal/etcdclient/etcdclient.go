@@ -4,6 +4,7 @@
 package etcdclient
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -15,6 +16,20 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
+
+// OpTimeout bounds one etcd operation a reconcile round makes on the side
+// (the task cache, the http call journal): etcd answers in milliseconds
+// when it answers at all, and a round's context ends only at the
+// membership lease deadline. A replica cut off from etcd still reaches
+// the apiserver; an operation that waited out the lease left the round no
+// time for its status write, and the next owner redid the round (the
+// chaos soak found an http call made twice that way).
+const OpTimeout = time.Second
+
+// Bound is ctx limited to OpTimeout.
+func Bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, OpTimeout)
+}
 
 // Flags are the etcd connection settings of one process.
 type Flags struct {

@@ -136,30 +136,10 @@ func (j *MemoryJournal) Len() int {
 // takes over a partition still finds the answers its predecessor got. A
 // failure of the shared journal is counted and otherwise ignored: the call
 // goes ahead rather than the task waiting on etcd.
-//
-// Each shared operation is bounded by Timeout (default SharedTimeout), not
-// only by the round's context: a replica cut off from etcd still reaches
-// the apiserver, and a journal write that waited out the round's lease
-// would leave no time for the status write, so the answer would be lost
-// twice over and the next owner would call again (the chaos soak found
-// this: an etcd cut, a write blocked until the lease deadline).
+// The shared journal bounds its own operations (etcdjournal: a second).
 type Layered struct {
-	Local   Journal
-	Shared  Journal
-	Timeout time.Duration
-}
-
-// SharedTimeout bounds one shared-journal operation: etcd answers in
-// milliseconds when it answers at all, and the smallest membership lease
-// (2 s) must leave the round time to write its status.
-const SharedTimeout = time.Second
-
-func (l Layered) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	t := l.Timeout
-	if t <= 0 {
-		t = SharedTimeout
-	}
-	return context.WithTimeout(ctx, t)
+	Local  Journal
+	Shared Journal
 }
 
 // Lookup implements Journal.
@@ -170,9 +150,7 @@ func (l Layered) Lookup(ctx context.Context, key string) (Answer, bool, error) {
 	if l.Shared == nil {
 		return Answer{}, false, nil
 	}
-	sctx, cancel := l.bound(ctx)
-	defer cancel()
-	a, ok, err := l.Shared.Lookup(sctx, key)
+	a, ok, err := l.Shared.Lookup(ctx, key)
 	if err != nil {
 		journalErrors.WithLabelValues("lookup").Inc()
 		return Answer{}, false, err
@@ -186,9 +164,7 @@ func (l Layered) Record(ctx context.Context, key string, a Answer) error {
 	if l.Shared == nil {
 		return nil
 	}
-	sctx, cancel := l.bound(ctx)
-	defer cancel()
-	if err := l.Shared.Record(sctx, key, a); err != nil {
+	if err := l.Shared.Record(ctx, key, a); err != nil {
 		journalErrors.WithLabelValues("record").Inc()
 		return err
 	}

@@ -147,38 +147,3 @@ func TestMemoryJournalExpiresAndIsBounded(t *testing.T) {
 		t.Fatalf("%d held after expiry, want 3", j.Len())
 	}
 }
-
-// stalled is a shared journal that answers nothing: etcd cut off.
-type stalled struct{}
-
-func (stalled) Lookup(ctx context.Context, _ string) (Answer, bool, error) {
-	<-ctx.Done()
-	return Answer{}, false, ctx.Err()
-}
-
-func (stalled) Record(ctx context.Context, _ string, _ Answer) error {
-	<-ctx.Done()
-	return ctx.Err()
-}
-
-// TestStalledSharedJournalLeavesTimeForTheStatusWrite: with etcd silent,
-// the call's round returns within the shared journal's bound (twice: the
-// lookup and the record), not when the round's context ends, so the round
-// can still write its status before its lease runs out.
-func TestStalledSharedJournalLeavesTimeForTheStatusWrite(t *testing.T) {
-	srv, calls := counting(t)
-	const bound = 100 * time.Millisecond
-	p := New(Config{AllowedURLPrefixes: local, Journal: Layered{
-		Local: NewMemoryJournal(clocktesting.NewFakeClock(time.Now()), time.Minute, 10), Shared: stalled{}, Timeout: bound}})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	start := time.Now()
-	info, _ := p.Handle(ctx, taskCtx(srv.URL+"/add", nil))
-	took := time.Since(start)
-	if info.Phase != plugins.PhaseSucceeded || calls.Load() != 1 {
-		t.Fatalf("%+v after %d calls; want the call made and succeeded", info, calls.Load())
-	}
-	if took < 2*bound || took > 2*bound+5*time.Second {
-		t.Fatalf("the round took %s; want about %s (a bounded lookup and record), far from the round's own minute", took, 2*bound)
-	}
-}

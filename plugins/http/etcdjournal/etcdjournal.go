@@ -21,6 +21,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/utils/clock"
 
+	"github.com/rotor-dev/rotor/internal/etcdclient"
 	rotorhttp "github.com/rotor-dev/rotor/plugins/http"
 )
 
@@ -63,6 +64,8 @@ func New(client *clientv3.Client, prefix string, o Options) *Journal {
 
 // Lookup implements rotorhttp.Journal.
 func (j *Journal) Lookup(ctx context.Context, key string) (rotorhttp.Answer, bool, error) {
+	ctx, cancel := etcdclient.Bound(ctx)
+	defer cancel()
 	resp, err := j.client.Get(ctx, j.prefix+key)
 	if err != nil {
 		return rotorhttp.Answer{}, false, fmt.Errorf("read call journal %s: %w", key, err)
@@ -79,6 +82,8 @@ func (j *Journal) Lookup(ctx context.Context, key string) (rotorhttp.Answer, boo
 
 // Record implements rotorhttp.Journal.
 func (j *Journal) Record(ctx context.Context, key string, a rotorhttp.Answer) error {
+	ctx, cancel := etcdclient.Bound(ctx) // the lease grant and the put together
+	defer cancel()
 	b, err := json.Marshal(a)
 	if err != nil {
 		return err
