@@ -193,16 +193,7 @@ func webhookServesTheChartCertificate(t *testing.T, managers []corev1.Pod) {
 
 func cyclicJSON(t *testing.T) []byte {
 	t.Helper()
-	docs, err := manifest.ToJSON([]byte(`apiVersion: rotor.dev/v1alpha1
-kind: Workflow
-metadata: {name: loop, namespace: team-a}
-spec:
-  tasks:
-    t: {container: {image: busybox}}
-  nodes:
-  - {name: a, task: t, dependsOn: [b]}
-  - {name: b, task: t, dependsOn: [a]}
-`))
+	docs, err := manifest.ToJSON([]byte(harness.CyclicWorkflow("loop")))
 	if err != nil || len(docs) != 1 {
 		t.Fatalf("cyclic workflow: %v", err)
 	}

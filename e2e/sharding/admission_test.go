@@ -16,17 +16,6 @@ import (
 	"github.com/rotor-dev/rotor/internal/localcluster"
 )
 
-const cyclicWorkflow = `apiVersion: rotor.dev/v1alpha1
-kind: Workflow
-metadata: {name: NAME}
-spec:
-  tasks:
-    t: {container: {image: busybox}}
-  nodes:
-  - {name: a, task: t, dependsOn: [b]}
-  - {name: b, task: t, dependsOn: [a]}
-`
-
 const gatedWorkflow = `apiVersion: rotor.dev/v1alpha1
 kind: Workflow
 metadata: {name: gated}
@@ -64,7 +53,7 @@ func TestAdmissionWebhook(t *testing.T) {
 	}
 	api := env.Rotor.RotorV1alpha1().Workflows(ns)
 	cyclic := func(name string) *v1alpha1.Workflow {
-		return parse(t, strings.Replace(cyclicWorkflow, "NAME", name, 1), &v1alpha1.Workflow{})
+		return parse(t, harness.CyclicWorkflow(name), &v1alpha1.Workflow{})
 	}
 	// The apiserver picks a new webhook configuration up from its own
 	// informer: dry-run creates (no side effects) until one is refused.

@@ -107,7 +107,12 @@ func TestPprofAndGuard(t *testing.T) {
 		}
 	}
 	// Go's TLS server answers plain HTTP with 400, never the content.
-	if resp, err := http.Get("http://" + guarded.String() + "/metrics"); err == nil && resp.StatusCode != 400 {
+	resp, err := http.Get("http://" + guarded.String() + "/metrics")
+	if err != nil {
+		t.Fatalf("plain HTTP to the TLS listener: %v; want a 400 answer", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
 		t.Errorf("plain HTTP to the TLS listener: %s, want 400", resp.Status)
 	}
 }

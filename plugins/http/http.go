@@ -144,7 +144,7 @@ func (p *Plugin) Handle(ctx context.Context, tc *plugins.TaskContext) (plugins.P
 		}
 		return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: reason, Message: err.Error()}, nil
 	}
-	info := p.first(req, tc.ID.Namespace, pollInterval(tc))
+	info := p.first(req, pollInterval(tc))
 	// An error because this round was cancelled says nothing about the
 	// endpoint: leave the key unanswered so whoever redoes the round calls.
 	if ctx.Err() == nil {
@@ -156,14 +156,14 @@ func (p *Plugin) Handle(ctx context.Context, tc *plugins.TaskContext) (plugins.P
 }
 
 // first makes an attempt's first request and says how it ended.
-func (p *Plugin) first(req *nethttp.Request, namespace string, pollAfter time.Duration) plugins.PhaseInfo {
+func (p *Plugin) first(req *nethttp.Request, pollAfter time.Duration) plugins.PhaseInfo {
 	body, info, ok := p.do(req)
 	if !ok {
 		return info
 	}
 	var a answer
 	if err := json.Unmarshal(body, &a); err == nil && a.StatusURL != "" {
-		if err := p.policy.check(namespace, a.StatusURL); err != nil {
+		if err := p.policy.check(namespaceOf(req.Context()), a.StatusURL); err != nil {
 			return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: ReasonURLNotAllowed, Message: "the answer's statusURL: " + err.Error()}
 		}
 		b, _ := json.Marshal(state{StatusURL: a.StatusURL, CancelURL: a.CancelURL})

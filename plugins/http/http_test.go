@@ -57,23 +57,36 @@ func TestSyncCall(t *testing.T) {
 	}
 }
 
-func TestAsyncCallPolls(t *testing.T) {
-	var polls atomic.Int32
+// async is an endpoint that starts an asynchronous call at /start,
+// answers running at /status until the doneAt'th poll (never, if 0) and
+// counts its polls and cancels.
+type async struct {
+	srv            *httptest.Server
+	polls, cancels atomic.Int32
+}
+
+func asyncServer(t *testing.T, doneAt int32) *async {
+	a := &async{}
 	mux := nethttp.NewServeMux()
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
+	a.srv = httptest.NewServer(mux)
+	t.Cleanup(a.srv.Close)
 	mux.HandleFunc("/start", func(w nethttp.ResponseWriter, _ *nethttp.Request) {
-		fmt.Fprintf(w, `{"statusURL": "%s/status", "cancelURL": "%s/cancel"}`, srv.URL, srv.URL)
+		fmt.Fprintf(w, `{"statusURL": "%s/status", "cancelURL": "%s/cancel"}`, a.srv.URL, a.srv.URL)
 	})
 	mux.HandleFunc("/status", func(w nethttp.ResponseWriter, _ *nethttp.Request) {
-		if polls.Add(1) < 3 {
+		if n := a.polls.Add(1); doneAt == 0 || n < doneAt {
 			fmt.Fprint(w, `{"state": "running"}`)
 			return
 		}
 		fmt.Fprint(w, `{"state": "succeeded", "outputs": {"done": true}}`)
 	})
-	var cancelled atomic.Bool
-	mux.HandleFunc("/cancel", func(nethttp.ResponseWriter, *nethttp.Request) { cancelled.Store(true) })
+	mux.HandleFunc("/cancel", func(nethttp.ResponseWriter, *nethttp.Request) { a.cancels.Add(1) })
+	return a
+}
+
+func TestAsyncCallPolls(t *testing.T) {
+	a := asyncServer(t, 3)
+	srv, polls := a.srv, &a.polls
 	p := New(Config{AllowedURLPrefixes: local})
 	tc := taskCtx(srv.URL+"/start", nil)
 	info, _ := p.Handle(context.Background(), tc)
@@ -87,8 +100,8 @@ func TestAsyncCallPolls(t *testing.T) {
 	if info.Phase != plugins.PhaseSucceeded || string(info.Outputs) != `{"done": true}` || polls.Load() != 3 {
 		t.Fatalf("after %d polls: %+v", polls.Load(), info)
 	}
-	if err := p.Abort(context.Background(), tc); err != nil || !cancelled.Load() {
-		t.Fatalf("abort: %v, cancelled %v", err, cancelled.Load())
+	if err := p.Abort(context.Background(), tc); err != nil || a.cancels.Load() != 1 {
+		t.Fatalf("abort: %v, %d cancels; want 1", err, a.cancels.Load())
 	}
 }
 
@@ -162,18 +175,8 @@ func TestErrorsAndPolicy(t *testing.T) {
 
 // A policy narrowed while a call runs stops its polls and its cancel.
 func TestNarrowedPolicyStopsPollsAndCancel(t *testing.T) {
-	var polls, cancels atomic.Int32
-	mux := nethttp.NewServeMux()
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-	mux.HandleFunc("/start", func(w nethttp.ResponseWriter, _ *nethttp.Request) {
-		fmt.Fprintf(w, `{"statusURL": "%s/status", "cancelURL": "%s/cancel"}`, srv.URL, srv.URL)
-	})
-	mux.HandleFunc("/status", func(w nethttp.ResponseWriter, _ *nethttp.Request) {
-		polls.Add(1)
-		fmt.Fprint(w, `{"state": "running"}`)
-	})
-	mux.HandleFunc("/cancel", func(nethttp.ResponseWriter, *nethttp.Request) { cancels.Add(1) })
+	a := asyncServer(t, 0)
+	srv, polls, cancels := a.srv, &a.polls, &a.cancels
 	allowed := map[string]string{AnnotationAllowedURLPrefixes: srv.URL + "/"}
 	p := New(Config{NamespaceAnnotations: func(string) map[string]string { return allowed }})
 	tc := taskCtx(srv.URL+"/start", nil)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -133,12 +134,8 @@ func (p policy) check(namespace, raw string) error {
 		return &notAllowed{fmt.Sprintf("%s: paths with . or .. segments are not allowed", raw)}
 	}
 	tenant, terr := p.tenant(namespace)
-	for _, pre := range p.install {
-		if pre.covers(u) {
-			return nil
-		}
-	}
-	for _, pre := range tenant {
+	all := append(slices.Clone(p.install), tenant...)
+	for _, pre := range all {
 		if pre.covers(u) {
 			return nil
 		}
@@ -146,8 +143,8 @@ func (p policy) check(namespace, raw string) error {
 	if terr != nil {
 		return &notAllowed{fmt.Sprintf("%s is not under an install-wide allowed URL prefix, and namespace %s's %s annotation is unreadable: %v; ask the platform team to fix it", raw, namespace, AnnotationAllowedURLPrefixes, terr)}
 	}
-	allowed := make([]string, 0, len(p.install)+len(tenant))
-	for _, pre := range append(append([]Prefix{}, p.install...), tenant...) {
+	allowed := make([]string, 0, len(all))
+	for _, pre := range all {
 		allowed = append(allowed, pre.raw)
 	}
 	if len(allowed) == 0 {
