@@ -134,7 +134,12 @@ func (p *Plugin) Handle(ctx context.Context, tc *plugins.TaskContext) (plugins.P
 		logctx.From(ctx).Info("http call answered from the journal: its round was redone", "key", key, "phase", a.Phase.String())
 		return a.info(), nil
 	} else if err != nil {
-		logctx.From(ctx).Warn("http call journal unreadable; calling, which may repeat the call", "key", key, "err", err)
+		// Unreadable means etcd is away, and a replica cut off from etcd
+		// is about to lose its lease: a call made now would likely have
+		// neither its journal entry nor its status write, and the next
+		// owner would call again (the chaos soak saw it). Wait for etcd
+		// instead: the round is retried.
+		return plugins.PhaseInfo{}, fmt.Errorf("http call %s not made: its call journal is unreadable (%w); retrying once etcd answers, rather than risk calling twice", key, err)
 	}
 	req, err := p.request(ctx, tc)
 	if err != nil {

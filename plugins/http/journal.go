@@ -133,10 +133,10 @@ func (j *MemoryJournal) Len() int {
 
 // Layered reads and writes a process-local journal first and a shared one
 // (etcd) second, so most replays cost no round trip and a replica that
-// takes over a partition still finds the answers its predecessor got. A
-// failure of the shared journal is counted and otherwise ignored: the call
-// goes ahead rather than the task waiting on etcd.
-// The shared journal bounds its own operations (etcdjournal: a second).
+// takes over a partition still finds the answers its predecessor got.
+// Shared failures are counted and returned; the plugin defers a call whose
+// lookup failed and goes on after a failed record. The shared journal
+// bounds its own operations (etcdjournal: a second).
 type Layered struct {
 	Local  Journal
 	Shared Journal

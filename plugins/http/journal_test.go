@@ -7,6 +7,7 @@ import (
 	nethttp "net/http"
 	"net/http/httptest"
 	"sync/atomic"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,12 +90,19 @@ func TestCancelledRoundLeavesTheKeyUnanswered(t *testing.T) {
 	}
 }
 
-// broken is a shared journal that is down.
-type broken struct{ lookups, records int }
+// broken is a shared journal whose reads or writes fail, as etcd's do
+// while it is away.
+type broken struct {
+	lookupDown       bool
+	lookups, records int
+}
 
 func (b *broken) Lookup(context.Context, string) (Answer, bool, error) {
 	b.lookups++
-	return Answer{}, false, errors.New("etcd: connection refused")
+	if b.lookupDown {
+		return Answer{}, false, errors.New("etcd: connection refused")
+	}
+	return Answer{}, false, nil
 }
 
 func (b *broken) Record(context.Context, string, Answer) error {
@@ -102,18 +110,26 @@ func (b *broken) Record(context.Context, string, Answer) error {
 	return errors.New("etcd: connection refused")
 }
 
-func TestSharedJournalDownStillCallsAndReplaysLocally(t *testing.T) {
+// TestUnreadableSharedJournalDefersTheCall: with the shared journal
+// unreadable, nothing is called (the round is retried); once it reads
+// again the call is made, and a write that fails still leaves the answer
+// in the process's journal for a redone round.
+func TestUnreadableSharedJournalDefersTheCall(t *testing.T) {
 	srv, calls := counting(t)
-	shared := &broken{}
+	shared := &broken{lookupDown: true}
 	p := New(Config{AllowedURLPrefixes: local, Journal: Layered{Local: NewMemoryJournal(clocktesting.NewFakeClock(time.Now()), time.Minute, 10), Shared: shared}})
 	lookups, records := testutil.ToFloat64(journalErrors.WithLabelValues("lookup")), testutil.ToFloat64(journalErrors.WithLabelValues("record"))
+	if _, err := p.Handle(context.Background(), taskCtx(srv.URL+"/add", nil)); err == nil || !strings.Contains(err.Error(), "not made") || calls.Load() != 0 {
+		t.Fatalf("with the journal unreadable: err %v after %d calls; want an error saying the call was not made, and none", err, calls.Load())
+	}
+	shared.lookupDown = false
 	for i := 0; i < 2; i++ {
-		if info, _ := p.Handle(context.Background(), taskCtx(srv.URL+"/add", nil)); string(info.Outputs) != `{"n": 1}` {
-			t.Fatalf("round %d: %+v", i, info)
+		if info, err := p.Handle(context.Background(), taskCtx(srv.URL+"/add", nil)); err != nil || string(info.Outputs) != `{"n": 1}` {
+			t.Fatalf("round %d: %+v, %v", i, info, err)
 		}
 	}
-	if calls.Load() != 1 || shared.lookups != 1 || shared.records != 1 {
-		t.Fatalf("%d calls, %d shared lookups, %d shared records; want 1 each (the redo answered locally)", calls.Load(), shared.lookups, shared.records)
+	if calls.Load() != 1 || shared.lookups != 2 || shared.records != 1 {
+		t.Fatalf("%d calls, %d shared lookups, %d shared records; want 1, 2, 1 (the redo answered locally)", calls.Load(), shared.lookups, shared.records)
 	}
 	if testutil.ToFloat64(journalErrors.WithLabelValues("lookup"))-lookups != 1 || testutil.ToFloat64(journalErrors.WithLabelValues("record"))-records != 1 {
 		t.Fatal("each failed shared-journal op must count in rotor_http_journal_errors_total")
