@@ -6,8 +6,8 @@ import (
 	"fmt"
 	nethttp "net/http"
 	"net/http/httptest"
-	"sync/atomic"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
