@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"k8s.io/utils/clock"
 
+	"github.com/rotor-dev/rotor/controller/taskcache"
 	"github.com/rotor-dev/rotor/manager/adminpb"
 	"github.com/rotor-dev/rotor/shardproto"
 )
@@ -26,6 +28,9 @@ type Admin struct {
 	Namespaces func() []string
 	// Clock times drain waits (default the real clock).
 	Clock clock.WithTicker
+	// Cache, if set, is the task cache ListCacheEntries and
+	// DeleteCacheEntries read and delete.
+	Cache *taskcache.Store
 }
 
 // NewAdmin returns the admin API over the layout under prefix.
@@ -179,4 +184,46 @@ func (a *Admin) Rebalance(ctx context.Context, _ *adminpb.RebalanceRequest) (*ad
 		return nil, status.Error(codes.Unavailable, err.Error())
 	}
 	return &adminpb.RebalanceResponse{Moving: int32(doc.Map.Moving())}, nil
+}
+
+// ListCacheEntries implements adminpb.AdminServer.
+func (a *Admin) ListCacheEntries(ctx context.Context, req *adminpb.ListCacheEntriesRequest) (*adminpb.ListCacheEntriesResponse, error) {
+	if err := a.cacheRequest(req.Namespace); err != nil {
+		return nil, err
+	}
+	entries, err := a.Cache.List(ctx, req.Namespace, req.Task)
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	out := &adminpb.ListCacheEntriesResponse{}
+	for _, e := range entries {
+		out.Entries = append(out.Entries, &adminpb.CacheEntry{Task: e.Key.Task, Version: e.Key.Version, Definition: e.Key.Definition,
+			InputsHash: e.Key.InputsHash, Source: e.Source, CreatedUnixMillis: e.CreatedAt.UnixMilli()})
+	}
+	return out, nil
+}
+
+// DeleteCacheEntries implements adminpb.AdminServer.
+func (a *Admin) DeleteCacheEntries(ctx context.Context, req *adminpb.DeleteCacheEntriesRequest) (*adminpb.DeleteCacheEntriesResponse, error) {
+	if err := a.cacheRequest(req.Namespace); err != nil {
+		return nil, err
+	}
+	if req.Task == "" {
+		return nil, status.Error(codes.InvalidArgument, "task is required: name the task whose entries to delete")
+	}
+	n, err := a.Cache.Delete(ctx, req.Namespace, req.Task, req.InputsHashPrefix)
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	return &adminpb.DeleteCacheEntriesResponse{Deleted: int32(n)}, nil
+}
+
+func (a *Admin) cacheRequest(namespace string) error {
+	if a.Cache == nil {
+		return status.Error(codes.FailedPrecondition, "this manager serves no task cache: start it with --cache-prefix (the replicas' own)")
+	}
+	if namespace == "" || strings.Contains(namespace, "/") {
+		return status.Errorf(codes.InvalidArgument, "namespace %q: give the namespace whose cache entries to use", namespace)
+	}
+	return nil
 }

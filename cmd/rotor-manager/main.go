@@ -24,9 +24,6 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-
 	"github.com/rotor-dev/rotor/cluster/capacity"
 	"github.com/rotor-dev/rotor/cluster/health"
 	"github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
@@ -36,7 +33,6 @@ import (
 	"github.com/rotor-dev/rotor/internal/kubemetrics"
 	"github.com/rotor-dev/rotor/internal/tracing"
 	"github.com/rotor-dev/rotor/manager"
-	"github.com/rotor-dev/rotor/manager/adminpb"
 	"github.com/rotor-dev/rotor/manager/admission"
 	"github.com/rotor-dev/rotor/manager/autoscale"
 	"github.com/rotor-dev/rotor/shardproto"
@@ -61,6 +57,8 @@ type config struct {
 	namespace        string
 	adminListen      string
 	tlsCert, tlsKey  string
+	adminClientCA    string
+	cachePrefix      string
 	probe            *health.Prober
 	probeClusters    bool
 
@@ -92,6 +90,8 @@ func main() {
 	flag.StringVar(&c.adminListen, "admin-listen", "127.0.0.1:9092", "address of the gRPC admin API")
 	flag.StringVar(&c.tlsCert, "tls-cert-file", "", "TLS certificate of the admin API (required unless it listens on loopback)")
 	flag.StringVar(&c.tlsKey, "tls-key-file", "", "TLS key of the admin API")
+	flag.StringVar(&c.adminClientCA, "admin-client-ca-file", "", "CA bundle verifying the admin API's client certificates (default: the control cluster's client CA, from kube-system/extension-apiserver-authentication)")
+	flag.StringVar(&c.cachePrefix, "cache-prefix", "/rotor/cache/", "etcd key prefix of the replicas' task cache, which the admin API lists and deletes from")
 	flag.StringVar(&c.webhookListen, "webhook-listen", "", "address of the validating admission webhook (HTTPS, path "+admission.Path+"; empty: not served)")
 	flag.StringVar(&c.webhookCert, "webhook-cert-file", "", "TLS certificate of the admission webhook (read again when it changes)")
 	flag.StringVar(&c.webhookKey, "webhook-key-file", "", "TLS key of the admission webhook")
@@ -141,6 +141,12 @@ func (c *config) validate() error {
 	}
 	if c.tlsCert == "" && !loopback(c.adminListen) {
 		return fmt.Errorf("--admin-listen %s is not a loopback address: give --tls-cert-file and --tls-key-file", c.adminListen)
+	}
+	if c.adminClientCA != "" && c.tlsCert == "" {
+		return errors.New("--admin-client-ca-file needs --tls-cert-file and --tls-key-file: client certificates travel in TLS")
+	}
+	if !strings.HasSuffix(c.cachePrefix, "/") {
+		return fmt.Errorf("--cache-prefix %q must end in /", c.cachePrefix)
 	}
 	if c.webhookListen != "" && (c.webhookCert == "" || c.webhookKey == "") {
 		return errors.New("--webhook-listen needs --webhook-cert-file and --webhook-key-file: the apiserver calls webhooks over HTTPS only")
@@ -192,7 +198,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	stopAdmin, err := serveAdmin(c, etcd, log)
+	stopAdmin, err := serveAdmin(ctx, c, etcd, log)
 	if err != nil {
 		return err
 	}
@@ -293,44 +299,4 @@ func loopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return host == "localhost" || (ip != nil && ip.IsLoopback())
-}
-
-// serveAdmin serves the gRPC admin API, with TLS when certificates are
-// given (validate allows plaintext only on loopback).
-func serveAdmin(c config, etcd *clientv3.Client, log *slog.Logger) (func(), error) {
-	var opts []grpc.ServerOption
-	if c.tlsCert != "" {
-		creds, err := credentials.NewServerTLSFromFile(c.tlsCert, c.tlsKey)
-		if err != nil {
-			return nil, fmt.Errorf("load admin TLS certificate: %w", err)
-		}
-		opts = append(opts, grpc.Creds(creds))
-	}
-	admin := manager.NewAdmin(etcd, c.prefix, c.partitions)
-	if rc, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig); err == nil {
-		if kube, err := kubernetes.NewForConfig(rc); err == nil {
-			admin.Namespaces = func() []string {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				list, err := kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
-				if err != nil {
-					return nil
-				}
-				out := make([]string, 0, len(list.Items))
-				for _, ns := range list.Items {
-					out = append(out, ns.Name)
-				}
-				return out
-			}
-		}
-	}
-	srv := grpc.NewServer(opts...)
-	adminpb.RegisterAdminServer(srv, admin)
-	l, err := net.Listen("tcp", c.adminListen)
-	if err != nil {
-		return nil, fmt.Errorf("admin API: listen on %s: %w", c.adminListen, err)
-	}
-	log.Info("admin API serving", "addr", l.Addr().String(), "tls", c.tlsCert != "")
-	go func() { _ = srv.Serve(l) }()
-	return srv.Stop, nil
 }

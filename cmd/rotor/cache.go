@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -12,20 +13,36 @@ import (
 
 	"github.com/rotor-dev/rotor/controller/taskcache"
 	"github.com/rotor-dev/rotor/internal/localcluster"
+	"github.com/rotor-dev/rotor/manager/adminpb"
 )
+
+// cacheBackend lists and deletes a namespace's cache entries: through a
+// manager's admin API (authorized per namespace with the user's own
+// kubeconfig), or, for the platform team holding the etcd client
+// certificate, in etcd directly.
+type cacheBackend interface {
+	List(ctx context.Context, namespace, task string) ([]*taskcache.Entry, error)
+	Delete(ctx context.Context, namespace, task, hashPrefix string) (int, error)
+}
 
 func cacheCmd(g *globals) *cobra.Command {
 	var endpoints, prefix string
-	cmd := &cobra.Command{Use: "cache", Short: "List or delete cached task outputs of a namespace"}
-	cmd.PersistentFlags().StringVar(&endpoints, "etcd-endpoints", "", "etcd of the task cache (default: $ROTOR_ETCD_ENDPOINTS, then the rotor dev sandbox's)")
-	cmd.PersistentFlags().StringVar(&prefix, "cache-prefix", "/rotor/cache/", "key prefix of the task cache")
-	store := func() (*taskcache.Store, func(), error) {
+	var admin adminFlags
+	cmd := &cobra.Command{Use: "cache", Short: "List or delete cached task outputs of a namespace",
+		Long: "List or delete cached task outputs of a namespace, through a rotor-manager's admin API as the kubeconfig's user " +
+			"(RBAC: list or delete on cacheentries.rotor.dev in the namespace). --etcd-endpoints reads etcd directly instead, " +
+			"with the etcd client certificate: every tenant's entries, for the platform team only."}
+	admin.bind(cmd)
+	cmd.PersistentFlags().StringVar(&endpoints, "etcd-endpoints", "", "read etcd directly instead of the admin API (default: $ROTOR_ETCD_ENDPOINTS; an unsharded sandbox, which has no manager, uses its own etcd)")
+	cmd.PersistentFlags().StringVar(&prefix, "cache-prefix", "/rotor/cache/", "key prefix of the task cache (with --etcd-endpoints)")
+	store := func() (cacheBackend, func(), error) {
 		if endpoints == "" {
 			endpoints = os.Getenv("ROTOR_ETCD_ENDPOINTS")
 		}
-		if endpoints == "" {
-			// The sandbox's etcd, with its client certificate if it has one.
-			if env, err := localcluster.Load(".rotor"); err == nil {
+		if endpoints == "" && admin.addr == "" {
+			// An unsharded sandbox runs no manager: its etcd, with its
+			// client certificate if it has one.
+			if env, err := localcluster.Load(".rotor"); err == nil && len(env.ManagerAdmin) == 0 && env.Registry == "" {
 				c, err := env.EtcdClient()
 				if err != nil {
 					return nil, nil, err
@@ -34,7 +51,11 @@ func cacheCmd(g *globals) *cobra.Command {
 			}
 		}
 		if endpoints == "" {
-			return nil, nil, fmt.Errorf("no etcd for the task cache: pass --etcd-endpoints or set ROTOR_ETCD_ENDPOINTS")
+			c, done, err := dialAdmin(g, admin)
+			if err != nil {
+				return nil, nil, err
+			}
+			return adminCache{c}, done, nil
 		}
 		c, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(endpoints, ","), DialTimeout: 5 * time.Second})
 		if err != nil {
@@ -92,4 +113,30 @@ func cacheCmd(g *globals) *cobra.Command {
 	}
 	cmd.AddCommand(ls, rm)
 	return cmd
+}
+
+// adminCache is the task cache through a manager's admin API.
+type adminCache struct{ c adminpb.AdminClient }
+
+func (a adminCache) List(ctx context.Context, namespace, task string) ([]*taskcache.Entry, error) {
+	resp, err := a.c.ListCacheEntries(ctx, &adminpb.ListCacheEntriesRequest{Namespace: namespace, Task: task})
+	if err != nil {
+		return nil, fmt.Errorf("list cache entries of %s: %w", namespace, err)
+	}
+	out := make([]*taskcache.Entry, 0, len(resp.Entries))
+	for _, e := range resp.Entries {
+		out = append(out, &taskcache.Entry{
+			Key:    taskcache.Key{Namespace: namespace, Task: e.Task, Version: e.Version, Definition: e.Definition, InputsHash: e.InputsHash},
+			Source: e.Source, CreatedAt: time.UnixMilli(e.CreatedUnixMillis),
+		})
+	}
+	return out, nil
+}
+
+func (a adminCache) Delete(ctx context.Context, namespace, task, hashPrefix string) (int, error) {
+	resp, err := a.c.DeleteCacheEntries(ctx, &adminpb.DeleteCacheEntriesRequest{Namespace: namespace, Task: task, InputsHashPrefix: hashPrefix})
+	if err != nil {
+		return 0, fmt.Errorf("delete cache entries of task %s in %s: %w", task, namespace, err)
+	}
+	return int(resp.Deleted), nil
 }

@@ -4,55 +4,18 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/rotor-dev/rotor/internal/localcluster"
 	"github.com/rotor-dev/rotor/manager/adminpb"
 )
 
-func shardsCmd() *cobra.Command {
-	var addr, ca string
-	dial := func() (adminpb.AdminClient, func(), error) {
-		if addr == "" {
-			if env, err := localcluster.Load(".rotor"); err == nil {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				addrs, err := env.ManagerAdminAddrs(ctx)
-				cancel()
-				if err != nil {
-					return nil, nil, err
-				}
-				if len(addrs) > 0 {
-					addr = addrs[0]
-				}
-			}
-		}
-		if addr == "" {
-			return nil, nil, fmt.Errorf("no manager address: pass --manager HOST:PORT (a sharded sandbox is started with rotor dev up --replicas 2 or more)")
-		}
-		creds := insecure.NewCredentials()
-		if ca != "" {
-			c, err := credentials.NewClientTLSFromFile(ca, "")
-			if err != nil {
-				return nil, nil, fmt.Errorf("load --tls-ca: %w", err)
-			}
-			creds = c
-		} else if host, _, _ := net.SplitHostPort(addr); host != "localhost" && !net.ParseIP(host).IsLoopback() {
-			return nil, nil, fmt.Errorf("%s is not on loopback: pass --tls-ca to talk TLS", addr)
-		}
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
-		if err != nil {
-			return nil, nil, fmt.Errorf("connect to the manager at %s: %w", addr, err)
-		}
-		return adminpb.NewAdminClient(conn), func() { conn.Close() }, nil
-	}
+func shardsCmd(g *globals) *cobra.Command {
+	var f adminFlags
+	dial := func() (adminpb.AdminClient, func(), error) { return dialAdmin(g, f) }
 	cmd := &cobra.Command{
 		Use:   "shards",
 		Short: "Show the shard map: partitions, owners, epochs, namespaces",
@@ -72,8 +35,7 @@ func shardsCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.PersistentFlags().StringVar(&addr, "manager", "", "admin API address of a rotor-manager (default: the sandbox's)")
-	cmd.PersistentFlags().StringVar(&ca, "tls-ca", "", "CA certificate of the manager's admin TLS")
+	f.bind(cmd)
 	var wait bool
 	drain := &cobra.Command{
 		Use:   "drain REPLICA [--wait]",

@@ -249,18 +249,44 @@ spec:
 }
 
 // shardsThroughAdminAPI: rotor shards reads the shard map from a
-// manager's admin API, on its pod's address.
+// manager's admin API, on its pod's address, over TLS with the chart's own
+// certificate (verified with the CA of its Secret, for the Service's
+// name) and as the sandbox admin's kubeconfig user; without credentials
+// the same call is refused as Unauthenticated.
 func shardsThroughAdminAPI(t *testing.T, managers []corev1.Pod) {
 	t.Helper()
+	sec, err := env.Kube.CoreV1().Secrets(localcluster.RotorNamespace).Get(context.Background(), "rotor-manager-admin-tls", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the chart's admin TLS Secret: %v", err)
+	}
+	ca := filepath.Join(t.TempDir(), "admin-ca.crt")
+	if err := os.WriteFile(ca, sec.Data["ca.crt"], 0o600); err != nil {
+		t.Fatal(err)
+	}
 	addr := managers[0].Status.PodIP + ":9092"
-	out, err := exec.Command(filepath.Join(env.RepoRoot, "bin", "rotor"), "shards", "--manager", addr).CombinedOutput()
+	shards := func(kubeconfig string) (string, error) {
+		cmd := exec.Command(filepath.Join(env.RepoRoot, "bin", "rotor"), "shards", "--manager", addr, "--tls-ca", ca,
+			"--tls-server-name", "rotor-manager-admin."+localcluster.RotorNamespace+".svc", "--kubeconfig", kubeconfig)
+		cmd.Env = append(os.Environ(), "KUBECONFIG=")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := shards(env.Control.Kubeconfig)
 	if err != nil {
 		t.Fatalf("rotor shards --manager %s: %v\n%s", addr, err, out)
 	}
 	for _, want := range []string{"rotor-propeller-0", "rotor-propeller-1", "rotor-propeller-2", "team-a"} {
-		if !strings.Contains(string(out), want) {
+		if !strings.Contains(out, want) {
 			t.Fatalf("rotor shards does not show %s:\n%s", want, out)
 		}
+	}
+	anonymous := filepath.Join(t.TempDir(), "anonymous.yaml")
+	if err := os.WriteFile(anonymous, []byte("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "+env.Control.Server+
+		"}}]\nusers: [{name: u, user: {}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := shards(anonymous); err == nil || !strings.Contains(out, "Unauthenticated") {
+		t.Fatalf("rotor shards without credentials: %v\n%s\nwant refused as Unauthenticated", err, out)
 	}
 }
 

@@ -2,6 +2,7 @@ package sharding
 
 import (
 	"context"
+	"crypto/tls"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -9,7 +10,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/rotor-dev/rotor/e2e/harness"
 	"github.com/rotor-dev/rotor/internal/localcluster"
@@ -35,13 +36,15 @@ func TestAdminAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := env.ManagerAdmin[1] // a standby answers as well as the leader
-	out := rotor(t, env, "shards", "--manager", addr)
+	admin := []string{"--manager", addr, "--tls-ca", env.CAFile(), "--kubeconfig", env.Control.Kubeconfig}
+	out := rotor(t, env, append([]string{"shards"}, admin...)...)
 	for _, want := range []string{"64 partitions", "rotor-propeller-0", "rotor-propeller-1", "rotor-propeller-2", "alpha"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("rotor shards does not show %q:\n%s", want, out)
 		}
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: caPool(t, env)})),
+		grpc.WithPerRPCCredentials(bearerToken(env.Tokens["rotor-admin"])))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +58,7 @@ func TestAdminAPI(t *testing.T) {
 	if _, err := stream.Recv(); err != nil {
 		t.Fatalf("first shard map from the stream: %v", err)
 	}
-	out = rotor(t, env, "shards", "--manager", addr, "drain", "rotor-propeller-0", "--wait")
+	out = rotor(t, env, append([]string{"shards", "drain", "rotor-propeller-0", "--wait"}, admin...)...)
 	if !strings.Contains(out, "0 partitions left") {
 		t.Fatalf("drain: %s", out)
 	}
@@ -70,7 +73,7 @@ func TestAdminAPI(t *testing.T) {
 			t.Fatalf("partition %d still on the drained replica", p)
 		}
 	}
-	out = rotor(t, env, "shards", "--manager", addr, "rebalance")
+	out = rotor(t, env, append([]string{"shards", "rebalance"}, admin...)...)
 	t.Logf("%s", strings.TrimSpace(out))
 	doc = waitStableMap(t, env, 3)
 	n := 0

@@ -59,7 +59,7 @@ func (allowReader) Authenticate(_ context.Context, token string) (authnv1.UserIn
 	return authnv1.UserInfo{Username: token}, token == "reader", nil
 }
 
-func (allowReader) Authorize(context.Context, authnv1.UserInfo, string, string) (bool, string, error) {
+func (allowReader) Authorize(_ context.Context, _ authnv1.UserInfo, _ kubeauth.Attributes) (bool, string, error) {
 	return true, "", nil
 }
 

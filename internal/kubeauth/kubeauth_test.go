@@ -17,6 +17,7 @@ import (
 type fakeReviewer struct {
 	authns, authzs int
 	down           bool
+	last           Attributes
 }
 
 func (f *fakeReviewer) Authenticate(_ context.Context, token string) (authnv1.UserInfo, bool, error) {
@@ -24,13 +25,21 @@ func (f *fakeReviewer) Authenticate(_ context.Context, token string) (authnv1.Us
 	if f.down {
 		return authnv1.UserInfo{}, false, errors.New("connection refused")
 	}
-	u, ok := map[string]string{"t-reader": "reader", "t-other": "other"}[token]
+	u, ok := map[string]string{"t-reader": "reader", "t-other": "other", "t-operator": "operator"}[token]
 	return authnv1.UserInfo{Username: u}, ok, nil
 }
 
-func (f *fakeReviewer) Authorize(_ context.Context, u authnv1.UserInfo, verb, path string) (bool, string, error) {
+func (f *fakeReviewer) Authorize(_ context.Context, u authnv1.UserInfo, a Attributes) (bool, string, error) {
 	f.authzs++
-	return u.Username == "reader" && verb == "get" && path == "/metrics", "", nil
+	f.last = a
+	switch u.Username {
+	case "reader":
+		return a == Attributes{Verb: "get", Path: "/metrics"}, "", nil
+	case "operator": // may drain, and list one tenant's cache
+		return a == Attributes{Verb: "drain", Group: "rotor.dev", Resource: "shards"} ||
+			a == Attributes{Verb: "list", Group: "rotor.dev", Resource: "cacheentries", Namespace: "team-a"}, "", nil
+	}
+	return false, "", nil
 }
 
 func TestGuard(t *testing.T) {

@@ -29,8 +29,9 @@ type pki struct {
 
 // issue writes a certificate and key signed by the CA into dir as
 // NAME.crt and NAME.key: a server certificate for 127.0.0.1 when server
-// is set, else a client certificate with common name cn.
-func (p *pki) issue(dir, name, cn string, server bool) (certFile, keyFile string, err error) {
+// is set, else a client certificate with common name cn (and organizations
+// orgs: to an apiserver, the user's groups).
+func (p *pki) issue(dir, name, cn string, server bool, orgs ...string) (certFile, keyFile string, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return "", "", err
@@ -41,7 +42,7 @@ func (p *pki) issue(dir, name, cn string, server bool) (certFile, keyFile string
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
+		SerialNumber: serial, Subject: pkix.Name{CommonName: cn, Organization: orgs},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(10 * 365 * 24 * time.Hour),
 		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},

@@ -371,5 +371,25 @@ func (e *Env) ManagerAdminAddrs(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
+// ManagerAdminTLS is how to verify the sandbox managers' admin API: the
+// CA that signed their certificate and, when that certificate does not
+// name the address dialled, the name it does. Processes the sandbox
+// started serve a certificate of its CA for 127.0.0.1; the chart serves
+// its own, made at install for its Service, whose CA is in its Secret.
+func (e *Env) ManagerAdminTLS(ctx context.Context) (caPEM []byte, serverName string, err error) {
+	if len(e.ManagerAdmin) > 0 || e.Registry == "" {
+		return e.CAPEM, "", nil
+	}
+	cs, err := clientFor(e.Control.Kubeconfig)
+	if err != nil {
+		return nil, "", err
+	}
+	sec, err := cs.CoreV1().Secrets(RotorNamespace).Get(ctx, "rotor-manager-admin-tls", metav1.GetOptions{})
+	if err != nil {
+		return nil, "", fmt.Errorf("read the chart's admin API certificate: %w", err)
+	}
+	return sec.Data["ca.crt"], "rotor-manager-admin." + RotorNamespace + ".svc", nil
+}
+
 // managerAdminPort is the chart's default manager.admin.port.
 const managerAdminPort = 9092

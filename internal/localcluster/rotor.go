@@ -163,13 +163,21 @@ func (e *Env) StartManager(i int, o ShardingOptions) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The admin API serves a certificate of the sandbox CA; its client CA
+	// is the control apiserver's own (the sandbox CA too), which the
+	// manager reads from kube-system/extension-apiserver-authentication as
+	// it does in a real cluster.
+	adminCert, adminKey, err := e.serverCert("admin", "rotor-manager-admin")
+	if err != nil {
+		return nil, err
+	}
 	e.mu.Lock()
 	e.ManagerAdmin = append(e.ManagerAdmin, "127.0.0.1:"+strconv.Itoa(admin))
 	e.ManagerWebhook = append(e.ManagerWebhook, "https://127.0.0.1:"+strconv.Itoa(webhook)+admission.Path)
 	e.mu.Unlock()
 	name := "rotor-manager-" + strconv.Itoa(i)
 	args := append([]string{
-		"--admin-listen=127.0.0.1:" + strconv.Itoa(admin),
+		"--admin-listen=127.0.0.1:" + strconv.Itoa(admin), "--tls-cert-file=" + adminCert, "--tls-key-file=" + adminKey,
 		"--webhook-listen=127.0.0.1:" + strconv.Itoa(webhook), "--webhook-cert-file=" + cert, "--webhook-key-file=" + key,
 		"--name=" + name, "--shard-prefix=" + ShardPrefix,
 		"--partitions=" + strconv.Itoa(o.Partitions), "--session-ttl=" + o.LeaseTTL.String(),
@@ -183,12 +191,33 @@ func (e *Env) StartManager(i int, o ShardingOptions) (*Process, error) {
 // webhookCert issues, once per environment, the serving certificate the
 // managers' admission webhooks present (127.0.0.1, signed by the sandbox CA).
 func (e *Env) webhookCert() (cert, key string, err error) {
+	return e.serverCert("webhook", "rotor-webhook")
+}
+
+// serverCert issues, once per environment, a serving certificate for
+// 127.0.0.1 signed by the sandbox CA, as pki/NAME.crt and pki/NAME.key.
+func (e *Env) serverCert(name, cn string) (cert, key string, err error) {
 	dir := filepath.Join(e.Dir, "pki")
-	cert, key = filepath.Join(dir, "webhook.crt"), filepath.Join(dir, "webhook.key")
+	cert, key = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
 	if _, err := os.Stat(key); err == nil {
 		return cert, key, nil
 	}
-	return e.pki.issue(dir, "webhook", "rotor-webhook", true)
+	return e.pki.issue(dir, name, cn, true)
+}
+
+// CAFile is the sandbox CA: it signed every serving certificate, and the
+// apiservers and the managers' admin APIs trust the client certificates it
+// signs.
+func (e *Env) CAFile() string { return filepath.Join(e.Dir, "pki", "ca.crt") }
+
+// IssueClientCert writes a client certificate of the sandbox CA for user
+// name in groups, which the control apiserver and the managers' admin APIs
+// accept as that user (pki/client-NAME.crt and .key).
+func (e *Env) IssueClientCert(name string, groups ...string) (cert, key string, err error) {
+	if e.pki == nil {
+		return "", "", fmt.Errorf("localcluster: the CA key is only held by the process that started the sandbox")
+	}
+	return e.pki.issue(filepath.Join(e.Dir, "pki"), "client-"+name, name, false, groups...)
 }
 
 // WebhookName is the sandbox's ValidatingWebhookConfiguration.

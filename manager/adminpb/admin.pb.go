@@ -510,6 +510,296 @@ func (x *RebalanceResponse) GetMoving() int32 {
 	return 0
 }
 
+type ListCacheEntriesRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// task, if set, lists only that task's entries.
+	Task          string `protobuf:"bytes,2,opt,name=task,proto3" json:"task,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCacheEntriesRequest) Reset() {
+	*x = ListCacheEntriesRequest{}
+	mi := &file_rotor_admin_v1_admin_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCacheEntriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCacheEntriesRequest) ProtoMessage() {}
+
+func (x *ListCacheEntriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rotor_admin_v1_admin_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCacheEntriesRequest.ProtoReflect.Descriptor instead.
+func (*ListCacheEntriesRequest) Descriptor() ([]byte, []int) {
+	return file_rotor_admin_v1_admin_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ListCacheEntriesRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *ListCacheEntriesRequest) GetTask() string {
+	if x != nil {
+		return x.Task
+	}
+	return ""
+}
+
+type CacheEntry struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Task    string                 `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	Version string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	// definition is the hex SHA-256 of the task's definition; empty for an
+	// entry of the old layout.
+	Definition string `protobuf:"bytes,3,opt,name=definition,proto3" json:"definition,omitempty"`
+	InputsHash string `protobuf:"bytes,4,opt,name=inputs_hash,json=inputsHash,proto3" json:"inputs_hash,omitempty"`
+	// source names the run that wrote it: namespace/workflow/node.
+	Source            string `protobuf:"bytes,5,opt,name=source,proto3" json:"source,omitempty"`
+	CreatedUnixMillis int64  `protobuf:"varint,6,opt,name=created_unix_millis,json=createdUnixMillis,proto3" json:"created_unix_millis,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *CacheEntry) Reset() {
+	*x = CacheEntry{}
+	mi := &file_rotor_admin_v1_admin_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CacheEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CacheEntry) ProtoMessage() {}
+
+func (x *CacheEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_rotor_admin_v1_admin_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CacheEntry.ProtoReflect.Descriptor instead.
+func (*CacheEntry) Descriptor() ([]byte, []int) {
+	return file_rotor_admin_v1_admin_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *CacheEntry) GetTask() string {
+	if x != nil {
+		return x.Task
+	}
+	return ""
+}
+
+func (x *CacheEntry) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *CacheEntry) GetDefinition() string {
+	if x != nil {
+		return x.Definition
+	}
+	return ""
+}
+
+func (x *CacheEntry) GetInputsHash() string {
+	if x != nil {
+		return x.InputsHash
+	}
+	return ""
+}
+
+func (x *CacheEntry) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *CacheEntry) GetCreatedUnixMillis() int64 {
+	if x != nil {
+		return x.CreatedUnixMillis
+	}
+	return 0
+}
+
+type ListCacheEntriesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       []*CacheEntry          `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCacheEntriesResponse) Reset() {
+	*x = ListCacheEntriesResponse{}
+	mi := &file_rotor_admin_v1_admin_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCacheEntriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCacheEntriesResponse) ProtoMessage() {}
+
+func (x *ListCacheEntriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_rotor_admin_v1_admin_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCacheEntriesResponse.ProtoReflect.Descriptor instead.
+func (*ListCacheEntriesResponse) Descriptor() ([]byte, []int) {
+	return file_rotor_admin_v1_admin_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListCacheEntriesResponse) GetEntries() []*CacheEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+type DeleteCacheEntriesRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Task      string                 `protobuf:"bytes,2,opt,name=task,proto3" json:"task,omitempty"`
+	// inputs_hash_prefix, if set, deletes only entries whose input hash
+	// starts with it.
+	InputsHashPrefix string `protobuf:"bytes,3,opt,name=inputs_hash_prefix,json=inputsHashPrefix,proto3" json:"inputs_hash_prefix,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *DeleteCacheEntriesRequest) Reset() {
+	*x = DeleteCacheEntriesRequest{}
+	mi := &file_rotor_admin_v1_admin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteCacheEntriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteCacheEntriesRequest) ProtoMessage() {}
+
+func (x *DeleteCacheEntriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rotor_admin_v1_admin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteCacheEntriesRequest.ProtoReflect.Descriptor instead.
+func (*DeleteCacheEntriesRequest) Descriptor() ([]byte, []int) {
+	return file_rotor_admin_v1_admin_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *DeleteCacheEntriesRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *DeleteCacheEntriesRequest) GetTask() string {
+	if x != nil {
+		return x.Task
+	}
+	return ""
+}
+
+func (x *DeleteCacheEntriesRequest) GetInputsHashPrefix() string {
+	if x != nil {
+		return x.InputsHashPrefix
+	}
+	return ""
+}
+
+type DeleteCacheEntriesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deleted       int32                  `protobuf:"varint,1,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteCacheEntriesResponse) Reset() {
+	*x = DeleteCacheEntriesResponse{}
+	mi := &file_rotor_admin_v1_admin_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteCacheEntriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteCacheEntriesResponse) ProtoMessage() {}
+
+func (x *DeleteCacheEntriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_rotor_admin_v1_admin_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteCacheEntriesResponse.ProtoReflect.Descriptor instead.
+func (*DeleteCacheEntriesResponse) Descriptor() ([]byte, []int) {
+	return file_rotor_admin_v1_admin_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DeleteCacheEntriesResponse) GetDeleted() int32 {
+	if x != nil {
+		return x.Deleted
+	}
+	return 0
+}
+
 var File_rotor_admin_v1_admin_proto protoreflect.FileDescriptor
 
 const file_rotor_admin_v1_admin_proto_rawDesc = "" +
@@ -549,12 +839,36 @@ const file_rotor_admin_v1_admin_proto_rawDesc = "" +
 	"\tremaining\x18\x01 \x01(\x05R\tremaining\"\x12\n" +
 	"\x10RebalanceRequest\"+\n" +
 	"\x11RebalanceResponse\x12\x16\n" +
-	"\x06moving\x18\x01 \x01(\x05R\x06moving2\xd4\x02\n" +
+	"\x06moving\x18\x01 \x01(\x05R\x06moving\"K\n" +
+	"\x17ListCacheEntriesRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04task\x18\x02 \x01(\tR\x04task\"\xc3\x01\n" +
+	"\n" +
+	"CacheEntry\x12\x12\n" +
+	"\x04task\x18\x01 \x01(\tR\x04task\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\x12\x1e\n" +
+	"\n" +
+	"definition\x18\x03 \x01(\tR\n" +
+	"definition\x12\x1f\n" +
+	"\vinputs_hash\x18\x04 \x01(\tR\n" +
+	"inputsHash\x12\x16\n" +
+	"\x06source\x18\x05 \x01(\tR\x06source\x12.\n" +
+	"\x13created_unix_millis\x18\x06 \x01(\x03R\x11createdUnixMillis\"P\n" +
+	"\x18ListCacheEntriesResponse\x124\n" +
+	"\aentries\x18\x01 \x03(\v2\x1a.rotor.admin.v1.CacheEntryR\aentries\"{\n" +
+	"\x19DeleteCacheEntriesRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04task\x18\x02 \x01(\tR\x04task\x12,\n" +
+	"\x12inputs_hash_prefix\x18\x03 \x01(\tR\x10inputsHashPrefix\"6\n" +
+	"\x1aDeleteCacheEntriesResponse\x12\x18\n" +
+	"\adeleted\x18\x01 \x01(\x05R\adeleted2\xa8\x04\n" +
 	"\x05Admin\x12K\n" +
 	"\vGetShardMap\x12\".rotor.admin.v1.GetShardMapRequest\x1a\x18.rotor.admin.v1.ShardMap\x12Q\n" +
 	"\rWatchShardMap\x12$.rotor.admin.v1.WatchShardMapRequest\x1a\x18.rotor.admin.v1.ShardMap0\x01\x12Y\n" +
 	"\fDrainReplica\x12#.rotor.admin.v1.DrainReplicaRequest\x1a$.rotor.admin.v1.DrainReplicaResponse\x12P\n" +
-	"\tRebalance\x12 .rotor.admin.v1.RebalanceRequest\x1a!.rotor.admin.v1.RebalanceResponseB4Z2github.com/rotor-dev/rotor/manager/adminpb;adminpbb\x06proto3"
+	"\tRebalance\x12 .rotor.admin.v1.RebalanceRequest\x1a!.rotor.admin.v1.RebalanceResponse\x12e\n" +
+	"\x10ListCacheEntries\x12'.rotor.admin.v1.ListCacheEntriesRequest\x1a(.rotor.admin.v1.ListCacheEntriesResponse\x12k\n" +
+	"\x12DeleteCacheEntries\x12).rotor.admin.v1.DeleteCacheEntriesRequest\x1a*.rotor.admin.v1.DeleteCacheEntriesResponseB4Z2github.com/rotor-dev/rotor/manager/adminpb;adminpbb\x06proto3"
 
 var (
 	file_rotor_admin_v1_admin_proto_rawDescOnce sync.Once
@@ -568,34 +882,44 @@ func file_rotor_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_rotor_admin_v1_admin_proto_rawDescData
 }
 
-var file_rotor_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_rotor_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_rotor_admin_v1_admin_proto_goTypes = []any{
-	(*GetShardMapRequest)(nil),   // 0: rotor.admin.v1.GetShardMapRequest
-	(*WatchShardMapRequest)(nil), // 1: rotor.admin.v1.WatchShardMapRequest
-	(*Partition)(nil),            // 2: rotor.admin.v1.Partition
-	(*Member)(nil),               // 3: rotor.admin.v1.Member
-	(*ShardMap)(nil),             // 4: rotor.admin.v1.ShardMap
-	(*DrainReplicaRequest)(nil),  // 5: rotor.admin.v1.DrainReplicaRequest
-	(*DrainReplicaResponse)(nil), // 6: rotor.admin.v1.DrainReplicaResponse
-	(*RebalanceRequest)(nil),     // 7: rotor.admin.v1.RebalanceRequest
-	(*RebalanceResponse)(nil),    // 8: rotor.admin.v1.RebalanceResponse
+	(*GetShardMapRequest)(nil),         // 0: rotor.admin.v1.GetShardMapRequest
+	(*WatchShardMapRequest)(nil),       // 1: rotor.admin.v1.WatchShardMapRequest
+	(*Partition)(nil),                  // 2: rotor.admin.v1.Partition
+	(*Member)(nil),                     // 3: rotor.admin.v1.Member
+	(*ShardMap)(nil),                   // 4: rotor.admin.v1.ShardMap
+	(*DrainReplicaRequest)(nil),        // 5: rotor.admin.v1.DrainReplicaRequest
+	(*DrainReplicaResponse)(nil),       // 6: rotor.admin.v1.DrainReplicaResponse
+	(*RebalanceRequest)(nil),           // 7: rotor.admin.v1.RebalanceRequest
+	(*RebalanceResponse)(nil),          // 8: rotor.admin.v1.RebalanceResponse
+	(*ListCacheEntriesRequest)(nil),    // 9: rotor.admin.v1.ListCacheEntriesRequest
+	(*CacheEntry)(nil),                 // 10: rotor.admin.v1.CacheEntry
+	(*ListCacheEntriesResponse)(nil),   // 11: rotor.admin.v1.ListCacheEntriesResponse
+	(*DeleteCacheEntriesRequest)(nil),  // 12: rotor.admin.v1.DeleteCacheEntriesRequest
+	(*DeleteCacheEntriesResponse)(nil), // 13: rotor.admin.v1.DeleteCacheEntriesResponse
 }
 var file_rotor_admin_v1_admin_proto_depIdxs = []int32{
-	2, // 0: rotor.admin.v1.ShardMap.partitions:type_name -> rotor.admin.v1.Partition
-	3, // 1: rotor.admin.v1.ShardMap.members:type_name -> rotor.admin.v1.Member
-	0, // 2: rotor.admin.v1.Admin.GetShardMap:input_type -> rotor.admin.v1.GetShardMapRequest
-	1, // 3: rotor.admin.v1.Admin.WatchShardMap:input_type -> rotor.admin.v1.WatchShardMapRequest
-	5, // 4: rotor.admin.v1.Admin.DrainReplica:input_type -> rotor.admin.v1.DrainReplicaRequest
-	7, // 5: rotor.admin.v1.Admin.Rebalance:input_type -> rotor.admin.v1.RebalanceRequest
-	4, // 6: rotor.admin.v1.Admin.GetShardMap:output_type -> rotor.admin.v1.ShardMap
-	4, // 7: rotor.admin.v1.Admin.WatchShardMap:output_type -> rotor.admin.v1.ShardMap
-	6, // 8: rotor.admin.v1.Admin.DrainReplica:output_type -> rotor.admin.v1.DrainReplicaResponse
-	8, // 9: rotor.admin.v1.Admin.Rebalance:output_type -> rotor.admin.v1.RebalanceResponse
-	6, // [6:10] is the sub-list for method output_type
-	2, // [2:6] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	2,  // 0: rotor.admin.v1.ShardMap.partitions:type_name -> rotor.admin.v1.Partition
+	3,  // 1: rotor.admin.v1.ShardMap.members:type_name -> rotor.admin.v1.Member
+	10, // 2: rotor.admin.v1.ListCacheEntriesResponse.entries:type_name -> rotor.admin.v1.CacheEntry
+	0,  // 3: rotor.admin.v1.Admin.GetShardMap:input_type -> rotor.admin.v1.GetShardMapRequest
+	1,  // 4: rotor.admin.v1.Admin.WatchShardMap:input_type -> rotor.admin.v1.WatchShardMapRequest
+	5,  // 5: rotor.admin.v1.Admin.DrainReplica:input_type -> rotor.admin.v1.DrainReplicaRequest
+	7,  // 6: rotor.admin.v1.Admin.Rebalance:input_type -> rotor.admin.v1.RebalanceRequest
+	9,  // 7: rotor.admin.v1.Admin.ListCacheEntries:input_type -> rotor.admin.v1.ListCacheEntriesRequest
+	12, // 8: rotor.admin.v1.Admin.DeleteCacheEntries:input_type -> rotor.admin.v1.DeleteCacheEntriesRequest
+	4,  // 9: rotor.admin.v1.Admin.GetShardMap:output_type -> rotor.admin.v1.ShardMap
+	4,  // 10: rotor.admin.v1.Admin.WatchShardMap:output_type -> rotor.admin.v1.ShardMap
+	6,  // 11: rotor.admin.v1.Admin.DrainReplica:output_type -> rotor.admin.v1.DrainReplicaResponse
+	8,  // 12: rotor.admin.v1.Admin.Rebalance:output_type -> rotor.admin.v1.RebalanceResponse
+	11, // 13: rotor.admin.v1.Admin.ListCacheEntries:output_type -> rotor.admin.v1.ListCacheEntriesResponse
+	13, // 14: rotor.admin.v1.Admin.DeleteCacheEntries:output_type -> rotor.admin.v1.DeleteCacheEntriesResponse
+	9,  // [9:15] is the sub-list for method output_type
+	3,  // [3:9] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_rotor_admin_v1_admin_proto_init() }
@@ -609,7 +933,7 @@ func file_rotor_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rotor_admin_v1_admin_proto_rawDesc), len(file_rotor_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,10 +22,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Admin_GetShardMap_FullMethodName   = "/rotor.admin.v1.Admin/GetShardMap"
-	Admin_WatchShardMap_FullMethodName = "/rotor.admin.v1.Admin/WatchShardMap"
-	Admin_DrainReplica_FullMethodName  = "/rotor.admin.v1.Admin/DrainReplica"
-	Admin_Rebalance_FullMethodName     = "/rotor.admin.v1.Admin/Rebalance"
+	Admin_GetShardMap_FullMethodName        = "/rotor.admin.v1.Admin/GetShardMap"
+	Admin_WatchShardMap_FullMethodName      = "/rotor.admin.v1.Admin/WatchShardMap"
+	Admin_DrainReplica_FullMethodName       = "/rotor.admin.v1.Admin/DrainReplica"
+	Admin_Rebalance_FullMethodName          = "/rotor.admin.v1.Admin/Rebalance"
+	Admin_ListCacheEntries_FullMethodName   = "/rotor.admin.v1.Admin/ListCacheEntries"
+	Admin_DeleteCacheEntries_FullMethodName = "/rotor.admin.v1.Admin/DeleteCacheEntries"
 )
 
 // AdminClient is the client API for Admin service.
@@ -41,6 +43,10 @@ type AdminClient interface {
 	DrainReplica(ctx context.Context, in *DrainReplicaRequest, opts ...grpc.CallOption) (*DrainReplicaResponse, error)
 	// Rebalance cancels drains of live replicas and replans at once.
 	Rebalance(ctx context.Context, in *RebalanceRequest, opts ...grpc.CallOption) (*RebalanceResponse, error)
+	// ListCacheEntries lists a namespace's task cache entries.
+	ListCacheEntries(ctx context.Context, in *ListCacheEntriesRequest, opts ...grpc.CallOption) (*ListCacheEntriesResponse, error)
+	// DeleteCacheEntries deletes a task's cache entries in a namespace.
+	DeleteCacheEntries(ctx context.Context, in *DeleteCacheEntriesRequest, opts ...grpc.CallOption) (*DeleteCacheEntriesResponse, error)
 }
 
 type adminClient struct {
@@ -100,6 +106,26 @@ func (c *adminClient) Rebalance(ctx context.Context, in *RebalanceRequest, opts 
 	return out, nil
 }
 
+func (c *adminClient) ListCacheEntries(ctx context.Context, in *ListCacheEntriesRequest, opts ...grpc.CallOption) (*ListCacheEntriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCacheEntriesResponse)
+	err := c.cc.Invoke(ctx, Admin_ListCacheEntries_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) DeleteCacheEntries(ctx context.Context, in *DeleteCacheEntriesRequest, opts ...grpc.CallOption) (*DeleteCacheEntriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteCacheEntriesResponse)
+	err := c.cc.Invoke(ctx, Admin_DeleteCacheEntries_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -113,6 +139,10 @@ type AdminServer interface {
 	DrainReplica(context.Context, *DrainReplicaRequest) (*DrainReplicaResponse, error)
 	// Rebalance cancels drains of live replicas and replans at once.
 	Rebalance(context.Context, *RebalanceRequest) (*RebalanceResponse, error)
+	// ListCacheEntries lists a namespace's task cache entries.
+	ListCacheEntries(context.Context, *ListCacheEntriesRequest) (*ListCacheEntriesResponse, error)
+	// DeleteCacheEntries deletes a task's cache entries in a namespace.
+	DeleteCacheEntries(context.Context, *DeleteCacheEntriesRequest) (*DeleteCacheEntriesResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -134,6 +164,12 @@ func (UnimplementedAdminServer) DrainReplica(context.Context, *DrainReplicaReque
 }
 func (UnimplementedAdminServer) Rebalance(context.Context, *RebalanceRequest) (*RebalanceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Rebalance not implemented")
+}
+func (UnimplementedAdminServer) ListCacheEntries(context.Context, *ListCacheEntriesRequest) (*ListCacheEntriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCacheEntries not implemented")
+}
+func (UnimplementedAdminServer) DeleteCacheEntries(context.Context, *DeleteCacheEntriesRequest) (*DeleteCacheEntriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteCacheEntries not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -221,6 +257,42 @@ func _Admin_Rebalance_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_ListCacheEntries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCacheEntriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ListCacheEntries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ListCacheEntries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ListCacheEntries(ctx, req.(*ListCacheEntriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_DeleteCacheEntries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteCacheEntriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).DeleteCacheEntries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_DeleteCacheEntries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).DeleteCacheEntries(ctx, req.(*DeleteCacheEntriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -239,6 +311,14 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Rebalance",
 			Handler:    _Admin_Rebalance_Handler,
+		},
+		{
+			MethodName: "ListCacheEntries",
+			Handler:    _Admin_ListCacheEntries_Handler,
+		},
+		{
+			MethodName: "DeleteCacheEntries",
+			Handler:    _Admin_DeleteCacheEntries_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -249,3 +249,8 @@ a percentage string. */}}
 {{- define "rotor.webhook.fullname" -}}
 {{ include "rotor.manager.fullname" . }}-webhook
 {{- end }}
+
+{{/* The admin API's TLS Secret: the user's, or the chart's own (admin-tls.yaml). */}}
+{{- define "rotor.admin.tlsSecret" -}}
+{{ .Values.manager.admin.tls.secretName | default (printf "%s-admin-tls" (include "rotor.manager.fullname" .)) }}
+{{- end }}
