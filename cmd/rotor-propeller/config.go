@@ -40,6 +40,7 @@ type config struct {
 	interruptibleTolerations string
 	httpAllowed              string
 	httpTimeout              time.Duration
+	tenantSecrets            bool
 
 	sharded     bool
 	name        string
@@ -86,6 +87,7 @@ func (c *config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.callJournalPrefix, "call-journal-prefix", "/rotor/calls/",
 		"etcd key prefix of the http tasks' call journal, where replicas keep the answers to calls until their rounds record them (with --etcd-endpoints; without, the journal is in this process only)")
 	fs.StringVar(&c.interruptibleSelector, "interruptible-node-selector", "", "node selector added to interruptible attempts, k=v[,k=v]")
+	fs.BoolVar(&c.tenantSecrets, "tenant-secrets", true, "read the Secrets tasks reference in their own namespace of the control cluster: copied into the target for env secretKeyRef, read for http secretHeaders (needs get on secrets; false: env references are resolved by the target in its namespace, and secretHeaders fail)")
 	fs.StringVar(&c.httpAllowed, "http-allowed-url-prefixes", "", "comma-separated URL prefixes every tenant's http tasks may call, e.g. https://hooks.example.com/ (empty: none; a namespace's rotor.dev/http-allowed-url-prefixes annotation adds its own)")
 	fs.DurationVar(&c.httpTimeout, "http-timeout", 30*time.Second, "timeout of one request of an http task")
 	fs.BoolVar(&c.sharded, "shard", false, "reconcile only the partitions the shard manager assigns (needs --etcd-endpoints)")

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -137,6 +138,9 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 			return nil
 		}
 		return ns.Annotations
+	}
+	if cfg.tenantSecrets {
+		cfg.pod.Secrets, cfg.http.Secrets = apiSecrets{kube}, apiSecrets{kube}
 	}
 	exec := &executor.Executor{
 		Plugins: plugins.NewRegistry(pod.New(cfg.pod), rotorhttp.New(cfg.http)), Clusters: registry, Clock: clock.RealClock{},
@@ -324,4 +328,15 @@ func flushTraces(shutdown func(context.Context) error, log *slog.Logger) {
 	if err := shutdown(ctx); err != nil {
 		log.Warn("flushing traces failed", "err", err)
 	}
+}
+
+// apiSecrets reads a tenant's Secret from the control apiserver, when a
+// task needs it (no cache: a Secret informer would hold every Secret of
+// the cluster in memory, and need list and watch on all of them).
+type apiSecrets struct{ kube kubernetes.Interface }
+
+func (a apiSecrets) Secret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return a.kube.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
 }

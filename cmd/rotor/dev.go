@@ -156,12 +156,18 @@ func setupChart(ctx context.Context, env *localcluster.Env, f *devFlags) error {
 	if err := env.CreateNamespaces(ctx, "team-a", "team-b"); err != nil {
 		return err
 	}
+	if err := env.CreateExampleSecrets(ctx, "team-a", "team-b"); err != nil {
+		return err
+	}
 	values := map[string]any{"sharded": f.replicas > 1, "propeller": map[string]any{"replicas": f.replicas}}
 	return env.InstallChart(ctx, localcluster.ChartOptions{ChartDir: f.chartDir, ImageLayout: f.images, ImageTag: "dev", Values: values})
 }
 
 func setupRotor(ctx context.Context, env *localcluster.Env, replicas int) error {
 	if err := env.CreateNamespaces(ctx, "team-a", "team-b"); err != nil {
+		return err
+	}
+	if err := env.CreateExampleSecrets(ctx, "team-a", "team-b"); err != nil {
 		return err
 	}
 	if err := env.RegisterTargets(ctx); err != nil {

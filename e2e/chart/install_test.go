@@ -83,6 +83,9 @@ func testInstall(t *testing.T) {
 	if err := env.CreateNamespaces(context.Background(), "team-a", "team-b"); err != nil {
 		t.Fatal(err)
 	}
+	if err := env.CreateExampleSecrets(context.Background(), "team-a", "team-b"); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(filepath.Join(env.RepoRoot, "hack", "run-examples.sh"))
 	cmd.Dir = env.RepoRoot
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+tenant, "ROTOR="+filepath.Join(env.RepoRoot, "bin", "rotor"))

@@ -60,6 +60,29 @@ func (e *Env) CreateNamespaces(ctx context.Context, names ...string) error {
 	return nil
 }
 
+// ExampleSecret is the Secret docs/examples/secret-env.yaml reads, which
+// the sandbox creates in its tenant namespaces as a platform team's
+// tenant would (kubectl create secret generic example-greeting
+// --from-literal=text=...).
+const ExampleSecret = "example-greeting"
+
+// CreateExampleSecrets creates ExampleSecret in each namespace of the
+// control cluster (kept if it exists).
+func (e *Env) CreateExampleSecrets(ctx context.Context, namespaces ...string) error {
+	kube, _, err := e.Clients()
+	if err != nil {
+		return err
+	}
+	for _, ns := range namespaces {
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: ExampleSecret, Namespace: ns},
+			Data: map[string][]byte{"text": []byte("hello from a Secret")}}
+		if _, err := kube.CoreV1().Secrets(ns).Create(ctx, s, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create secret %s/%s: %w", ns, ExampleSecret, err)
+		}
+	}
+	return nil
+}
+
 // RegisterTargets stores each target's kubeconfig in a Secret and creates
 // its Cluster object, labelled with its name and runtime.
 func (e *Env) RegisterTargets(ctx context.Context) error {

@@ -147,7 +147,12 @@ func (a *Agent) runContainer(ctx context.Context, p *corev1.Pod, c corev1.Contai
 		return res.fail(128, "StartError", err.Error())
 	}
 	outFile := filepath.Join(dir, "output")
-	env := containerEnv(p, c, outFile)
+	env, err := a.containerEnv(ctx, p, c, outFile)
+	if err != nil {
+		// A kubelet holds such a pod Pending; ending the container says
+		// the same thing to Rotor without a pod that never finishes.
+		return res.fail(128, "CreateContainerConfigError", err.Error())
+	}
 	argv := make([]string, 0, len(c.Command)+len(c.Args))
 	for _, s := range append(append([]string{}, c.Command...), c.Args...) {
 		argv = append(argv, container.ExpandVars(s, env))
@@ -206,34 +211,18 @@ func readMessage(path string) string {
 	return string(b)
 }
 
-func containerEnv(p *corev1.Pod, c corev1.Container, outFile string) map[string]string {
-	env := map[string]string{"PATH": os.Getenv("PATH"), "HOME": os.Getenv("HOME")}
-	for _, e := range c.Env {
-		switch {
-		case e.ValueFrom == nil:
-			env[e.Name] = container.ExpandVars(e.Value, env)
-		case e.ValueFrom.FieldRef != nil:
-			env[e.Name] = fieldValue(p, e.ValueFrom.FieldRef.FieldPath)
-		}
+// containerEnv is the process's environment: PATH and HOME of the agent,
+// then the container's env computed as a kubelet does (valueFrom fields,
+// ConfigMap and Secret keys read from the apiserver), then the output file.
+func (a *Agent) containerEnv(ctx context.Context, p *corev1.Pod, c corev1.Container, outFile string) (map[string]string, error) {
+	vars, err := container.Env(ctx, container.EnvInput{Pod: p, Container: &c, Sources: apiSources{a},
+		Service: []container.Var{{Name: "PATH", Value: os.Getenv("PATH")}, {Name: "HOME", Value: os.Getenv("HOME")}}})
+	if err != nil {
+		return nil, err
 	}
+	env := container.Map(vars)
 	env["ROTOR_OUTPUT_FILE"] = outFile
-	return env
-}
-
-func fieldValue(p *corev1.Pod, path string) string {
-	switch path {
-	case "metadata.name":
-		return p.Name
-	case "metadata.namespace":
-		return p.Namespace
-	case "metadata.uid":
-		return string(p.UID)
-	case "spec.nodeName":
-		return p.Spec.NodeName
-	case "spec.serviceAccountName":
-		return p.Spec.ServiceAccountName
-	}
-	return ""
+	return env, nil
 }
 
 func flatten(env map[string]string) []string {

@@ -29,9 +29,11 @@ import (
 	"fmt"
 	"io"
 	nethttp "net/http"
+	"net/url"
 	"strings"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/utils/clock"
 
 	"github.com/rotor-dev/rotor/controller/template"
@@ -53,6 +55,9 @@ type Config struct {
 	// Journal keeps the answers to first requests (default: in this
 	// process only, for LocalJournalTTL).
 	Journal Journal
+	// Secrets reads the Secrets of spec.http.secretHeaders (nil: tasks
+	// with secret headers fail, naming the setting).
+	Secrets plugins.SecretReader
 }
 
 // The process-local journal's bounds: long enough for any redone round
@@ -149,7 +154,18 @@ func (p *Plugin) Handle(ctx context.Context, tc *plugins.TaskContext) (plugins.P
 		}
 		return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: reason, Message: err.Error()}, nil
 	}
+	sh, secrets, failed, err := p.secretHeaders(ctx, tc)
+	if failed != nil || err != nil {
+		if failed != nil {
+			return *failed, nil
+		}
+		return plugins.PhaseInfo{}, err
+	}
+	for k, v := range sh {
+		req.Header[k] = v
+	}
 	info := p.first(req, pollInterval(tc))
+	info.Message = redactSecrets(info.Message, secrets)
 	// An error because this round was cancelled says nothing about the
 	// endpoint: leave the key unanswered so whoever redoes the round calls.
 	if ctx.Err() == nil {
@@ -196,14 +212,23 @@ func (p *Plugin) poll(ctx context.Context, tc *plugins.TaskContext, st state) (p
 		return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: "BadAnswer", Message: err.Error()}, nil
 	}
 	req.Header.Set("Idempotency-Key", idempotencyKey(tc))
+	secrets, failed, err := p.originHeaders(ctx, tc, req)
+	if failed != nil || err != nil {
+		if failed != nil {
+			return *failed, nil
+		}
+		return plugins.PhaseInfo{}, err
+	}
 	body, info, ok := p.do(req)
 	if !ok {
+		info.Message = redactSecrets(info.Message, secrets)
 		return info, nil
 	}
 	var a answer
 	if err := json.Unmarshal(body, &a); err != nil {
-		return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: "BadAnswer", Message: fmt.Sprintf("status answer is not JSON: %q", excerpt(body))}, nil
+		return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: "BadAnswer", Message: redactSecrets(fmt.Sprintf("status answer is not JSON: %q", excerpt(body)), secrets)}, nil
 	}
+	a.Message = redactSecrets(a.Message, secrets)
 	switch strings.ToLower(a.State) {
 	case "succeeded":
 		return plugins.PhaseInfo{Phase: plugins.PhaseSucceeded, Outputs: a.Outputs, Resource: "http"}, nil
@@ -292,6 +317,82 @@ func (p *Plugin) request(ctx context.Context, tc *plugins.TaskContext) (*nethttp
 	return req, nil
 }
 
+// secretHeaders reads the values of spec.http.secretHeaders from the
+// workflow namespace's Secrets, at every request (a rotated Secret is used
+// at once). The values go into request headers only: messages built from
+// an answer are passed through redactSecrets, so an endpoint echoing a header
+// does not put it into the workflow's status.
+func (p *Plugin) secretHeaders(ctx context.Context, tc *plugins.TaskContext) (nethttp.Header, []string, *plugins.PhaseInfo, error) {
+	h := nethttp.Header{}
+	var values []string
+	for _, sh := range tc.Task.HTTP.SecretHeaders {
+		ref := sh.SecretKeyRef
+		if p.cfg.Secrets == nil {
+			return nil, nil, &plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: plugins.ReasonSecretNotFound,
+				Message: fmt.Sprintf("header %s comes from secret %q, but this install reads no Secrets (rotor-propeller --copy-secrets=false)", sh.Name, ref.Name)}, nil
+		}
+		s, err := p.cfg.Secrets.Secret(ctx, tc.ID.Namespace, ref.Name)
+		if apierrors.IsNotFound(err) {
+			return nil, nil, &plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: plugins.ReasonSecretNotFound,
+				Message: fmt.Sprintf("header %s: secret %q not found in namespace %s", sh.Name, ref.Name, tc.ID.Namespace)}, nil
+		}
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("header %s: read secret %s/%s: %w", sh.Name, tc.ID.Namespace, ref.Name, err)
+		}
+		v, ok := s.Data[ref.Key]
+		if !ok {
+			return nil, nil, &plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: plugins.ReasonSecretNotFound,
+				Message: fmt.Sprintf("header %s: secret %q in namespace %s has no key %q", sh.Name, ref.Name, tc.ID.Namespace, ref.Key)}, nil
+		}
+		h.Set(sh.Name, sh.Prefix+string(v))
+		if len(v) > 0 {
+			values = append(values, string(v))
+		}
+	}
+	return h, values, nil, nil
+}
+
+// redactSecrets replaces every secret value in a message.
+func redactSecrets(msg string, values []string) string {
+	for _, v := range values {
+		msg = strings.ReplaceAll(msg, v, "[redacted]")
+	}
+	return msg
+}
+
+// sameOrigin says whether two URLs share scheme, host and port: polls and
+// cancels send the task's headers (its credentials) only to the origin
+// the task itself calls, as a browser would.
+func sameOrigin(a, b string) bool {
+	ua, err1 := url.Parse(a)
+	ub, err2 := url.Parse(b)
+	return err1 == nil && err2 == nil && ua.Scheme == ub.Scheme && strings.EqualFold(ua.Host, ub.Host)
+}
+
+// originHeaders adds the task's headers, plain and secret, to a poll or a
+// cancel of an asynchronous call whose URL has the origin of the task's
+// own URL (the endpoint that authenticated the call checks its status),
+// and nothing to one elsewhere.
+func (p *Plugin) originHeaders(ctx context.Context, tc *plugins.TaskContext, req *nethttp.Request) ([]string, *plugins.PhaseInfo, error) {
+	first, err := p.request(ctx, tc)
+	if err != nil || !sameOrigin(first.URL.String(), req.URL.String()) {
+		return nil, nil, nil
+	}
+	for k, v := range first.Header {
+		if k != "Content-Type" && k != "Idempotency-Key" {
+			req.Header[k] = v
+		}
+	}
+	sh, secrets, failed, err := p.secretHeaders(ctx, tc)
+	if failed != nil || err != nil {
+		return nil, failed, err
+	}
+	for k, v := range sh {
+		req.Header[k] = v
+	}
+	return secrets, nil, nil
+}
+
 func idempotencyKey(tc *plugins.TaskContext) string {
 	return fmt.Sprintf("%s/%s/%d", tc.ID.WorkflowUID, tc.ID.Node, tc.ID.Attempt)
 }
@@ -322,6 +423,12 @@ func (p *Plugin) Abort(ctx context.Context, tc *plugins.TaskContext) error {
 		return err
 	}
 	req.Header.Set("Idempotency-Key", idempotencyKey(tc))
+	if _, failed, err := p.originHeaders(ctx, tc, req); err != nil {
+		return err
+	} else if failed != nil {
+		// The Secret is gone: cancel without it rather than not at all.
+		logctx.From(ctx).Warn("http call cancelled without its secret headers", "reason", failed.Message)
+	}
 	resp, err := p.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("cancel %s: %w", st.CancelURL, err)

@@ -47,6 +47,11 @@ type Config struct {
 	// capacity.
 	InterruptibleNodeSelector map[string]string
 	InterruptibleTolerations  []corev1.Toleration
+	// Secrets, if set, reads the control cluster's Secrets that task env
+	// references, to copy them into the target (copySecrets). Nil: a
+	// reference is resolved by the target's kubelet in the target's
+	// namespace, where the platform must have created the Secret.
+	Secrets plugins.SecretReader
 }
 
 // Plugin runs container tasks as pods.
@@ -112,6 +117,12 @@ func (p *Plugin) create(ctx context.Context, tc *plugins.TaskContext, name strin
 	pods := tc.Cluster.Client.CoreV1().Pods(tc.ID.Namespace)
 	ctx, span := tracing.Start(ctx, "kube.create", attribute.String("kind", "Pod"), attribute.String("cluster", tc.Cluster.Name))
 	defer func() { tracing.End(span, err) }()
+	if info, err := p.copySecrets(ctx, tc, pod); info != nil || err != nil {
+		if info != nil {
+			return *info, nil
+		}
+		return plugins.PhaseInfo{}, err
+	}
 	_, err = pods.Create(ctx, pod, metav1.CreateOptions{})
 	if apierrors.IsNotFound(err) {
 		if err = ensureNamespace(ctx, tc); err == nil {

@@ -206,6 +206,13 @@ type HTTPTask struct {
 	// Headers may use {{inputs.NAME}}.
 	// +optional
 	Headers map[string]string `json:"headers,omitempty"`
+	// SecretHeaders are headers whose values come from Secrets of the
+	// workflow's namespace, read at each request and never written into
+	// the workflow's status, events or logs.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	SecretHeaders []SecretHeader `json:"secretHeaders,omitempty"`
 	// Body may use {{inputs.NAME}}; default for POST and PUT: the task's
 	// inputs as a JSON object.
 	// +optional
@@ -213,6 +220,17 @@ type HTTPTask struct {
 	// PollInterval spaces status polls of an asynchronous call (default 2s).
 	// +optional
 	PollInterval *metav1.Duration `json:"pollInterval,omitempty"`
+}
+
+// SecretHeader is an HTTP header whose value is a Secret's key, after an
+// optional prefix ("Bearer ").
+type SecretHeader struct {
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// +optional
+	Prefix string `json:"prefix,omitempty"`
+	// SecretKeyRef names a Secret of the workflow's namespace and its key.
+	SecretKeyRef corev1.SecretKeySelector `json:"secretKeyRef"`
 }
 
 // Backoff is an exponential retry delay.
