@@ -41,6 +41,9 @@ type definition struct {
 	Method     string                        `json:"method,omitempty"`
 	Headers    map[string]string             `json:"headers,omitempty"`
 	Body       string                        `json:"body,omitempty"`
+	// SecretHeaders by reference (which Secret, key and prefix), never
+	// by value: another credential is another definition.
+	SecretHeaders []v1alpha1.SecretHeader `json:"secretHeaders,omitempty"`
 }
 
 // definitionFormat starts the hashed text; bump it to orphan every entry
@@ -55,7 +58,7 @@ func Definition(task *v1alpha1.TaskTemplate) string {
 		d.Image, d.Command, d.Args, d.WorkingDir, d.Env = c.Image, c.Command, c.Args, c.WorkingDir, c.Env
 	}
 	if h := task.HTTP; h != nil {
-		d.URL, d.Method, d.Headers, d.Body = h.URL, h.Method, h.Headers, h.Body
+		d.URL, d.Method, d.Headers, d.Body, d.SecretHeaders = h.URL, h.Method, h.Headers, h.Body, h.SecretHeaders
 	}
 	b, err := json.Marshal(d)
 	if err != nil {

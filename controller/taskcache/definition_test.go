@@ -47,6 +47,9 @@ var definitionFields = map[string]struct {
 	"HTTP.Method":  {true, func(t *v1alpha1.TaskTemplate) { t.HTTP.Method = "PUT" }},
 	"HTTP.Headers": {true, func(t *v1alpha1.TaskTemplate) { t.HTTP.Headers = map[string]string{"X": "1"} }},
 	"HTTP.Body":    {true, func(t *v1alpha1.TaskTemplate) { t.HTTP.Body = "{}" }},
+	"HTTP.SecretHeaders": {true, func(t *v1alpha1.TaskTemplate) {
+		t.HTTP.SecretHeaders = []v1alpha1.SecretHeader{{Name: "Authorization", SecretKeyRef: corev1.SecretKeySelector{Key: "token"}}}
+	}},
 	"HTTP.PollInterval": {false, func(t *v1alpha1.TaskTemplate) {
 		t.HTTP.PollInterval = &metav1.Duration{Duration: time.Minute}
 	}},

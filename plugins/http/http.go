@@ -329,7 +329,7 @@ func (p *Plugin) secretHeaders(ctx context.Context, tc *plugins.TaskContext) (ne
 		ref := sh.SecretKeyRef
 		if p.cfg.Secrets == nil {
 			return nil, nil, &plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: plugins.ReasonSecretNotFound,
-				Message: fmt.Sprintf("header %s comes from secret %q, but this install reads no Secrets (rotor-propeller --copy-secrets=false)", sh.Name, ref.Name)}, nil
+				Message: fmt.Sprintf("header %s comes from secret %q, but this install reads no Secrets (rotor-propeller --tenant-secrets=false)", sh.Name, ref.Name)}, nil
 		}
 		s, err := p.cfg.Secrets.Secret(ctx, tc.ID.Namespace, ref.Name)
 		if apierrors.IsNotFound(err) {

@@ -89,7 +89,7 @@ func (p *Plugin) copySecrets(ctx context.Context, tc *plugins.TaskContext, pod *
 				Message: fmt.Sprintf("the task's env references secret %q, which exists neither in namespace %s of the control cluster nor in cluster %s: create it in the control cluster (Rotor copies it to the cluster the pod runs on)", name, ns, tc.Cluster.Name)}, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read secret %s/%s in the control cluster (the propeller needs get on secrets; or set --copy-secrets=false and create it in each target): %w", ns, name, err)
+			return nil, fmt.Errorf("read secret %s/%s in the control cluster (the propeller needs get on secrets; or set --tenant-secrets=false and create it in each target): %w", ns, name, err)
 		}
 		if info := missingKey(pod.Spec.Containers[0].Env, src); info != nil {
 			return info, nil
