@@ -146,6 +146,11 @@ func (c *clientCAs) changed() bool {
 }
 
 func (c *clientCAs) load(ctx context.Context) error {
+	// Checked now, whatever the outcome: a failing source is asked again
+	// at the next refresh, not at every handshake.
+	c.mu.Lock()
+	c.checked = time.Now()
+	c.mu.Unlock()
 	var data []byte
 	var stamp time.Time
 	if c.file != "" {
@@ -161,9 +166,6 @@ func (c *clientCAs) load(ctx context.Context) error {
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		cm, err := c.kube.CoreV1().ConfigMaps("kube-system").Get(rctx, "extension-apiserver-authentication", metav1.GetOptions{})
-		c.mu.Lock()
-		c.checked = time.Now()
-		c.mu.Unlock()
 		if err != nil {
 			return fmt.Errorf("read the control cluster's client CA (get configmaps in kube-system, the Role extension-apiserver-authentication-reader grants it; or pass --admin-client-ca-file): %w", err)
 		}
@@ -174,7 +176,6 @@ func (c *clientCAs) load(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.checked = time.Now()
 	if c.current != nil && bytes.Equal(data, c.pem) {
 		c.stamp = stamp
 		return nil

@@ -105,39 +105,52 @@ func dialAdmin(g *globals, f adminFlags) (adminpb.AdminClient, func(), error) {
 		}
 		creds = insecure.NewCredentials()
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds),
-		grpc.WithPerRPCCredentials(&kubeToken{config: tc, secure: secure}))
+	token, err := newKubeToken(tc, secure)
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds), grpc.WithPerRPCCredentials(token))
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to the manager at %s: %w", addr, err)
 	}
 	return adminpb.NewAdminClient(conn), func() { conn.Close() }, nil
 }
 
-// kubeToken sends the kubeconfig's bearer token, read afresh for each call
-// the way client-go would send it (a token file rotated, an exec plugin's
-// token renewed). A kubeconfig with only a client certificate sends none.
+// kubeToken sends the kubeconfig's bearer token the way client-go would
+// send it to the apiserver: its auth round tripper, built once, is asked
+// at each call, so a rotated token file or an exec plugin's renewed token
+// is used. A kubeconfig with only a client certificate sends none.
 type kubeToken struct {
-	config *transport.Config
+	auth   http.RoundTripper
 	secure bool
 }
 
-func (k *kubeToken) GetRequestMetadata(ctx context.Context, _ ...string) (map[string]string, error) {
-	var got string
-	rt, err := transport.HTTPWrappersForConfig(k.config, roundTripFunc(func(r *http.Request) (*http.Response, error) {
-		got = r.Header.Get("Authorization")
-		return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Request: r}, nil
+// newKubeToken wraps a round tripper that only records the Authorization
+// header client-go's wrappers set.
+func newKubeToken(config *transport.Config, secure bool) (*kubeToken, error) {
+	rt, err := transport.HTTPWrappersForConfig(config, roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		h := http.Header{}
+		if v := r.Header.Get("Authorization"); v != "" {
+			h.Set("Authorization", v)
+		}
+		return &http.Response{StatusCode: http.StatusOK, Header: h, Body: http.NoBody, Request: r}, nil
 	}))
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig credentials: %w", err)
 	}
+	return &kubeToken{auth: rt, secure: secure}, nil
+}
+
+func (k *kubeToken) GetRequestMetadata(ctx context.Context, _ ...string) (map[string]string, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://rotor-manager/", nil)
-	if _, err := rt.RoundTrip(req); err != nil {
+	resp, err := k.auth.RoundTrip(req)
+	if err != nil {
 		return nil, fmt.Errorf("kubeconfig credentials: %w", err)
 	}
-	if got == "" {
-		return nil, nil
+	if v := resp.Header.Get("Authorization"); v != "" {
+		return map[string]string{"authorization": v}, nil
 	}
-	return map[string]string{"authorization": got}, nil
+	return nil, nil
 }
 
 // RequireTransportSecurity is false only for the plaintext loopback

@@ -17,6 +17,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/manifest"
@@ -283,12 +284,7 @@ func shardsThroughAdminAPI(t *testing.T, managers []corev1.Pod) {
 			t.Fatalf("rotor shards does not show %s:\n%s", want, out)
 		}
 	}
-	anonymous := filepath.Join(t.TempDir(), "anonymous.yaml")
-	if err := os.WriteFile(anonymous, []byte("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "+env.Control.Server+
-		"}}]\nusers: [{name: u, user: {}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := shards(anonymous); err == nil || !strings.Contains(out, "Unauthenticated") {
+	if out, err := shards(env.WriteKubeconfig(t, "anonymous", clientcmdapi.AuthInfo{})); err == nil || !strings.Contains(out, "Unauthenticated") {
 		t.Fatalf("rotor shards without credentials: %v\n%s\nwant refused as Unauthenticated", err, out)
 	}
 }

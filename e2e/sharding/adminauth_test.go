@@ -19,7 +19,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/rotor-dev/rotor/controller/taskcache"
@@ -44,22 +43,6 @@ func (b bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]
 	return map[string]string{"authorization": "Bearer " + string(b)}, nil
 }
 func (bearerToken) RequireTransportSecurity() bool { return true }
-
-// writeKubeconfig writes a kubeconfig of the control cluster for one user:
-// a bearer token, a client certificate, or nothing at all.
-func writeKubeconfig(t *testing.T, env *harness.Env, name string, auth clientcmdapi.AuthInfo) string {
-	t.Helper()
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["control"] = &clientcmdapi.Cluster{Server: env.Control.Server, CertificateAuthorityData: env.CAPEM}
-	cfg.AuthInfos[name] = &auth
-	cfg.Contexts["control"] = &clientcmdapi.Context{Cluster: "control", AuthInfo: name}
-	cfg.CurrentContext = "control"
-	path := filepath.Join(t.TempDir(), name+".yaml")
-	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // TestAdminAPIAuthorization: every admin call is authenticated with the
 // caller's own kubeconfig (a ServiceAccount token checked by TokenReview,
@@ -109,16 +92,16 @@ func TestAdminAPIAuthorization(t *testing.T) {
 		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "cache-admin"},
 		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "alice", Namespace: "team-a"}}}, metav1.CreateOptions{}))
 
-	kcOperator := writeKubeconfig(t, env, "operator", clientcmdapi.AuthInfo{Token: token("ops", "operator")})
-	kcNobody := writeKubeconfig(t, env, "nobody", clientcmdapi.AuthInfo{Token: token("ops", "nobody")})
-	kcAlice := writeKubeconfig(t, env, "alice", clientcmdapi.AuthInfo{Token: token("team-a", "alice")})
-	kcAnonymous := writeKubeconfig(t, env, "anonymous", clientcmdapi.AuthInfo{})
-	kcForged := writeKubeconfig(t, env, "forged", clientcmdapi.AuthInfo{Token: "not-a-token"})
+	kcOperator := env.WriteKubeconfig(t, "operator", clientcmdapi.AuthInfo{Token: token("ops", "operator")})
+	kcNobody := env.WriteKubeconfig(t, "nobody", clientcmdapi.AuthInfo{Token: token("ops", "nobody")})
+	kcAlice := env.WriteKubeconfig(t, "alice", clientcmdapi.AuthInfo{Token: token("team-a", "alice")})
+	kcAnonymous := env.WriteKubeconfig(t, "anonymous", clientcmdapi.AuthInfo{})
+	kcForged := env.WriteKubeconfig(t, "forged", clientcmdapi.AuthInfo{Token: "not-a-token"})
 	cert, key, err := env.IssueClientCert("carol", "platform")
 	if err != nil {
 		t.Fatal(err)
 	}
-	kcCarol := writeKubeconfig(t, env, "carol", clientcmdapi.AuthInfo{ClientCertificate: cert, ClientKey: key})
+	kcCarol := env.WriteKubeconfig(t, "carol", clientcmdapi.AuthInfo{ClientCertificate: cert, ClientKey: key})
 
 	// One cache entry in each tenant's namespace, written as a replica
 	// writes them.

@@ -146,23 +146,9 @@ func (p *Plugin) Handle(ctx context.Context, tc *plugins.TaskContext) (plugins.P
 		// instead: the round is retried.
 		return plugins.PhaseInfo{}, fmt.Errorf("http call %s not made: its call journal is unreadable (%w); retrying once etcd answers, rather than risk calling twice", key, err)
 	}
-	req, err := p.request(ctx, tc)
+	req, secrets, err := p.request(ctx, tc)
 	if err != nil {
-		reason := "BadRequest"
-		if _, ok := isNotAllowed(err); ok {
-			reason = ReasonURLNotAllowed
-		}
-		return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: reason, Message: err.Error()}, nil
-	}
-	sh, secrets, failed, err := p.secretHeaders(ctx, tc)
-	if failed != nil || err != nil {
-		if failed != nil {
-			return *failed, nil
-		}
-		return plugins.PhaseInfo{}, err
-	}
-	for k, v := range sh {
-		req.Header[k] = v
+		return requestFailed(err)
 	}
 	info := p.first(req, pollInterval(tc))
 	info.Message = redactSecrets(info.Message, secrets)
@@ -212,12 +198,9 @@ func (p *Plugin) poll(ctx context.Context, tc *plugins.TaskContext, st state) (p
 		return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: "BadAnswer", Message: err.Error()}, nil
 	}
 	req.Header.Set("Idempotency-Key", idempotencyKey(tc))
-	secrets, failed, err := p.originHeaders(ctx, tc, req)
-	if failed != nil || err != nil {
-		if failed != nil {
-			return *failed, nil
-		}
-		return plugins.PhaseInfo{}, err
+	secrets, err := p.originHeaders(ctx, tc, req)
+	if err != nil {
+		return requestFailed(err)
 	}
 	body, info, ok := p.do(req)
 	if !ok {
@@ -266,7 +249,10 @@ func (p *Plugin) do(req *nethttp.Request) (body []byte, info plugins.PhaseInfo, 
 	return body, plugins.PhaseInfo{}, true
 }
 
-func (p *Plugin) request(ctx context.Context, tc *plugins.TaskContext) (*nethttp.Request, error) {
+// request builds the attempt's first request, with its secret headers, and
+// returns the secret values it used (to redact from messages). Its errors
+// are sorted by requestFailed.
+func (p *Plugin) request(ctx context.Context, tc *plugins.TaskContext) (*nethttp.Request, []string, error) {
 	spec := tc.Task.HTTP
 	render := func(s string) (string, error) {
 		t, err := template.Parse(s)
@@ -282,10 +268,10 @@ func (p *Plugin) request(ctx context.Context, tc *plugins.TaskContext) (*nethttp
 	}
 	url, err := render(spec.URL)
 	if err != nil {
-		return nil, fmt.Errorf("url: %w", err)
+		return nil, nil, fmt.Errorf("url: %w", err)
 	}
 	if err := p.policy.check(tc.ID.Namespace, url); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	method := spec.Method
 	if method == "" {
@@ -298,58 +284,90 @@ func (p *Plugin) request(ctx context.Context, tc *plugins.TaskContext) (*nethttp
 			raw, _ := json.Marshal(tc.Inputs)
 			b = string(raw)
 		} else if b, err = render(b); err != nil {
-			return nil, fmt.Errorf("body: %w", err)
+			return nil, nil, fmt.Errorf("body: %w", err)
 		}
 		body = strings.NewReader(b)
 	}
 	req, err := nethttp.NewRequestWithContext(ctx, method, url, body)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", idempotencyKey(tc))
 	for k, v := range spec.Headers {
 		if v, err = render(v); err != nil {
-			return nil, fmt.Errorf("header %s: %w", k, err)
+			return nil, nil, fmt.Errorf("header %s: %w", k, err)
 		}
 		req.Header.Set(k, v)
 	}
-	return req, nil
+	secrets, err := p.secretHeaders(ctx, tc, req.Header)
+	if err != nil {
+		return nil, nil, err
+	}
+	return req, secrets, nil
 }
 
-// secretHeaders reads the values of spec.http.secretHeaders from the
-// workflow namespace's Secrets, at every request (a rotated Secret is used
-// at once). The values go into request headers only: messages built from
-// an answer are passed through redactSecrets, so an endpoint echoing a header
-// does not put it into the workflow's status.
-func (p *Plugin) secretHeaders(ctx context.Context, tc *plugins.TaskContext) (nethttp.Header, []string, *plugins.PhaseInfo, error) {
-	h := nethttp.Header{}
+// secretMissing is a request that cannot be made: a Secret or key of
+// spec.http.secretHeaders does not exist (or this install reads none).
+type secretMissing struct{ msg string }
+
+func (e *secretMissing) Error() string { return e.msg }
+
+// secretUnreadable is a Secret the apiserver did not give: the round is
+// retried.
+type secretUnreadable struct{ err error }
+
+func (e *secretUnreadable) Error() string { return e.err.Error() }
+func (e *secretUnreadable) Unwrap() error { return e.err }
+
+// requestFailed says how an attempt ends when its request could not be
+// built: a retried round for an unreadable Secret, else a failure with
+// the reason of what was wrong.
+func requestFailed(err error) (plugins.PhaseInfo, error) {
+	var unreadable *secretUnreadable
+	if errors.As(err, &unreadable) {
+		return plugins.PhaseInfo{}, err
+	}
+	reason := "BadRequest"
+	var missing *secretMissing
+	if _, ok := isNotAllowed(err); ok {
+		reason = ReasonURLNotAllowed
+	} else if errors.As(err, &missing) {
+		reason = plugins.ReasonSecretNotFound
+	}
+	return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: reason, Message: err.Error()}, nil
+}
+
+// secretHeaders sets the headers of spec.http.secretHeaders on h from the
+// workflow namespace's Secrets, read at every request (a rotated Secret is
+// used at once), and returns their values. The values go into request
+// headers only: messages built from an answer are passed through
+// redactSecrets, so an endpoint echoing a header does not put it into the
+// workflow's status.
+func (p *Plugin) secretHeaders(ctx context.Context, tc *plugins.TaskContext, h nethttp.Header) ([]string, error) {
 	var values []string
 	for _, sh := range tc.Task.HTTP.SecretHeaders {
 		ref := sh.SecretKeyRef
 		if p.cfg.Secrets == nil {
-			return nil, nil, &plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: plugins.ReasonSecretNotFound,
-				Message: fmt.Sprintf("header %s comes from secret %q, but this install reads no Secrets (rotor-propeller --tenant-secrets=false)", sh.Name, ref.Name)}, nil
+			return nil, &secretMissing{fmt.Sprintf("header %s comes from secret %q, but this install reads no Secrets (rotor-propeller --tenant-secrets=false)", sh.Name, ref.Name)}
 		}
 		s, err := p.cfg.Secrets.Secret(ctx, tc.ID.Namespace, ref.Name)
 		if apierrors.IsNotFound(err) {
-			return nil, nil, &plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: plugins.ReasonSecretNotFound,
-				Message: fmt.Sprintf("header %s: secret %q not found in namespace %s", sh.Name, ref.Name, tc.ID.Namespace)}, nil
+			return nil, &secretMissing{fmt.Sprintf("header %s: secret %q not found in namespace %s", sh.Name, ref.Name, tc.ID.Namespace)}
 		}
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("header %s: read secret %s/%s: %w", sh.Name, tc.ID.Namespace, ref.Name, err)
+			return nil, &secretUnreadable{fmt.Errorf("header %s: read secret %s/%s: %w", sh.Name, tc.ID.Namespace, ref.Name, err)}
 		}
 		v, ok := s.Data[ref.Key]
 		if !ok {
-			return nil, nil, &plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: plugins.ReasonSecretNotFound,
-				Message: fmt.Sprintf("header %s: secret %q in namespace %s has no key %q", sh.Name, ref.Name, tc.ID.Namespace, ref.Key)}, nil
+			return nil, &secretMissing{fmt.Sprintf("header %s: secret %q in namespace %s has no key %q", sh.Name, ref.Name, tc.ID.Namespace, ref.Key)}
 		}
 		h.Set(sh.Name, sh.Prefix+string(v))
 		if len(v) > 0 {
 			values = append(values, string(v))
 		}
 	}
-	return h, values, nil, nil
+	return values, nil
 }
 
 // redactSecrets replaces every secret value in a message.
@@ -363,34 +381,32 @@ func redactSecrets(msg string, values []string) string {
 // sameOrigin says whether two URLs share scheme, host and port: polls and
 // cancels send the task's headers (its credentials) only to the origin
 // the task itself calls, as a browser would.
-func sameOrigin(a, b string) bool {
-	ua, err1 := url.Parse(a)
-	ub, err2 := url.Parse(b)
-	return err1 == nil && err2 == nil && ua.Scheme == ub.Scheme && strings.EqualFold(ua.Host, ub.Host)
+func sameOrigin(a, b *url.URL) bool {
+	return a.Scheme == b.Scheme && strings.EqualFold(a.Host, b.Host)
 }
 
 // originHeaders adds the task's headers, plain and secret, to a poll or a
 // cancel of an asynchronous call whose URL has the origin of the task's
 // own URL (the endpoint that authenticated the call checks its status),
-// and nothing to one elsewhere.
-func (p *Plugin) originHeaders(ctx context.Context, tc *plugins.TaskContext, req *nethttp.Request) ([]string, *plugins.PhaseInfo, error) {
-	first, err := p.request(ctx, tc)
-	if err != nil || !sameOrigin(first.URL.String(), req.URL.String()) {
-		return nil, nil, nil
+// and nothing to one elsewhere, or when the task's own request can no
+// longer be built for a reason other than its Secrets (its URL no longer
+// allowed, say: the poll's URL was checked on its own).
+func (p *Plugin) originHeaders(ctx context.Context, tc *plugins.TaskContext, req *nethttp.Request) ([]string, error) {
+	first, secrets, err := p.request(ctx, tc)
+	var missing *secretMissing
+	var unreadable *secretUnreadable
+	if errors.As(err, &missing) || errors.As(err, &unreadable) {
+		return nil, err
+	}
+	if err != nil || !sameOrigin(first.URL, req.URL) {
+		return nil, nil
 	}
 	for k, v := range first.Header {
 		if k != "Content-Type" && k != "Idempotency-Key" {
 			req.Header[k] = v
 		}
 	}
-	sh, secrets, failed, err := p.secretHeaders(ctx, tc)
-	if failed != nil || err != nil {
-		return nil, failed, err
-	}
-	for k, v := range sh {
-		req.Header[k] = v
-	}
-	return secrets, nil, nil
+	return secrets, nil
 }
 
 func idempotencyKey(tc *plugins.TaskContext) string {
@@ -423,11 +439,12 @@ func (p *Plugin) Abort(ctx context.Context, tc *plugins.TaskContext) error {
 		return err
 	}
 	req.Header.Set("Idempotency-Key", idempotencyKey(tc))
-	if _, failed, err := p.originHeaders(ctx, tc, req); err != nil {
-		return err
-	} else if failed != nil {
+	var missing *secretMissing
+	if _, err := p.originHeaders(ctx, tc, req); errors.As(err, &missing) {
 		// The Secret is gone: cancel without it rather than not at all.
-		logctx.From(ctx).Warn("http call cancelled without its secret headers", "reason", failed.Message)
+		logctx.From(ctx).Warn("http call cancelled without its secret headers", "reason", err.Error())
+	} else if err != nil {
+		return err
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {

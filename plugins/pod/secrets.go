@@ -1,6 +1,7 @@
 package pod
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -108,7 +109,7 @@ func (p *Plugin) copySecrets(ctx context.Context, tc *plugins.TaskContext, pod *
 					_, err = api.Create(ctx, want, metav1.CreateOptions{})
 				}
 			}
-		case existing.Annotations[AnnotSecretSource] == src.ResourceVersion && maps.EqualFunc(existing.Data, src.Data, bytesEqual):
+		case existing.Annotations[AnnotSecretSource] == src.ResourceVersion && maps.EqualFunc(existing.Data, src.Data, bytes.Equal):
 			continue
 		case existing.Type != src.Type: // a Secret's type is immutable
 			if err = api.Delete(ctx, name, metav1.DeleteOptions{}); err == nil || apierrors.IsNotFound(err) {
@@ -140,5 +141,3 @@ func missingKey(env []corev1.EnvVar, s *corev1.Secret) *plugins.PhaseInfo {
 	}
 	return nil
 }
-
-func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
