@@ -127,7 +127,7 @@ func (r *Registry) refresh(ctx context.Context, name string, e *entry) {
 		return
 	}
 	sctx, cancel := context.WithTimeout(ctx, secretTimeout)
-	client, rv, err := r.clientFor(sctx, c)
+	client, tenants, rv, err := r.clientFor(sctx, c)
 	cancel()
 	var unreadable *secretUnreadable
 	if errors.As(err, &unreadable) && current {
@@ -158,13 +158,13 @@ func (r *Registry) refresh(ctx context.Context, name string, e *entry) {
 		next.checked = now // still syncing; keep waiting for it
 		return
 	}
-	r.startLocked(ctx, name, e, spec, client, rv)
+	r.startLocked(ctx, name, e, spec, client, tenants, rv)
 }
 
 // startLocked starts a pod cache for e that replaces the one in use once
 // it has synced; a cache still syncing is dropped for it. The caller
 // holds mu.
-func (r *Registry) startLocked(ctx context.Context, name string, e *entry, spec string, client kubernetes.Interface, rv string) {
+func (r *Registry) startLocked(ctx context.Context, name string, e *entry, spec string, client kubernetes.Interface, tenants *tenantClients, rv string) {
 	if e.next != nil {
 		e.next.stop()
 	}
@@ -191,7 +191,7 @@ func (r *Registry) startLocked(ctx context.Context, name string, e *entry, spec 
 		}
 	}
 	b.pods = newPodSource(bctx, client, handler, namespaces)
-	b.cluster = &plugins.Cluster{Name: name, Client: client, Pods: b.pods}
+	b.cluster = &plugins.Cluster{Name: name, Client: client, Pods: b.pods, Tenant: tenants.For}
 	e.next = b
 	r.log.Info("connecting to target cluster", "cluster", name, "replacing", e.cluster != nil)
 	go func() {

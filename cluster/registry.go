@@ -360,14 +360,14 @@ func (r *Registry) inFlightLocked(e *entry) int {
 
 // clientFor builds a client from the Cluster's kubeconfig Secret and
 // returns the Secret's resourceVersion, so a changed Secret rebuilds it.
-func (r *Registry) clientFor(ctx context.Context, c *v1alpha1.Cluster) (kubernetes.Interface, string, error) {
+func (r *Registry) clientFor(ctx context.Context, c *v1alpha1.Cluster) (kubernetes.Interface, *tenantClients, string, error) {
 	cfg, rv, err := RESTConfig(ctx, r.control, r.namespace, c)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	cfg.UserAgent = "rotor-propeller"
 	client, err := r.newClient(cfg)
-	return client, rv, err
+	return client, newTenantClients(cfg), rv, err
 }
 
 // RESTConfig reads a Cluster's kubeconfig Secret (namespace is where

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 )
 
@@ -14,6 +15,10 @@ type Cluster struct {
 	Client kubernetes.Interface
 	// Pods lists pods labelled rotor.dev/managed=true, from an informer.
 	Pods corelisters.PodLister
+	// Tenant returns a client of the cluster that acts as namespace's
+	// launcher identity (impersonation), for what Rotor creates on a
+	// tenant's behalf. Nil where a test gives none.
+	Tenant func(namespace string) (corev1client.CoreV1Interface, error)
 }
 
 // ClusterHealth is what the engine needs to know of a cluster's health

@@ -20,6 +20,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
@@ -28,6 +29,7 @@ import (
 	"github.com/rotor-dev/rotor/cluster/health"
 	"github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
 	rotorinformers "github.com/rotor-dev/rotor/controller/generated/informers/externalversions"
+	"github.com/rotor-dev/rotor/controller/tenancy"
 	"github.com/rotor-dev/rotor/internal/endpoints"
 	"github.com/rotor-dev/rotor/internal/etcdclient"
 	"github.com/rotor-dev/rotor/internal/kubemetrics"
@@ -54,13 +56,15 @@ type config struct {
 	scaleWindow      time.Duration
 	scaleTarget      string
 	kubeconfig       string
-	namespace        string
-	adminListen      string
-	tlsCert, tlsKey  string
-	adminClientCA    string
-	cachePrefix      string
-	probe            *health.Prober
-	probeClusters    bool
+	// webhookTenantPolicies judges tasks by their TenantPolicy at admission.
+	webhookTenantPolicies bool
+	namespace             string
+	adminListen           string
+	tlsCert, tlsKey       string
+	adminClientCA         string
+	cachePrefix           string
+	probe                 *health.Prober
+	probeClusters         bool
 
 	webhookListen           string
 	webhookCert, webhookKey string
@@ -96,6 +100,7 @@ func main() {
 	flag.StringVar(&c.webhookCert, "webhook-cert-file", "", "TLS certificate of the admission webhook (read again when it changes)")
 	flag.StringVar(&c.webhookKey, "webhook-key-file", "", "TLS key of the admission webhook")
 	flag.IntVar(&c.webhookMaxObjectBytes, "webhook-max-object-bytes", admission.DefaultMaxObjectBytes, "largest Workflow or WorkflowTemplate the webhook admits, in bytes")
+	flag.BoolVar(&c.webhookTenantPolicies, "webhook-tenant-policies", true, "the webhook also refuses tasks that ask for pod settings their namespace's TenantPolicy does not allow (needs list/watch on namespaces and tenantpolicies; set as the propellers' --tenant-isolation)")
 	flag.Parse()
 	log := slog.New(tracing.LogHandler(slog.NewJSONHandler(os.Stderr, nil)))
 	slog.SetDefault(log)
@@ -164,6 +169,42 @@ func (c *config) validate() error {
 	return nil
 }
 
+// tenantPolicies watches the control cluster's Namespaces and
+// TenantPolicies for the webhook. It returns once both caches are synced:
+// before that, every namespace would seem governed by the default policy.
+func tenantPolicies(ctx context.Context, c config) (tenancy.Source, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
+	if err != nil {
+		return tenancy.Source{}, fmt.Errorf("load kubeconfig for --webhook-tenant-policies: %w", err)
+	}
+	kube, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return tenancy.Source{}, err
+	}
+	rotor, err := versioned.NewForConfig(rc)
+	if err != nil {
+		return tenancy.Source{}, err
+	}
+	kf := informers.NewSharedInformerFactory(kube, 0)
+	rf := rotorinformers.NewSharedInformerFactory(rotor, 0)
+	src := tenancy.Source{Namespaces: kf.Core().V1().Namespaces().Lister(), Policies: rf.Rotor().V1alpha1().TenantPolicies().Lister()}
+	kf.Start(ctx.Done())
+	rf.Start(ctx.Done())
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for t, ok := range kf.WaitForCacheSync(sctx.Done()) {
+		if !ok {
+			return src, fmt.Errorf("webhook: cache of %v not synced in 1m: does the manager have list/watch on namespaces?", t)
+		}
+	}
+	for t, ok := range rf.WaitForCacheSync(sctx.Done()) {
+		if !ok {
+			return src, fmt.Errorf("webhook: cache of %v not synced in 1m: is the TenantPolicy CRD installed, and does the manager have list/watch on tenantpolicies?", t)
+		}
+	}
+	return src, nil
+}
+
 func run(ctx context.Context, c config, log *slog.Logger) error {
 	kubemetrics.Register(prometheus.DefaultRegisterer)
 	etcd, err := c.etcd.New()
@@ -207,6 +248,11 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	// wait for an election.
 	if c.webhookListen != "" {
 		h := &admission.Handler{Options: admission.Options{MaxObjectBytes: c.webhookMaxObjectBytes}, Logger: log}
+		if c.webhookTenantPolicies {
+			if h.Options.Policies, err = tenantPolicies(ctx, c); err != nil {
+				return err
+			}
+		}
 		if _, err := admission.Serve(ctx, c.webhookListen, c.webhookCert, c.webhookKey, h, log); err != nil {
 			return err
 		}

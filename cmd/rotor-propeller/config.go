@@ -41,6 +41,7 @@ type config struct {
 	httpAllowed              string
 	httpTimeout              time.Duration
 	tenantSecrets            bool
+	tenantIsolation          bool
 
 	sharded     bool
 	name        string
@@ -88,6 +89,7 @@ func (c *config) bind(fs *flag.FlagSet) {
 		"etcd key prefix of the http tasks' call journal, where replicas keep the answers to calls until their rounds record them (with --etcd-endpoints; without, the journal is in this process only)")
 	fs.StringVar(&c.interruptibleSelector, "interruptible-node-selector", "", "node selector added to interruptible attempts, k=v[,k=v]")
 	fs.BoolVar(&c.tenantSecrets, "tenant-secrets", true, "read the Secrets tasks reference in their own namespace of the control cluster: copied into the target for env secretKeyRef, read for http secretHeaders (needs get on secrets; false: env references are resolved by the target in its namespace, and secretHeaders fail)")
+	fs.BoolVar(&c.tenantIsolation, "tenant-isolation", true, "isolate tenants in target clusters: judge each task by its namespace's TenantPolicy before its pod, label the target namespace with the policy's Pod Security level, run pods as the tenant's rotor-task ServiceAccount, and create them by impersonating the tenant's rotor-launcher ServiceAccount (needs charts/rotor-target with tenantIsolation, and list/watch on tenantpolicies; false: one shared credential and no policy)")
 	fs.StringVar(&c.httpAllowed, "http-allowed-url-prefixes", "", "comma-separated URL prefixes every tenant's http tasks may call, e.g. https://hooks.example.com/ (empty: none; a namespace's rotor.dev/http-allowed-url-prefixes annotation adds its own)")
 	fs.DurationVar(&c.httpTimeout, "http-timeout", 30*time.Second, "timeout of one request of an http task")
 	fs.BoolVar(&c.sharded, "shard", false, "reconcile only the partitions the shard manager assigns (needs --etcd-endpoints)")

@@ -37,6 +37,7 @@ import (
 	rotorlisters "github.com/rotor-dev/rotor/controller/generated/listers/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/propeller"
 	"github.com/rotor-dev/rotor/controller/taskcache"
+	"github.com/rotor-dev/rotor/controller/tenancy"
 	"github.com/rotor-dev/rotor/internal/endpoints"
 	"github.com/rotor-dev/rotor/internal/kubemetrics"
 	"github.com/rotor-dev/rotor/internal/tracing"
@@ -138,6 +139,10 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 			return nil
 		}
 		return ns.Annotations
+	}
+	if cfg.tenantIsolation {
+		// Registered before clusterFactory starts.
+		cfg.pod.Tenants = tenancy.Source{Namespaces: nsLister, Policies: clusterFactory.Rotor().V1alpha1().TenantPolicies().Lister()}
 	}
 	if cfg.tenantSecrets {
 		cfg.pod.Secrets, cfg.http.Secrets = apiSecrets{kube}, apiSecrets{kube}

@@ -26,7 +26,8 @@ import (
 // Out, because they say how, where or how often the task runs, not what it
 // computes: retries, backoff, timeout, metadata, pod options (node
 // selector, tolerations, service account, priority), interruptible,
-// cluster selector, container resources, the http poll interval, and
+// cluster selector, container resources and security context, the http
+// poll interval, and
 // cache.serialize. cache.version is a key segment of its own.
 type definition struct {
 	Type       string                        `json:"type"`

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 )
@@ -42,6 +43,9 @@ var definitionFields = map[string]struct {
 	"Container.Env":        {true, func(t *v1alpha1.TaskTemplate) { t.Container.Env[0].Value = "2" }},
 	"Container.Resources": {false, func(t *v1alpha1.TaskTemplate) {
 		t.Container.Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")}
+	}},
+	"Container.SecurityContext": {false, func(t *v1alpha1.TaskTemplate) {
+		t.Container.SecurityContext = &corev1.SecurityContext{RunAsUser: ptr.To[int64](1000)}
 	}},
 	"HTTP.URL":     {true, func(t *v1alpha1.TaskTemplate) { t.HTTP.URL = "https://b/" }},
 	"HTTP.Method":  {true, func(t *v1alpha1.TaskTemplate) { t.HTTP.Method = "PUT" }},

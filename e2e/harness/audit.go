@@ -21,6 +21,10 @@ type AuditEvent struct {
 		Username string   `json:"username"`
 		Groups   []string `json:"groups"`
 	} `json:"user"`
+	// ImpersonatedUser is who the request acted as (impersonation).
+	ImpersonatedUser *struct {
+		Username string `json:"username"`
+	} `json:"impersonatedUser,omitempty"`
 	ObjectRef *struct {
 		APIGroup    string `json:"apiGroup"`
 		Resource    string `json:"resource"`

@@ -53,9 +53,12 @@ type Options struct {
 	// processes: the control cluster runs pods on ControlNodes nodes
 	// (default 2) from the images `make image` left in bin/images, with
 	// ChartValues over the sandbox's values.
-	Chart        bool
-	ControlNodes int
-	ChartValues  map[string]any
+	Chart bool
+	// TargetAuditLog keeps the targets' audit logs of writes
+	// (ClusterInfo.AuditLog).
+	TargetAuditLog bool
+	ControlNodes   int
+	ChartValues    map[string]any
 	// ChartPropellers is how many propeller replicas must be Ready before
 	// the install counts as done (0: what the StatefulSet says).
 	ChartPropellers int32
@@ -120,7 +123,7 @@ func Start(ctx context.Context, dir string, opts Options) (*Env, error) {
 	start := time.Now()
 	lo := localcluster.Options{
 		Dir: dir, BinDir: bin, CRDDir: filepath.Join(root, "charts", "rotor", "crds"),
-		Targets: opts.Targets, Runtime: opts.Runtime, Users: users, AuditLog: true,
+		Targets: opts.Targets, Runtime: opts.Runtime, Users: users, AuditLog: true, TargetAuditLog: opts.TargetAuditLog,
 	}
 	if opts.Chart {
 		// The chart installs the CRDs itself.

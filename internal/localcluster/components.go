@@ -82,7 +82,11 @@ func (e *Env) startAPIServers(ctx context.Context) error {
 	}
 	for i := 1; i <= e.opts.Targets; i++ {
 		name := "target-" + strconv.Itoa(i)
-		e.Targets = append(e.Targets, ClusterInfo{Name: name, EtcdPrefix: "/rotor-" + name, Runtime: e.opts.Runtime})
+		t := ClusterInfo{Name: name, EtcdPrefix: "/rotor-" + name, Runtime: e.opts.Runtime}
+		if e.opts.TargetAuditLog {
+			t.AuditLog = filepath.Join(e.Dir, "logs", name+"-audit.jsonl")
+		}
+		e.Targets = append(e.Targets, t)
 	}
 	var g errgroup.Group
 	g.Go(func() error { return e.startAPIServer(ctx, &e.Control) })
@@ -137,8 +141,8 @@ func (e *Env) startAPIServer(ctx context.Context, c *ClusterInfo) error {
 		args = append(args, "--etcd-cafile="+e.EtcdCAFile, "--etcd-certfile="+e.EtcdCertFile, "--etcd-keyfile="+e.EtcdKeyFile)
 	}
 	if c.AuditLog != "" {
-		policy := filepath.Join(e.Dir, "pki", "audit-policy.yaml")
-		if err := writeAuditPolicy(policy, e.runsPods()); err != nil {
+		policy := filepath.Join(e.Dir, "pki", c.Name+"-audit-policy.yaml")
+		if err := writeAuditPolicy(policy, c != &e.Control, e.runsPods()); err != nil {
 			return err
 		}
 		args = append(args, "--audit-policy-file="+policy, "--audit-log-path="+c.AuditLog,

@@ -48,6 +48,9 @@ type Options struct {
 	Users []string
 	// AuditLog turns on the control apiserver's audit log of writes.
 	AuditLog bool
+	// TargetAuditLog turns on the targets' audit logs of writes too (who
+	// created a task pod, as whom).
+	TargetAuditLog bool
 	// ControlNodes is the number of nodes of the control cluster that run
 	// pods from images (0: the control cluster runs none). With any, the
 	// control cluster also gets kube-controller-manager, a kube-scheduler,

@@ -18,6 +18,17 @@ rules:
 - level: None
 `
 
+// targetAuditPolicy is a target's (Options.TargetAuditLog): every write,
+// at Metadata level, which names the user and whom they impersonated.
+const targetAuditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  verbs: [create, update, patch, delete]
+- level: None
+`
+
 // chartAuditPolicy is the policy of a control cluster running Rotor's
 // chart: every request of Rotor's ServiceAccounts (reads too, so a test
 // can tell which granted permissions were used) and every write of
@@ -35,7 +46,10 @@ rules:
 - level: None
 `
 
-func writeAuditPolicy(path string, chart bool) error {
+func writeAuditPolicy(path string, target, chart bool) error {
+	if target {
+		return writeFile(path, []byte(targetAuditPolicy))
+	}
 	if chart {
 		return writeFile(path, []byte(chartAuditPolicy))
 	}

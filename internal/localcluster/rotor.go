@@ -10,12 +10,14 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	versioned "github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
+	"github.com/rotor-dev/rotor/controller/tenancy"
 	"github.com/rotor-dev/rotor/manager/admission"
 )
 
@@ -93,7 +95,17 @@ func (e *Env) RegisterTargets(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, t := range e.Targets {
+	for i, t := range e.Targets {
+		// What charts/rotor-target installs for tenant isolation: the
+		// role each tenant's launcher is bound to.
+		tk, err := e.TargetClient(i)
+		if err != nil {
+			return err
+		}
+		role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: tenancy.LauncherClusterRole}, Rules: tenancy.LauncherRules()}
+		if _, err := tk.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create ClusterRole %s in %s: %w", role.Name, t.Name, err)
+		}
 		data, err := os.ReadFile(t.Kubeconfig)
 		if err != nil {
 			return err

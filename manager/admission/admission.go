@@ -28,6 +28,7 @@ import (
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/dag"
+	"github.com/rotor-dev/rotor/controller/tenancy"
 )
 
 // DefaultMaxObjectBytes bounds a Workflow or WorkflowTemplate as sent.
@@ -43,6 +44,15 @@ const Path = "/validate"
 type Options struct {
 	// MaxObjectBytes bounds the object (default DefaultMaxObjectBytes).
 	MaxObjectBytes int
+	// Policies, if set, finds the TenantPolicy of the request's namespace:
+	// a valid object whose tasks ask for pod settings it does not allow
+	// is refused (Forbidden), as the engine would fail them PolicyDenied.
+	Policies Policies
+}
+
+// Policies finds the tenant policy of a namespace (tenancy.Source).
+type Policies interface {
+	For(namespace string) (tenancy.Policy, error)
 }
 
 // Review answers one admission request. It never returns nil.
@@ -89,18 +99,45 @@ func Review(req *admissionv1.AdmissionRequest, o Options) *admissionv1.Admission
 			// an abort or an approval.
 			return resp
 		}
-		_, errs = dag.Build(&wf.Spec)
+		if _, errs = dag.Build(&wf.Spec); len(errs) == 0 {
+			return o.judge(resp, req, kind, &wf.Spec, deny)
+		}
 	case "WorkflowTemplate":
 		tpl := &v1alpha1.WorkflowTemplate{}
 		if err := decode(req.Object.Raw, tpl); err != nil {
 			return deny(400, metav1.StatusReasonBadRequest, fmt.Sprintf("%s %s: %v", kind, req.Name, err))
 		}
-		_, errs = dag.BuildNested(&tpl.Spec, nil, field.NewPath("spec"))
+		if _, errs = dag.BuildNested(&tpl.Spec, nil, field.NewPath("spec")); len(errs) == 0 {
+			return o.judge(resp, req, kind, &tpl.Spec, deny)
+		}
 	default:
 		return resp // not ours to judge (a rule that sends more than it should)
 	}
 	if len(errs) > 0 {
 		return deny(422, metav1.StatusReasonInvalid, dag.Message(kind, errs))
+	}
+	return resp
+}
+
+// judge refuses a valid spec whose tasks the namespace's tenant policy
+// does not allow.
+func (o Options) judge(resp *admissionv1.AdmissionResponse, req *admissionv1.AdmissionRequest, kind string, spec *v1alpha1.WorkflowSpec,
+	deny func(int32, metav1.StatusReason, string) *admissionv1.AdmissionResponse) *admissionv1.AdmissionResponse {
+	if o.Policies == nil {
+		return resp
+	}
+	pol, err := o.Policies.For(req.Namespace)
+	if err != nil {
+		return deny(403, metav1.StatusReasonForbidden, fmt.Sprintf("%s %s: %v", kind, req.Name, err))
+	}
+	if errs := pol.CheckSpec(field.NewPath("spec"), spec); len(errs) > 0 {
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s %s asks for pod settings namespace %s may not use:", kind, req.Name, req.Namespace)
+		for _, e := range errs {
+			fmt.Fprintf(&b, "\n  %s", e.Error())
+		}
+		fmt.Fprintf(&b, "\nchange the tasks, or ask the platform team to allow them in %s", pol)
+		return deny(403, metav1.StatusReasonForbidden, b.String())
 	}
 	return resp
 }

@@ -2,6 +2,7 @@ package admission
 
 import (
 	"bytes"
+	"errors"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -13,7 +14,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/manifest"
+	"github.com/rotor-dev/rotor/controller/tenancy"
 )
 
 const valid = `apiVersion: rotor.dev/v1alpha1
@@ -46,6 +49,28 @@ spec:
   nodes:
   - {name: a, task: missing}
 `
+
+const privileged = `apiVersion: rotor.dev/v1alpha1
+kind: Workflow
+metadata: {name: root, namespace: team-a}
+spec:
+  tasks:
+    t:
+      container: {image: busybox, securityContext: {privileged: true}}
+      pod: {serviceAccountName: admin}
+  nodes:
+  - {name: a, task: t}
+`
+
+// onePolicy gives every namespace the same policy (or error).
+type onePolicy struct {
+	p   tenancy.Policy
+	err error
+}
+
+func (o onePolicy) For(string) (tenancy.Policy, error) { return o.p, o.err }
+
+var tenants = Options{Policies: onePolicy{p: tenancy.Builtin}}
 
 func raw(t *testing.T, yaml string) []byte {
 	t.Helper()
@@ -108,6 +133,16 @@ func TestReview(t *testing.T) {
 		{"another group", &admissionv1.AdmissionRequest{UID: "uid-1", Operation: admissionv1.Create,
 			Kind: metav1.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}}, Options{}, false, 400, []string{"fix the webhook configuration's rules"}},
 		{"a delete", request("Workflow", admissionv1.Delete, nil, raw(t, cyclic)), Options{}, true, 0, nil},
+		{"a privileged task", request("Workflow", admissionv1.Create, raw(t, privileged), nil), tenants, false, 403,
+			[]string{"spec.tasks[t].container.securityContext.privileged", "spec.tasks[t].pod.serviceAccountName",
+				"namespace team-a may not use", "built-in tenant policy"}},
+		{"a privileged template", request("WorkflowTemplate", admissionv1.Create, raw(t, privileged), nil), tenants, false, 403,
+			[]string{"spec.tasks[t].container.securityContext.privileged"}},
+		{"allowed by the tenant's policy", request("Workflow", admissionv1.Create, raw(t, privileged), nil),
+			Options{Policies: onePolicy{tenancy.Policy{Name: "ops", Spec: v1alpha1.TenantPolicySpec{Privileged: true, ServiceAccounts: []string{"admin"}}}, nil}}, true, 0, nil},
+		{"two policies select the namespace", request("Workflow", admissionv1.Create, raw(t, valid), nil),
+			Options{Policies: onePolicy{err: errors.New("namespace team-a is selected by TenantPolicies a, b")}}, false, 403, []string{"TenantPolicies a, b"}},
+		{"a valid workflow under the policy", request("Workflow", admissionv1.Create, raw(t, valid), nil), tenants, true, 0, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := Review(tc.req, tc.opts)

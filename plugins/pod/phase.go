@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/rotor-dev/rotor/plugins"
 )
@@ -37,7 +38,7 @@ func phaseOf(pod *corev1.Pod, now time.Time) plugins.PhaseInfo {
 	term := mainTerminated(pod)
 	switch pod.Status.Phase {
 	case corev1.PodSucceeded:
-		info := plugins.PhaseInfo{Phase: plugins.PhaseSucceeded, StartedAt: started, ExitCode: ptr(int32(0))}
+		info := plugins.PhaseInfo{Phase: plugins.PhaseSucceeded, StartedAt: started, ExitCode: ptr.To(int32(0))}
 		if term != nil {
 			info.Outputs = []byte(strings.TrimSpace(term.Message))
 		}
@@ -48,7 +49,7 @@ func phaseOf(pod *corev1.Pod, now time.Time) plugins.PhaseInfo {
 		}
 		info := plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: "ExitCode", StartedAt: started}
 		if term != nil {
-			info.ExitCode = ptr(term.ExitCode)
+			info.ExitCode = ptr.To(term.ExitCode)
 			info.Message = fmt.Sprintf("container exited with code %d", term.ExitCode)
 			if term.Reason != "" && term.Reason != "Error" {
 				info.Message += " (" + term.Reason + ")"
@@ -102,5 +103,3 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "..."
 }
-
-func ptr[T any](v T) *T { return &v }

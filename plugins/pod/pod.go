@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/rotor-dev/rotor/controller/template"
+	"github.com/rotor-dev/rotor/controller/tenancy"
 	"github.com/rotor-dev/rotor/controller/values"
 	"github.com/rotor-dev/rotor/internal/tracing"
 	"github.com/rotor-dev/rotor/plugins"
@@ -52,10 +53,19 @@ type Config struct {
 	// reference is resolved by the target's kubelet in the target's
 	// namespace, where the platform must have created the Secret.
 	Secrets plugins.SecretReader
+	// Tenants, if set, isolates tenants in targets (tenant.go): each
+	// attempt's task is judged by its namespace's TenantPolicy before any
+	// pod, the pod gets the policy's defaults, the target namespace its
+	// Pod Security level and Rotor-managed ServiceAccounts, and the pod
+	// and Secret copies are created as the tenant's launcher identity.
+	Tenants Policies
 }
 
 // Plugin runs container tasks as pods.
-type Plugin struct{ cfg Config }
+type Plugin struct {
+	cfg     Config
+	tenants tenants
+}
 
 // New returns the pod plugin.
 func New(cfg Config) *Plugin { return &Plugin{cfg: cfg} }
@@ -110,22 +120,44 @@ func (p *Plugin) Handle(ctx context.Context, tc *plugins.TaskContext) (plugins.P
 }
 
 func (p *Plugin) create(ctx context.Context, tc *plugins.TaskContext, name string) (_ plugins.PhaseInfo, err error) {
+	var pol tenancy.Policy
+	if p.cfg.Tenants != nil {
+		var denied *plugins.PhaseInfo
+		if pol, denied = p.policyFor(tc); denied != nil {
+			return *denied, nil
+		}
+	}
 	pod, err := p.Build(tc, name)
 	if err != nil {
 		return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: "BadTask", Message: err.Error()}, nil
 	}
-	pods := tc.Cluster.Client.CoreV1().Pods(tc.ID.Namespace)
 	ctx, span := tracing.Start(ctx, "kube.create", attribute.String("kind", "Pod"), attribute.String("cluster", tc.Cluster.Name))
 	defer func() { tracing.End(span, err) }()
-	if info, err := p.copySecrets(ctx, tc, pod); info != nil || err != nil {
+	setup := func() error { return ensureNamespace(ctx, tc) }
+	if p.cfg.Tenants != nil {
+		pol.Apply(pod)
+		setup = func() error { return p.ensureTenant(ctx, tc, pol) }
+		if err := setup(); err != nil {
+			return plugins.PhaseInfo{}, err
+		}
+	}
+	api, err := p.launcher(tc)
+	if err != nil {
+		return plugins.PhaseInfo{}, err
+	}
+	if info, err := p.copySecrets(ctx, tc, api, pod); info != nil || err != nil {
 		if info != nil {
 			return *info, nil
 		}
 		return plugins.PhaseInfo{}, err
 	}
+	pods := api.Pods(tc.ID.Namespace)
 	_, err = pods.Create(ctx, pod, metav1.CreateOptions{})
-	if apierrors.IsNotFound(err) {
-		if err = ensureNamespace(ctx, tc); err == nil {
+	// Missing: the namespace (or, with tenant isolation, the launcher's
+	// binding) was deleted behind Rotor's back; set it up again once.
+	if apierrors.IsNotFound(err) || (p.cfg.Tenants != nil && apierrors.IsForbidden(err) && !podSecurity(err)) {
+		p.tenants.forget(tc.Cluster.Name + "/" + tc.ID.Namespace)
+		if err = setup(); err == nil {
 			_, err = pods.Create(ctx, pod, metav1.CreateOptions{})
 		}
 	}
@@ -137,6 +169,12 @@ func (p *Plugin) create(ctx context.Context, tc *plugins.TaskContext, name strin
 		return plugins.PhaseInfo{}, err
 	}
 	return plugins.PhaseInfo{Phase: plugins.PhaseQueued, Reason: "PodCreated", Message: "pod " + name + " created on " + tc.Cluster.Name, Resource: name}, nil
+}
+
+// podSecurity reports whether a create was refused by the namespace's Pod
+// Security level: setting the tenant up again would not change that.
+func podSecurity(err error) bool {
+	return strings.Contains(err.Error(), "violates PodSecurity")
 }
 
 // refusedForGood reports whether a pod create was refused in a way the
@@ -247,6 +285,10 @@ func (p *Plugin) Build(tc *plugins.TaskContext, name string) (*corev1.Pod, error
 		pod.Spec.Tolerations = append(pod.Spec.Tolerations, o.Tolerations...)
 		pod.Spec.ServiceAccountName = o.ServiceAccountName
 		pod.Spec.PriorityClassName = o.PriorityClassName
+		pod.Spec.HostNetwork, pod.Spec.HostPID, pod.Spec.HostIPC = o.HostNetwork, o.HostPID, o.HostIPC
+	}
+	if c.SecurityContext != nil {
+		pod.Spec.Containers[0].SecurityContext = c.SecurityContext.DeepCopy()
 	}
 	if Interruptible(tc) {
 		labels[LabelInterruptible] = "true"
@@ -294,10 +336,14 @@ func envName(s string) string {
 	}, s)
 }
 
-// Abort deletes the attempt's pod.
+// Abort deletes the attempt's pod, as the identity that created it.
 func (p *Plugin) Abort(ctx context.Context, tc *plugins.TaskContext) error {
+	api, err := p.launcher(tc)
+	if err != nil {
+		return err
+	}
 	ctx, span := tracing.Start(ctx, "kube.delete", attribute.String("kind", "Pod"), attribute.String("cluster", tc.Cluster.Name))
-	err := tc.Cluster.Client.CoreV1().Pods(tc.ID.Namespace).Delete(ctx, Name(tc.ID), metav1.DeleteOptions{})
+	err = api.Pods(tc.ID.Namespace).Delete(ctx, Name(tc.ID), metav1.DeleteOptions{})
 	span.End()
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete pod %s/%s in cluster %s: %w", tc.ID.Namespace, Name(tc.ID), tc.Cluster.Name, err)

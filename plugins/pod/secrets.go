@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 
 	"github.com/rotor-dev/rotor/plugins"
 )
@@ -58,13 +59,13 @@ func secretRefs(env []corev1.EnvVar) (names []string, optional map[string]bool) 
 // targets at the next pod. Values never leave this function except into
 // the target's Secret: errors and messages name Secrets, never contents.
 // A non-nil PhaseInfo ends the attempt.
-func (p *Plugin) copySecrets(ctx context.Context, tc *plugins.TaskContext, pod *corev1.Pod) (*plugins.PhaseInfo, error) {
+func (p *Plugin) copySecrets(ctx context.Context, tc *plugins.TaskContext, core corev1client.CoreV1Interface, pod *corev1.Pod) (*plugins.PhaseInfo, error) {
 	names, optional := secretRefs(pod.Spec.Containers[0].Env)
 	if len(names) == 0 || p.cfg.Secrets == nil {
 		return nil, nil
 	}
 	ns := tc.ID.Namespace
-	api := tc.Cluster.Client.CoreV1().Secrets(ns)
+	api := core.Secrets(ns)
 	for _, name := range names {
 		existing, err := api.Get(ctx, name, metav1.GetOptions{})
 		switch {

@@ -55,7 +55,7 @@ func TestCopySecrets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		info, err := p.copySecrets(ctx, c, pod)
+		info, err := p.copySecrets(ctx, c, target.CoreV1(), pod)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -123,7 +123,7 @@ func TestCopySecrets(t *testing.T) {
 	// Without a reader, references are left to the target.
 	none := New(Config{})
 	pod, _ := none.Build(tc(secretEnv("other", "x", false)), "wf-a-1")
-	if info, err := none.copySecrets(ctx, tc(secretEnv("other", "x", false)), pod); info != nil || err != nil {
+	if info, err := none.copySecrets(ctx, tc(secretEnv("other", "x", false)), target.CoreV1(), pod); info != nil || err != nil {
 		t.Fatalf("no reader: %+v %v, want nothing done", info, err)
 	}
 	if _, err := target.CoreV1().Secrets("team-a").Get(ctx, "other", metav1.GetOptions{}); !apierrors.IsNotFound(err) {

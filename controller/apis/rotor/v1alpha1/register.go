@@ -30,6 +30,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&Workflow{}, &WorkflowList{},
 		&Cluster{}, &ClusterList{},
 		&WorkflowTemplate{}, &WorkflowTemplateList{},
+		&TenantPolicy{}, &TenantPolicyList{},
 	)
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil

@@ -193,6 +193,14 @@ type PodOptions struct {
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 	// +optional
 	PriorityClassName string `json:"priorityClassName,omitempty"`
+	// HostNetwork, HostPID and HostIPC put the pod in the node's
+	// namespaces; they need a TenantPolicy with hostNamespaces.
+	// +optional
+	HostNetwork bool `json:"hostNetwork,omitempty"`
+	// +optional
+	HostPID bool `json:"hostPID,omitempty"`
+	// +optional
+	HostIPC bool `json:"hostIPC,omitempty"`
 }
 
 // HTTPTask calls an HTTP endpoint. The JSON object it answers with is the
@@ -260,6 +268,13 @@ type ContainerSpec struct {
 	Env []corev1.EnvVar `json:"env,omitempty"`
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+	// SecurityContext is the container's. Under a restricted tenant
+	// policy, Rotor fills in what the level requires and this leaves
+	// unset (runAsNonRoot, no privilege escalation, no capabilities,
+	// the RuntimeDefault seccomp profile); privileged settings need a
+	// TenantPolicy that allows them.
+	// +optional
+	SecurityContext *corev1.SecurityContext `json:"securityContext,omitempty"`
 }
 
 // TaskMetadata is copied onto every pod of the task.

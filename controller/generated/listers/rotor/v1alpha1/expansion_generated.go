@@ -22,6 +22,10 @@ package v1alpha1
 // ClusterLister.
 type ClusterListerExpansion interface{}
 
+// TenantPolicyListerExpansion allows custom methods to be added to
+// TenantPolicyLister.
+type TenantPolicyListerExpansion interface{}
+
 // WorkflowListerExpansion allows custom methods to be added to
 // WorkflowLister.
 type WorkflowListerExpansion interface{}

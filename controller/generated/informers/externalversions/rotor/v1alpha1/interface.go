@@ -26,6 +26,8 @@ import (
 type Interface interface {
 	// Clusters returns a ClusterInformer.
 	Clusters() TypedClusterInformer
+	// TenantPolicies returns a TenantPolicyInformer.
+	TenantPolicies() TypedTenantPolicyInformer
 	// Workflows returns a WorkflowInformer.
 	Workflows() TypedWorkflowInformer
 	// WorkflowTemplates returns a WorkflowTemplateInformer.
@@ -46,6 +48,11 @@ func New(f internalinterfaces.SharedInformerFactory, namespace string, tweakList
 // Clusters returns a TypedClusterInformer.
 func (v *version) Clusters() TypedClusterInformer {
 	return &clusterInformer{factory: v.factory, tweakListOptions: v.tweakListOptions}
+}
+
+// TenantPolicies returns a TypedTenantPolicyInformer.
+func (v *version) TenantPolicies() TypedTenantPolicyInformer {
+	return &tenantPolicyInformer{factory: v.factory, tweakListOptions: v.tweakListOptions}
 }
 
 // Workflows returns a TypedWorkflowInformer.

@@ -20,6 +20,8 @@ package v1alpha1
 
 type ClusterExpansion interface{}
 
+type TenantPolicyExpansion interface{}
+
 type WorkflowExpansion interface{}
 
 type WorkflowTemplateExpansion interface{}

@@ -29,6 +29,7 @@ import (
 type RotorV1alpha1Interface interface {
 	RESTClient() rest.Interface
 	ClustersGetter
+	TenantPoliciesGetter
 	WorkflowsGetter
 	WorkflowTemplatesGetter
 }
@@ -40,6 +41,10 @@ type RotorV1alpha1Client struct {
 
 func (c *RotorV1alpha1Client) Clusters() ClusterInterface {
 	return newClusters(c)
+}
+
+func (c *RotorV1alpha1Client) TenantPolicies() TenantPolicyInterface {
+	return newTenantPolicies(c)
 }
 
 func (c *RotorV1alpha1Client) Workflows(namespace string) WorkflowInterface {

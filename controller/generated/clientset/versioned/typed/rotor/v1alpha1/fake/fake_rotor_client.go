@@ -32,6 +32,10 @@ func (c *FakeRotorV1alpha1) Clusters() v1alpha1.ClusterInterface {
 	return newFakeClusters(c)
 }
 
+func (c *FakeRotorV1alpha1) TenantPolicies() v1alpha1.TenantPolicyInterface {
+	return newFakeTenantPolicies(c)
+}
+
 func (c *FakeRotorV1alpha1) Workflows(namespace string) v1alpha1.WorkflowInterface {
 	return newFakeWorkflows(c, namespace)
 }
