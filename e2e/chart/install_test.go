@@ -15,15 +15,19 @@ import (
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/rotor-dev/rotor/cluster"
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/manifest"
+	"github.com/rotor-dev/rotor/controller/tenancy"
 	"github.com/rotor-dev/rotor/e2e/harness"
 	"github.com/rotor-dev/rotor/internal/etcdclient"
 	"github.com/rotor-dev/rotor/internal/localcluster"
+	"github.com/rotor-dev/rotor/plugins/pod"
 )
 
 // installLimit bounds the whole start (clusters, controllers, image
@@ -118,9 +122,66 @@ func testInstall(t *testing.T) {
 	if clusters["target-1"] == 0 || clusters["target-2"] == 0 {
 		t.Fatalf("attempts per target %v: want task pods on both targets", clusters)
 	}
+	tenantsThroughLaunchers(t)
 	flakyMap(t)
 	shardsThroughAdminAPI(t, managers)
 	webhookServesTheChartCertificate(t, managers)
+}
+
+// tenantsThroughLaunchers: in each target, the rotor-target chart's
+// ServiceAccount may not create pods or write Secrets itself, so the
+// sample workflows' pods exist only because Rotor created them as each
+// tenant's launcher; team-a's launcher may create pods in team-a and not
+// in team-b; the pods run as rotor-task, and the namespaces carry Pod
+// Security restricted. SubjectAccessReviews ask the target's own
+// authorizer.
+func tenantsThroughLaunchers(t *testing.T) {
+	ctx := context.Background()
+	rotorSA := "system:serviceaccount:" + localcluster.RotorNamespace + ":" + localcluster.TargetServiceAccount
+	for i, target := range env.Env.Targets {
+		kube := env.Targets[i]
+		can := func(user, verb, resource, ns string) bool {
+			t.Helper()
+			r, err := kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+				User: user, Groups: []string{"system:serviceaccounts", "system:authenticated"},
+				ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: verb, Resource: resource, Namespace: ns}}}, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatalf("%s: SubjectAccessReview: %v", target.Name, err)
+			}
+			return r.Status.Allowed
+		}
+		for _, c := range []struct {
+			user, verb, resource, ns string
+			want                     bool
+		}{
+			{rotorSA, "create", "pods", "team-a", false},
+			{rotorSA, "create", "secrets", "team-a", false},
+			{cluster.LauncherUser("team-a"), "create", "pods", "team-a", true},
+			{cluster.LauncherUser("team-a"), "create", "pods", "team-b", false},
+			{cluster.LauncherUser("team-a"), "get", "secrets", "team-b", false},
+		} {
+			if got := can(c.user, c.verb, c.resource, c.ns); got != c.want {
+				t.Errorf("%s: may %s %s %s in %s: %v, want %v", target.Name, c.user, c.verb, c.resource, c.ns, got, c.want)
+			}
+		}
+		pods, err := kube.CoreV1().Pods("team-a").List(ctx, metav1.ListOptions{LabelSelector: pod.LabelManaged + "=true"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pods.Items) == 0 {
+			t.Fatalf("%s: no task pod in team-a: the sample workflows ran none there", target.Name)
+		}
+		for _, p := range pods.Items {
+			if p.Spec.ServiceAccountName != tenancy.TaskServiceAccount {
+				t.Errorf("%s: pod %s runs as %q, want %s", target.Name, p.Name, p.Spec.ServiceAccountName, tenancy.TaskServiceAccount)
+			}
+		}
+		ns, err := kube.CoreV1().Namespaces().Get(ctx, "team-a", metav1.GetOptions{})
+		if err != nil || ns.Labels[pod.LabelPSAEnforce] != "restricted" {
+			t.Errorf("%s: namespace team-a %v, %v: want %s=restricted", target.Name, ns.Labels, err, pod.LabelPSAEnforce)
+		}
+		t.Logf("%s: %d task pods in team-a, all as %s, created through the launcher", target.Name, len(pods.Items), tenancy.TaskServiceAccount)
+	}
 }
 
 // webhookCA is the chart's webhook CA at install; the upgrade must keep it.

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+	"github.com/rotor-dev/rotor/controller/tenancy"
 	"github.com/rotor-dev/rotor/e2e/harness"
 )
 
@@ -112,6 +113,14 @@ func TestCordonDrainCLI(t *testing.T) {
 	env := newEnv(t)
 	ctx := context.Background()
 	if err := env.CreateNamespaces(ctx, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	// The stuck task's node selector is the tenant's to ask for only if
+	// a TenantPolicy allows it; made first, so the propeller's cache has
+	// it long before that task.
+	allow := &v1alpha1.TenantPolicy{ObjectMeta: metav1.ObjectMeta{Name: tenancy.DefaultPolicyName},
+		Spec: v1alpha1.TenantPolicySpec{NodeSelectors: map[string][]string{"nowhere": nil}}}
+	if _, err := env.Rotor.RotorV1alpha1().TenantPolicies().Create(ctx, allow, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	rotorCLI(t, env, "cordon", "target-1")
