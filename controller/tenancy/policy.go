@@ -141,7 +141,7 @@ func (p Policy) CheckTask(path *field.Path, t *v1alpha1.TaskTemplate) field.Erro
 		sort.Strings(keys)
 		for _, k := range keys {
 			vals, ok := s.NodeSelectors[k]
-			if !ok || (len(vals) > 0 && !slices.Contains(vals, o.NodeSelector[k])) {
+			if !ok || (len(vals) > 0 && !slices.Contains(vals, "*") && !slices.Contains(vals, o.NodeSelector[k])) {
 				deny(pp.Child("nodeSelector").Key(k), k+"="+o.NodeSelector[k], "the tenant may not select nodes by this label and value")
 			}
 		}

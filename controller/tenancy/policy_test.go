@@ -63,7 +63,7 @@ func TestCheckTask(t *testing.T) {
 	open := Policy{Name: "open", Spec: v1alpha1.TenantPolicySpec{
 		ServiceAccounts: []string{"trainer"}, PriorityClasses: []string{"batch"},
 		Tolerations:    []corev1.Toleration{{Key: "gpu", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}, {Key: "pool", Value: "ml"}},
-		NodeSelectors:  map[string][]string{"accelerator": {"a100", "h100"}, "zone": nil},
+		NodeSelectors:  map[string][]string{"accelerator": {"a100", "h100"}, "zone": {"*"}, "pool": {}},
 		HostNamespaces: true, Privileged: true,
 		MaxResources: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4")},
 	}}
@@ -99,8 +99,8 @@ func TestCheckTask(t *testing.T) {
 		}), []string{"t.pod.tolerations[0]", "t.pod.tolerations[1]", "t.pod.tolerations[2]", "t.pod.tolerations[3]"},
 			[]string{"t.pod.tolerations[2]", "t.pod.tolerations[3]"}},
 		{"node selectors", asks(func(t *v1alpha1.TaskTemplate) {
-			t.Pod.NodeSelector = map[string]string{"accelerator": "a100", "zone": "any", "node-role": "master", "x": "y"}
-		}), []string{"t.pod.nodeSelector[accelerator]", "t.pod.nodeSelector[node-role]", "t.pod.nodeSelector[x]", "t.pod.nodeSelector[zone]"},
+			t.Pod.NodeSelector = map[string]string{"accelerator": "a100", "zone": "any", "pool": "ml", "node-role": "master", "x": "y"}
+		}), []string{"t.pod.nodeSelector[accelerator]", "t.pod.nodeSelector[node-role]", "t.pod.nodeSelector[pool]", "t.pod.nodeSelector[x]", "t.pod.nodeSelector[zone]"},
 			[]string{"t.pod.nodeSelector[node-role]", "t.pod.nodeSelector[x]"}},
 		{"wrong accelerator", asks(func(t *v1alpha1.TaskTemplate) { t.Pod.NodeSelector = map[string]string{"accelerator": "t4"} }),
 			[]string{"t.pod.nodeSelector[accelerator]"}, []string{"t.pod.nodeSelector[accelerator]"}},

@@ -119,7 +119,7 @@ func TestCordonDrainCLI(t *testing.T) {
 	// a TenantPolicy allows it; made first, so the propeller's cache has
 	// it long before that task.
 	allow := &v1alpha1.TenantPolicy{ObjectMeta: metav1.ObjectMeta{Name: tenancy.DefaultPolicyName},
-		Spec: v1alpha1.TenantPolicySpec{NodeSelectors: map[string][]string{"nowhere": nil}}}
+		Spec: v1alpha1.TenantPolicySpec{NodeSelectors: map[string][]string{"nowhere": {"*"}}}}
 	if _, err := env.Rotor.RotorV1alpha1().TenantPolicies().Create(ctx, allow, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

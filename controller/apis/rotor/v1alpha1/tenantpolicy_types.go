@@ -63,7 +63,8 @@ type TenantPolicySpec struct {
 	// +optional
 	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
 	// NodeSelectors are the node label keys task pods may select on, each
-	// with the values allowed (empty: any value).
+	// with the values allowed; ["*"] (or []) allows any value. (A key
+	// written with no value at all is dropped by the apiserver.)
 	// +optional
 	NodeSelectors map[string][]string `json:"nodeSelectors,omitempty"`
 	// HostNamespaces allows hostNetwork, hostPID and hostIPC.
