@@ -155,7 +155,7 @@ func (p *Plugin) create(ctx context.Context, tc *plugins.TaskContext, name strin
 	_, err = pods.Create(ctx, pod, metav1.CreateOptions{})
 	// Missing: the namespace (or, with tenant isolation, the launcher's
 	// binding) was deleted behind Rotor's back; set it up again once.
-	if apierrors.IsNotFound(err) || (p.cfg.Tenants != nil && apierrors.IsForbidden(err) && !podSecurity(err)) {
+	if apierrors.IsNotFound(err) || (p.cfg.Tenants != nil && rbacRefused(err)) {
 		p.tenants.forget(tc.Cluster.Name + "/" + tc.ID.Namespace)
 		if err = setup(); err == nil {
 			_, err = pods.Create(ctx, pod, metav1.CreateOptions{})
@@ -171,10 +171,11 @@ func (p *Plugin) create(ctx context.Context, tc *plugins.TaskContext, name strin
 	return plugins.PhaseInfo{Phase: plugins.PhaseQueued, Reason: "PodCreated", Message: "pod " + name + " created on " + tc.Cluster.Name, Resource: name}, nil
 }
 
-// podSecurity reports whether a create was refused by the namespace's Pod
-// Security level: setting the tenant up again would not change that.
-func podSecurity(err error) bool {
-	return strings.Contains(err.Error(), "violates PodSecurity")
+// rbacRefused reports whether a create was refused by RBAC (the
+// launcher's binding gone), not by admission (Pod Security, a quota),
+// which setting the tenant up again would not change.
+func rbacRefused(err error) bool {
+	return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "cannot create resource")
 }
 
 // refusedForGood reports whether a pod create was refused in a way the

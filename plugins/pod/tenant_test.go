@@ -2,12 +2,17 @@ package pod
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
@@ -112,6 +117,26 @@ func TestTenantIsolation(t *testing.T) {
 	pod, _ := target.CoreV1().Pods("team-a").Get(ctx, Name(c.ID), metav1.GetOptions{})
 	if pod == nil || pod.Spec.SecurityContext != nil {
 		t.Fatalf("baseline pod %+v: want no restricted defaults", pod)
+	}
+
+	// The launcher's binding deleted behind Rotor's back: the target's
+	// RBAC refuses the launcher, Rotor sets the tenant up again and the
+	// create goes through. (The fake has no RBAC; the reactor is it.)
+	target.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if _, err := target.Tracker().Get(rbacv1.SchemeGroupVersion.WithResource("rolebindings"), a.GetNamespace(), tenancy.LauncherServiceAccount); err != nil {
+			return true, nil, apierrors.NewForbidden(corev1.Resource("pods"), "", fmt.Errorf("User %q cannot create resource \"pods\" in API group \"\" in the namespace %q", "system:serviceaccount:team-a:rotor-launcher", a.GetNamespace()))
+		}
+		return false, nil, nil
+	})
+	if err := target.RbacV1().RoleBindings("team-a").Delete(ctx, tenancy.LauncherServiceAccount, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c = tc("team-a", plain)
+	if info, err := p.create(ctx, c, Name(c.ID)); err != nil || info.Reason != "PodCreated" {
+		t.Fatalf("after the binding was deleted: %+v, %v; want the tenant set up again and the pod created", info, err)
+	}
+	if _, err := target.RbacV1().RoleBindings("team-a").Get(ctx, tenancy.LauncherServiceAccount, metav1.GetOptions{}); err != nil {
+		t.Fatalf("the launcher's binding was not made again: %v", err)
 	}
 
 	// A namespace the platform made keeps its labels.
