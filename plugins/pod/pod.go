@@ -171,11 +171,15 @@ func (p *Plugin) create(ctx context.Context, tc *plugins.TaskContext, name strin
 	return plugins.PhaseInfo{Phase: plugins.PhaseQueued, Reason: "PodCreated", Message: "pod " + name + " created on " + tc.Cluster.Name, Resource: name}, nil
 }
 
-// rbacRefused reports whether a create was refused by RBAC (the
-// launcher's binding gone), not by admission (Pod Security, a quota),
-// which setting the tenant up again would not change.
+// rbacRefused reports whether a create or delete was refused by RBAC (the
+// launcher not set up there, or its binding gone), not by admission (Pod
+// Security, a quota), which setting the tenant up again would not change.
 func rbacRefused(err error) bool {
-	return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "cannot create resource")
+	if !apierrors.IsForbidden(err) {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "cannot create resource") || strings.Contains(msg, "cannot delete resource")
 }
 
 // refusedForGood reports whether a pod create was refused in a way the
@@ -344,8 +348,22 @@ func (p *Plugin) Abort(ctx context.Context, tc *plugins.TaskContext) error {
 		return err
 	}
 	ctx, span := tracing.Start(ctx, "kube.delete", attribute.String("kind", "Pod"), attribute.String("cluster", tc.Cluster.Name))
-	err = api.Pods(tc.ID.Namespace).Delete(ctx, Name(tc.ID), metav1.DeleteOptions{})
-	span.End()
+	defer span.End()
+	del := func() error { return api.Pods(tc.ID.Namespace).Delete(ctx, Name(tc.ID), metav1.DeleteOptions{}) }
+	err = del()
+	// A pod in a namespace Rotor never set up there (a stray copy, a
+	// namespace made by hand) or whose launcher binding is gone: set the
+	// tenant up, then delete as its launcher.
+	if p.cfg.Tenants != nil && rbacRefused(err) {
+		p.tenants.forget(tc.Cluster.Name + "/" + tc.ID.Namespace)
+		pol, perr := p.cfg.Tenants.For(tc.ID.Namespace)
+		if perr != nil {
+			return fmt.Errorf("delete pod %s/%s in cluster %s: %w", tc.ID.Namespace, Name(tc.ID), tc.Cluster.Name, perr)
+		}
+		if err = p.ensureTenant(ctx, tc, pol); err == nil {
+			err = del()
+		}
+	}
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete pod %s/%s in cluster %s: %w", tc.ID.Namespace, Name(tc.ID), tc.Cluster.Name, err)
 	}

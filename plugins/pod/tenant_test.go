@@ -122,12 +122,17 @@ func TestTenantIsolation(t *testing.T) {
 	// The launcher's binding deleted behind Rotor's back: the target's
 	// RBAC refuses the launcher, Rotor sets the tenant up again and the
 	// create goes through. (The fake has no RBAC; the reactor is it.)
-	target.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		if _, err := target.Tracker().Get(rbacv1.SchemeGroupVersion.WithResource("rolebindings"), a.GetNamespace(), tenancy.LauncherServiceAccount); err != nil {
-			return true, nil, apierrors.NewForbidden(corev1.Resource("pods"), "", fmt.Errorf("User %q cannot create resource \"pods\" in API group \"\" in the namespace %q", "system:serviceaccount:team-a:rotor-launcher", a.GetNamespace()))
+	rbac := func(verb string) k8stesting.ReactionFunc {
+		return func(a k8stesting.Action) (bool, runtime.Object, error) {
+			if _, err := target.Tracker().Get(rbacv1.SchemeGroupVersion.WithResource("rolebindings"), a.GetNamespace(), tenancy.LauncherServiceAccount); err != nil {
+				return true, nil, apierrors.NewForbidden(corev1.Resource("pods"), "", fmt.Errorf("User %q cannot %s resource \"pods\" in API group \"\" in the namespace %q",
+					"system:serviceaccount:"+a.GetNamespace()+":rotor-launcher", verb, a.GetNamespace()))
+			}
+			return false, nil, nil
 		}
-		return false, nil, nil
-	})
+	}
+	target.PrependReactor("create", "pods", rbac("create"))
+	target.PrependReactor("delete", "pods", rbac("delete"))
 	if err := target.RbacV1().RoleBindings("team-a").Delete(ctx, tenancy.LauncherServiceAccount, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -137,6 +142,22 @@ func TestTenantIsolation(t *testing.T) {
 	}
 	if _, err := target.RbacV1().RoleBindings("team-a").Get(ctx, tenancy.LauncherServiceAccount, metav1.GetOptions{}); err != nil {
 		t.Fatalf("the launcher's binding was not made again: %v", err)
+	}
+
+	// A stray pod in a namespace Rotor never set up on this cluster: the
+	// abort sets the tenant up and deletes it as the launcher.
+	if _, err := target.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-s"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c = tc("team-s", plain)
+	if err := target.Tracker().Add(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: Name(c.ID), Namespace: "team-s"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Abort(ctx, c); err != nil {
+		t.Fatalf("abort of a pod in a namespace not set up: %v; want it set up and the pod deleted", err)
+	}
+	if n := len(pods("team-s")); n != 0 {
+		t.Fatalf("%d pods left in team-s after the abort", n)
 	}
 
 	// A namespace the platform made keeps its labels.
