@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -176,7 +177,7 @@ func (m *Manager) lead(ctx context.Context, l *leader.Leader) error {
 		go func() { defer close(done); m.cfg.OnLead(wctx) }()
 		defer func() { cancel(); <-done }()
 	}
-	events := m.client.Watch(wctx, m.cfg.Prefix+"/", clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+	events := watchAll(wctx, m.client, m.keys.Watched(), rev+1)
 	tick := m.cfg.Clock.NewTicker(m.cfg.Resync)
 	defer tick.Stop()
 	cur := doc.Map
@@ -204,6 +205,35 @@ func (m *Manager) lead(ctx context.Context, l *leader.Leader) error {
 		case <-tick.C():
 		}
 	}
+}
+
+// watchAll merges watches of prefixes, each from revision rev, into one
+// channel; it closes when ctx ends or any watch ends (the caller then
+// leads again from a fresh read). One watch per prefix rather than one on
+// the whole shard prefix: see shardproto.Keys.Watched.
+func watchAll(ctx context.Context, c *clientv3.Client, prefixes []string, rev int64) clientv3.WatchChan {
+	out := make(chan clientv3.WatchResponse)
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, p := range prefixes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer cancel() // one watch ended: end them all
+			for resp := range c.Watch(ctx, p, clientv3.WithPrefix(), clientv3.WithRev(rev)) {
+				select {
+				case out <- resp:
+				case <-ctx.Done():
+					return
+				}
+				if resp.Err() != nil {
+					return
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); cancel(); close(out) }()
+	return out
 }
 
 // drain swallows events already queued: one plan covers them all. It

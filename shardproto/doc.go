@@ -39,7 +39,8 @@
 //     PREFIX/released/NAME/P  Ack: the epoch (and request) a member
 //     released partition P at, under its lease
 //     PREFIX/drain/NAME       a drain request for a member (admin API)
-//     PREFIX/leader           the manager election
+//     PREFIX/leader/          the manager election
+//     PREFIX/capacity/C/NS/POD a task-pod slot on cluster C (cluster/capacity)
 //
 //     ReadSnapshot is the one reader of members, acknowledgements and drain
 //     requests; Load and Decode the one reader of the shard map.

@@ -37,8 +37,19 @@ func (k Keys) Drain() string { return k.Prefix + "/drain/" }
 // DrainKey is one drain request.
 func (k Keys) DrainKey(member string) string { return k.Drain() + member }
 
-// Leader is the election prefix.
+// Leader is the election prefix (concurrency.Election adds a "/").
 func (k Keys) Leader() string { return k.Prefix + "/leader" }
+
+// Capacity is the prefix of the target clusters' task-pod slots
+// (package cluster/capacity).
+func (k Keys) Capacity() string { return k.Prefix + "/capacity/" }
+
+// Watched are the prefixes whose changes the leader plans on: members,
+// acknowledgements and drain requests. Not the whole prefix: the task
+// cache and the call journal live under it by default, and a leader that
+// watched (and read) all of it replanned on every cache write and read
+// every cache entry each time.
+func (k Keys) Watched() []string { return []string{k.Members(), k.Released(), k.Drain()} }
 
 // Doc is the stored shard map.
 type Doc struct {
@@ -152,13 +163,23 @@ type Snapshot struct {
 }
 
 // ReadSnapshot reads the members, acknowledgements and drain requests in
-// one consistent read.
+// one consistent read: one transaction of a range read per prefix
+// (Keys.Watched), all at one revision. It reads only those prefixes, so
+// the manager's etcd role needs nothing else under the prefix.
 func ReadSnapshot(ctx context.Context, c *clientv3.Client, k Keys) (*Snapshot, error) {
-	resp, err := c.Get(ctx, k.Prefix+"/", clientv3.WithPrefix())
+	var ops []clientv3.Op
+	for _, p := range k.Watched() {
+		ops = append(ops, clientv3.OpGet(p, clientv3.WithPrefix()))
+	}
+	resp, err := c.Txn(ctx).Then(ops...).Commit()
 	if err != nil {
 		return nil, fmt.Errorf("read membership under %s: %w", k.Prefix, err)
 	}
-	s := ParseSnapshot(k, resp.Kvs)
+	var kvs []*mvccpb.KeyValue
+	for _, r := range resp.Responses {
+		kvs = append(kvs, r.GetResponseRange().Kvs...)
+	}
+	s := ParseSnapshot(k, kvs)
 	s.Revision = resp.Header.Revision
 	return s, nil
 }

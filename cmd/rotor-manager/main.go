@@ -216,7 +216,9 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	ready := func() error {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		if _, err := etcd.Get(rctx, c.prefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil {
+		// The shard map key: one its etcd role may read (the whole
+		// prefix holds keys it may not, such as the call journal).
+		if _, err := etcd.Get(rctx, shardproto.Keys{Prefix: c.prefix}.Map(), clientv3.WithCountOnly()); err != nil {
 			return fmt.Errorf("etcd %s: %w", c.etcd.Endpoints, err)
 		}
 		return nil
@@ -303,7 +305,7 @@ func clusterProber(ctx context.Context, c config, etcd *clientv3.Client, log *sl
 	p.Rotor, p.Kube, p.Clusters, p.Namespace, p.Logger = rotor, kube, clusters.Lister(), c.namespace, log
 	// The replicas' capacity slots (shard prefix + /capacity/): the leader
 	// frees those a replica that went away could not release.
-	p.Slots = capacity.New(etcd, c.prefix+"/capacity/", c.name)
+	p.Slots = capacity.New(etcd, shardproto.Keys{Prefix: c.prefix}.Capacity(), c.name)
 	return func(lctx context.Context) {
 		if !cache.WaitForCacheSync(lctx.Done(), clusters.Informer().HasSynced) {
 			return

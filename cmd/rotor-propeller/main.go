@@ -197,7 +197,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		// Templates of the shard's namespaces only, watched with them.
 		exec.Templates = replicaTemplates{replica}
 		// Replicas share each cluster's maxTaskPods through slots in etcd.
-		registry.SetSlots(capacity.New(etcd, cfg.shardPrefix+"/capacity/", cfg.name))
+		registry.SetSlots(capacity.New(etcd, shardproto.Keys{Prefix: cfg.shardPrefix}.Capacity(), cfg.name))
 		log.Info("sharded replica joined", "name", cfg.name, "partitions", cfg.partitions, "leaseTTL", cfg.leaseTTL)
 	} else {
 		wfInformer := factory.Rotor().V1alpha1().Workflows()

@@ -2,16 +2,16 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/rotor-dev/rotor/controller/taskcache"
+	"github.com/rotor-dev/rotor/internal/etcdclient"
 	"github.com/rotor-dev/rotor/internal/localcluster"
 	"github.com/rotor-dev/rotor/manager/adminpb"
 )
@@ -26,20 +26,23 @@ type cacheBackend interface {
 }
 
 func cacheCmd(g *globals) *cobra.Command {
-	var endpoints, prefix string
+	var prefix string
+	var ef etcdclient.Flags
 	var admin adminFlags
 	cmd := &cobra.Command{Use: "cache", Short: "List or delete cached task outputs of a namespace",
 		Long: "List or delete cached task outputs of a namespace, through a rotor-manager's admin API as the kubeconfig's user " +
 			"(RBAC: list or delete on cacheentries.rotor.dev in the namespace). --etcd-endpoints reads etcd directly instead, " +
 			"with the etcd client certificate: every tenant's entries, for the platform team only."}
 	admin.bind(cmd)
-	cmd.PersistentFlags().StringVar(&endpoints, "etcd-endpoints", "", "read etcd directly instead of the admin API (default: $ROTOR_ETCD_ENDPOINTS; an unsharded sandbox, which has no manager, uses its own etcd)")
+	fs := flag.NewFlagSet("etcd", flag.ContinueOnError)
+	ef.Bind(fs, "read etcd directly instead of the admin API (default: $ROTOR_ETCD_ENDPOINTS; an unsharded sandbox, which has no manager, uses its own etcd)")
+	cmd.PersistentFlags().AddGoFlagSet(fs)
 	cmd.PersistentFlags().StringVar(&prefix, "cache-prefix", "/rotor/cache/", "key prefix of the task cache (with --etcd-endpoints)")
 	store := func() (cacheBackend, func(), error) {
-		if endpoints == "" {
-			endpoints = os.Getenv("ROTOR_ETCD_ENDPOINTS")
+		if ef.Endpoints == "" {
+			ef.Endpoints = os.Getenv("ROTOR_ETCD_ENDPOINTS")
 		}
-		if endpoints == "" && admin.addr == "" {
+		if ef.Endpoints == "" && admin.addr == "" {
 			// An unsharded sandbox runs no manager: its etcd, with its
 			// client certificate if it has one.
 			if env, err := localcluster.Load(".rotor"); err == nil && len(env.ManagerAdmin) == 0 && env.Registry == "" {
@@ -50,16 +53,19 @@ func cacheCmd(g *globals) *cobra.Command {
 				return taskcache.NewStore(c, prefix), func() { c.Close() }, nil
 			}
 		}
-		if endpoints == "" {
+		if ef.Endpoints == "" {
 			c, done, err := dialAdmin(g, admin)
 			if err != nil {
 				return nil, nil, err
 			}
 			return adminCache{c}, done, nil
 		}
-		c, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(endpoints, ","), DialTimeout: 5 * time.Second})
+		if err := ef.Validate(); err != nil {
+			return nil, nil, err
+		}
+		c, err := ef.New()
 		if err != nil {
-			return nil, nil, fmt.Errorf("connect to etcd %s: %w", endpoints, err)
+			return nil, nil, err
 		}
 		return taskcache.NewStore(c, prefix), func() { c.Close() }, nil
 	}

@@ -92,12 +92,15 @@ func devUp(ctx context.Context, out io.Writer, f *devFlags) error {
 	opts := localcluster.Options{
 		Dir: dir, BinDir: binDir, CRDDir: f.crdDir, Targets: f.clusters,
 		Runtime: localcluster.Runtime(f.runtime), Users: users,
+		// etcd wants client certificates and has auth on, as a
+		// production etcd does: the managers and replicas connect as
+		// their own etcd users (rotor etcd roles).
+		EtcdTLS: true, EtcdAuth: true,
 	}
 	setup := func(env *localcluster.Env) error { return setupRotor(ctx, env, f.replicas) }
 	if f.install == "chart" {
-		// helm installs the CRDs; two nodes run Rotor's pods; etcd
-		// wants client certificates, as a production etcd does.
-		opts.CRDDir, opts.ControlNodes, opts.EtcdTLS = "", 2, true
+		// helm installs the CRDs; two nodes run Rotor's pods.
+		opts.CRDDir, opts.ControlNodes = "", 2
 		setup = func(env *localcluster.Env) error { return setupChart(ctx, env, f) }
 	}
 	env, err := localcluster.Start(ctx, opts)

@@ -26,6 +26,7 @@ import (
 	"github.com/rotor-dev/rotor/controller/tenancy"
 	"github.com/rotor-dev/rotor/e2e/harness"
 	"github.com/rotor-dev/rotor/internal/etcdclient"
+	"github.com/rotor-dev/rotor/internal/etcdroles"
 	"github.com/rotor-dev/rotor/internal/localcluster"
 	"github.com/rotor-dev/rotor/plugins/pod"
 )
@@ -384,9 +385,11 @@ func checkPodReadyFromImage(t *testing.T, p *corev1.Pod) {
 	}
 }
 
-// checkEtcdTLS: the sandbox's etcd serves TLS and refuses a client
-// without a certificate, so the shard map the replicas share proves they
-// connected with the client certificate the chart mounted from its Secret.
+// checkEtcdTLS: the sandbox's etcd serves TLS, refuses a client without
+// a certificate and has auth on, so the shard map the replicas share
+// proves they connected with the client certificates the chart mounted:
+// each component its own Secret, and so its own etcd user (the roles
+// themselves are TestEtcdRoles' in e2e/sharding).
 func checkEtcdTLS(t *testing.T, pods []corev1.Pod) {
 	t.Helper()
 	if !strings.HasPrefix(env.EtcdEndpoint, "https://") {
@@ -403,10 +406,27 @@ func checkEtcdTLS(t *testing.T, pods []corev1.Pod) {
 	if _, err := c.Get(ctx, "/rotor/"); err == nil {
 		t.Fatal("etcd answered a client without a certificate")
 	}
+	st, err := env.Etcd(t).AuthStatus(ctx)
+	if err != nil || !st.Enabled {
+		t.Fatalf("etcd auth status %+v, %v: want auth on in the chart sandbox", st, err)
+	}
 	for _, p := range pods {
 		args := strings.Join(p.Spec.Containers[0].Args, " ")
 		if !strings.Contains(args, "--etcd-cert-file=") || !strings.Contains(args, "--etcd-ca-file=") {
 			t.Fatalf("pod %s connects to etcd without the chart's client certificate: %s", p.Name, args)
+		}
+		user := etcdroles.Propeller
+		if p.Labels["app.kubernetes.io/component"] == "manager" {
+			user = etcdroles.Manager
+		}
+		var secret string
+		for _, v := range p.Spec.Volumes {
+			if v.Name == "etcd-tls" && v.Secret != nil {
+				secret = v.Secret.SecretName
+			}
+		}
+		if want := user + "-etcd-tls"; secret != want {
+			t.Errorf("pod %s mounts etcd Secret %q, want %s (etcd user %s)", p.Name, secret, want, user)
 		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
+	"github.com/rotor-dev/rotor/internal/etcdroles"
 	"github.com/rotor-dev/rotor/internal/ociimage"
 )
 
@@ -130,7 +131,10 @@ func (e *Env) sandboxValues(tag string, targets []any) map[string]any {
 		return map[string]any{"registry": e.Registry, "repository": name, "tag": tag, "pullPolicy": "IfNotPresent"}
 	}
 	etcd := map[string]any{"endpoints": []any{e.EtcdEndpoint}}
-	if e.EtcdCertFile != "" {
+	switch {
+	case len(e.EtcdUsers) > 0:
+		etcd["tls"] = map[string]any{"managerSecretName": etcdUserSecret(etcdroles.Manager), "propellerSecretName": etcdUserSecret(etcdroles.Propeller)}
+	case e.EtcdCertFile != "":
 		etcd["tls"] = map[string]any{"secretName": EtcdSecret}
 	}
 	return map[string]any{
@@ -147,28 +151,34 @@ func (e *Env) sandboxValues(tag string, targets []any) map[string]any {
 }
 
 // EtcdSecret is the Secret of Rotor's etcd client certificate in the
-// sandbox (Options.EtcdTLS), in the layout the chart's etcd.tls.secretName
-// wants.
+// sandbox (Options.EtcdTLS without EtcdAuth), in the layout the chart's
+// etcd.tls.secretName wants.
 const EtcdSecret = "rotor-etcd-tls"
 
-// etcdSecret stores the sandbox's etcd CA and client certificate in
-// EtcdSecret, when etcd serves TLS.
+// etcdUserSecret is the Secret of etcd user u's certificate
+// (Options.EtcdAuth), for etcd.tls.managerSecretName and
+// propellerSecretName.
+func etcdUserSecret(u string) string { return u + "-etcd-tls" }
+
+// etcdSecret stores the sandbox's etcd CA and client certificates in
+// Secrets of the release namespace, when etcd serves TLS: one per
+// component with EtcdAuth, one shared without.
 func (e *Env) etcdSecret(ctx context.Context) error {
 	if e.EtcdCertFile == "" {
 		return nil
 	}
-	data := map[string][]byte{}
-	for key, file := range map[string]string{"ca.crt": e.EtcdCAFile, "tls.crt": e.EtcdCertFile, "tls.key": e.EtcdKeyFile} {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return err
+	secrets := map[string]EtcdCert{EtcdSecret: {CertFile: e.EtcdCertFile, KeyFile: e.EtcdKeyFile}}
+	if len(e.EtcdUsers) > 0 {
+		// Not the root's: no pod of Rotor holds it.
+		secrets = map[string]EtcdCert{}
+		for u, c := range e.EtcdUsers {
+			secrets[etcdUserSecret(u)] = c
 		}
-		data[key] = b
 	}
 	if err := e.CreateNamespaces(ctx, RotorNamespace); err != nil {
 		return err
 	}
-	// Part of the install: the installer makes it, as a platform team
+	// Part of the install: the installer makes them, as a platform team
 	// would from its etcd's PKI.
 	kc, err := e.KubeconfigFor(e.Control, UserInstaller)
 	if err != nil {
@@ -178,9 +188,19 @@ func (e *Env) etcdSecret(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: EtcdSecret, Namespace: RotorNamespace}, Data: data}
-	if _, err := cs.CoreV1().Secrets(RotorNamespace).Create(ctx, sec, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("create Secret %s/%s: %w", RotorNamespace, EtcdSecret, err)
+	for name, c := range secrets {
+		data := map[string][]byte{}
+		for key, file := range map[string]string{"ca.crt": e.EtcdCAFile, "tls.crt": c.CertFile, "tls.key": c.KeyFile} {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				return err
+			}
+			data[key] = b
+		}
+		sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: RotorNamespace}, Data: data}
+		if _, err := cs.CoreV1().Secrets(RotorNamespace).Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create Secret %s/%s: %w", RotorNamespace, name, err)
+		}
 	}
 	return nil
 }

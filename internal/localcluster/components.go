@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/rotor-dev/rotor/internal/etcdroles"
 )
 
 func (e *Env) startEtcd(ctx context.Context) error {
@@ -49,20 +51,58 @@ func (e *Env) startEtcd(ctx context.Context) error {
 	}
 	e.track(p)
 	e.EtcdEndpoint = cu
-	return waitTLS(ctx, p, cu+"/health", clientTLS, "", 30*time.Second)
+	if err := waitTLS(ctx, p, cu+"/health", clientTLS, "", 30*time.Second); err != nil {
+		return err
+	}
+	if e.opts.EtcdAuth {
+		return e.etcdAuth(ctx)
+	}
+	return nil
 }
 
-// etcdTLS issues etcd's serving certificate and one client certificate
-// (used by the apiservers, Rotor and the tests), and returns etcd's TLS
-// flags and a client configuration for its health check.
+// etcdAuth gives the components their etcd users and roles, as a
+// platform team does with rotor etcd roles --apply --enable-auth, and
+// turns auth on.
+func (e *Env) etcdAuth(ctx context.Context) error {
+	roles, err := etcdroles.Plan(etcdroles.Layout{ShardPrefix: ShardPrefix, CachePrefix: "/rotor/cache/", CallsPrefix: "/rotor/calls/"})
+	if err != nil {
+		return err
+	}
+	c, err := e.EtcdClient()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := etcdroles.Apply(actx, c, roles, etcdroles.Options{EnableAuth: true}); err != nil {
+		return fmt.Errorf("etcd auth: %w", err)
+	}
+	return nil
+}
+
+// etcdTLS issues etcd's serving certificate and the client certificate
+// of its root (used by the apiservers and the tests, and by Rotor unless
+// Options.EtcdAuth gives it its own), and returns etcd's TLS flags and a
+// client configuration for its health check.
 func (e *Env) etcdTLS() ([]string, *tls.Config, error) {
 	dir := filepath.Join(e.Dir, "pki")
 	srvCert, srvKey, err := e.pki.issue(dir, "etcd-server", "etcd", true)
 	if err != nil {
 		return nil, nil, err
 	}
-	if e.EtcdCertFile, e.EtcdKeyFile, err = e.pki.issue(dir, "etcd-client", "rotor-etcd-client", false); err != nil {
+	if e.EtcdCertFile, e.EtcdKeyFile, err = e.pki.issue(dir, "etcd-client", etcdroles.Root, false); err != nil {
 		return nil, nil, err
+	}
+	if e.opts.EtcdAuth {
+		e.EtcdUsers = map[string]EtcdCert{}
+		for _, u := range []string{etcdroles.Manager, etcdroles.Propeller} {
+			var c EtcdCert
+			if c.CertFile, c.KeyFile, err = e.pki.issue(dir, "etcd-"+u, u, false); err != nil {
+				return nil, nil, err
+			}
+			e.EtcdUsers[u] = c
+		}
 	}
 	e.EtcdCAFile = e.pki.CAFile
 	cert, err := tls.LoadX509KeyPair(e.EtcdCertFile, e.EtcdKeyFile)

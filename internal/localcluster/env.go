@@ -61,7 +61,12 @@ type Options struct {
 	// EtcdTLS serves etcd over TLS with client certificates (of the
 	// sandbox's CA) required, for the apiservers and Rotor alike.
 	EtcdTLS bool
-	Logger  *slog.Logger
+	// EtcdAuth (with EtcdTLS) turns etcd's auth on with the roles of
+	// package etcdroles: the apiservers and EtcdClient are etcd's root,
+	// the managers and replicas get their own certificates (CN
+	// rotor-manager, rotor-propeller) and only their own keys.
+	EtcdAuth bool
+	Logger   *slog.Logger
 }
 
 func (o *Options) defaults() error {
@@ -73,6 +78,9 @@ func (o *Options) defaults() error {
 	}
 	if o.Runtime != RuntimeProcess && o.Runtime != RuntimeKwok {
 		return fmt.Errorf("localcluster: unknown runtime %q: use process or kwok", o.Runtime)
+	}
+	if o.EtcdAuth && !o.EtcdTLS {
+		return errors.New("localcluster: EtcdAuth needs EtcdTLS (etcd's users are client certificates here)")
 	}
 	if o.NodesPerTarget <= 0 {
 		o.NodesPerTarget = 1
@@ -101,12 +109,15 @@ type Env struct {
 	EtcdEndpoint string `json:"etcdEndpoint"`
 	// EtcdCAFile, EtcdCertFile and EtcdKeyFile are etcd's CA and a client
 	// certificate for it (Options.EtcdTLS).
-	EtcdCAFile   string        `json:"etcdCAFile,omitempty"`
-	EtcdCertFile string        `json:"etcdCertFile,omitempty"`
-	EtcdKeyFile  string        `json:"etcdKeyFile,omitempty"`
-	Control      ClusterInfo   `json:"control"`
-	Targets      []ClusterInfo `json:"targets"`
-	Processes    []*Process    `json:"processes"`
+	EtcdCAFile   string `json:"etcdCAFile,omitempty"`
+	EtcdCertFile string `json:"etcdCertFile,omitempty"`
+	EtcdKeyFile  string `json:"etcdKeyFile,omitempty"`
+	// EtcdUsers are the client certificates of the components' etcd
+	// users (Options.EtcdAuth), by user name.
+	EtcdUsers map[string]EtcdCert `json:"etcdUsers,omitempty"`
+	Control   ClusterInfo         `json:"control"`
+	Targets   []ClusterInfo       `json:"targets"`
+	Processes []*Process          `json:"processes"`
 	// ManagerAdmin lists the admin API addresses of the managers started.
 	ManagerAdmin []string `json:"managerAdmin,omitempty"`
 	// ManagerWebhook lists the admission webhook URLs of the managers
@@ -124,8 +135,14 @@ type Env struct {
 	mu   sync.Mutex
 }
 
+// EtcdCert is a client certificate for etcd.
+type EtcdCert struct {
+	CertFile string `json:"certFile"`
+	KeyFile  string `json:"keyFile"`
+}
+
 // EtcdFlags are the flags that connect a Rotor process to the sandbox's
-// etcd.
+// etcd as its root (or its one client certificate, without EtcdAuth).
 func (e *Env) EtcdFlags() []string {
 	f := []string{"--etcd-endpoints=" + e.EtcdEndpoint}
 	if e.EtcdCertFile != "" {
@@ -134,10 +151,31 @@ func (e *Env) EtcdFlags() []string {
 	return f
 }
 
+// EtcdFlagsAs are the flags that connect a process as etcd user user
+// (etcdroles.Manager or etcdroles.Propeller) when the sandbox has one,
+// as EtcdFlags otherwise.
+func (e *Env) EtcdFlagsAs(user string) []string {
+	c, ok := e.EtcdUsers[user]
+	if !ok {
+		return e.EtcdFlags()
+	}
+	return []string{"--etcd-endpoints=" + e.EtcdEndpoint, "--etcd-ca-file=" + e.EtcdCAFile, "--etcd-cert-file=" + c.CertFile, "--etcd-key-file=" + c.KeyFile}
+}
+
 // EtcdClient connects to the sandbox's etcd with its client certificate
 // when it serves TLS.
 func (e *Env) EtcdClient() (*clientv3.Client, error) {
 	f := etcdclient.Flags{Endpoints: e.EtcdEndpoint, CAFile: e.EtcdCAFile, CertFile: e.EtcdCertFile, KeyFile: e.EtcdKeyFile}
+	return f.New()
+}
+
+// EtcdClientAs connects as etcd user user (Options.EtcdAuth).
+func (e *Env) EtcdClientAs(user string) (*clientv3.Client, error) {
+	c, ok := e.EtcdUsers[user]
+	if !ok {
+		return nil, fmt.Errorf("the sandbox has no etcd user %q (Options.EtcdAuth)", user)
+	}
+	f := etcdclient.Flags{Endpoints: e.EtcdEndpoint, CAFile: e.EtcdCAFile, CertFile: c.CertFile, KeyFile: c.KeyFile}
 	return f.New()
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	versioned "github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
 	"github.com/rotor-dev/rotor/controller/tenancy"
+	"github.com/rotor-dev/rotor/internal/etcdroles"
 	"github.com/rotor-dev/rotor/manager/admission"
 )
 
@@ -146,7 +147,7 @@ func (e *Env) StartPropeller(i int, extraArgs ...string) (*Process, error) {
 	args := append([]string{"--kubeconfig=" + kc, "--namespace=" + RotorNamespace,
 		"--listen=127.0.0.1:" + strconv.Itoa(port), "--http-allowed-url-prefixes=" + SandboxHTTPPrefix,
 		// Profiles for the benchmarks; the listener is loopback.
-		"--pprof"}, e.EtcdFlags()...)
+		"--pprof"}, e.EtcdFlagsAs(etcdroles.Propeller)...)
 	args = append(args, extraArgs...)
 	return e.StartProcess(name, "rotor-propeller", args, nil)
 }
@@ -218,7 +219,7 @@ func (e *Env) StartManager(i int, o ShardingOptions) (*Process, error) {
 		"--partitions=" + strconv.Itoa(o.Partitions), "--session-ttl=" + o.LeaseTTL.String(),
 		"--listen=127.0.0.1:" + strconv.Itoa(port), "--kubeconfig=" + e.Control.Kubeconfig, "--namespace=" + RotorNamespace,
 		"--pprof",
-	}, e.EtcdFlags()...)
+	}, e.EtcdFlagsAs(etcdroles.Manager)...)
 	args = append(args, o.ManagerArgs...)
 	return e.StartProcess(name, "rotor-manager", args, nil)
 }

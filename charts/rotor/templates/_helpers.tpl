@@ -178,9 +178,24 @@ flags may use as $(POD_NAME) and $(POD_IP) (bindAddress: "$(POD_IP)"). */}}
 {{- end -}}
 
 {{/* etcd flags shared by the manager and the propeller. */}}
+{{/*
+The Secret of a component's etcd client certificate (dict "ctx" .
+"component" "manager"|"propeller"): its own (its own etcd user, see rotor
+etcd roles) or the shared one; empty for plaintext etcd.
+*/}}
+{{- define "rotor.etcdSecret" -}}
+{{- $t := .ctx.Values.etcd.tls -}}
+{{- if eq .component "manager" -}}
+{{- $t.managerSecretName | default $t.secretName -}}
+{{- else -}}
+{{- $t.propellerSecretName | default $t.secretName -}}
+{{- end -}}
+{{- end -}}
+
+{{/* etcd flags of a component (the same dict as rotor.etcdSecret). */}}
 {{- define "rotor.etcdArgs" -}}
-- --etcd-endpoints={{ join "," .Values.etcd.endpoints }}
-{{- if .Values.etcd.tls.secretName }}
+- --etcd-endpoints={{ join "," .ctx.Values.etcd.endpoints }}
+{{- if include "rotor.etcdSecret" . }}
 - --etcd-ca-file=/etc/rotor/etcd-tls/ca.crt
 - --etcd-cert-file=/etc/rotor/etcd-tls/tls.crt
 - --etcd-key-file=/etc/rotor/etcd-tls/tls.key

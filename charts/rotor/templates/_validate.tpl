@@ -9,6 +9,10 @@ Included once, from validate.yaml.
 {{- if and $v.sharded (not $v.etcd.endpoints) -}}
 {{- fail "etcd.endpoints: sharded installs keep the shard map and memberships in etcd: give at least one endpoint (or set sharded: false)" -}}
 {{- end -}}
+{{- $t := $v.etcd.tls -}}
+{{- if and (not $t.secretName) (ne (not $t.managerSecretName) (not $t.propellerSecretName)) -}}
+{{- fail "etcd.tls: only one of managerSecretName and propellerSecretName is set and secretName is empty: the other component would have no client certificate; set both (or secretName for the other)" -}}
+{{- end -}}
 {{- if and (not $v.sharded) $p.autoscaling.enabled -}}
 {{- fail "propeller.autoscaling.enabled: autoscaling is done by rotor-manager, which runs only when sharded: true" -}}
 {{- end -}}

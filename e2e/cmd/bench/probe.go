@@ -242,7 +242,7 @@ func cpuSeconds(env *harness.Env) map[string]float64 {
 // and waits until the shard map gives partitions to each of its
 // replicas; stop ends it.
 func start(ctx context.Context, dir string, opts harness.Options) (*harness.Env, *clientv3.Client, func(), error) {
-	opts.Runtime, opts.Sharded = localcluster.RuntimeKwok, true
+	opts.Runtime, opts.Sharded, opts.PlainEtcd = localcluster.RuntimeKwok, true, true
 	env, err := harness.Start(ctx, dir, opts)
 	if err != nil {
 		return nil, nil, nil, err

@@ -31,9 +31,11 @@ func run(o options, dir string) (bool, error) {
 
 	say("starting the environment in %s", dir)
 	// The soak starts the replicas itself: each reaches etcd through a
-	// proxy of its own that a fault can cut.
+	// proxy of its own that a fault can cut. Plaintext etcd: the proxies
+	// and the soak's own client speak it (the sharded e2e tests cover
+	// etcd's TLS and roles).
 	env, err := harness.Start(ctx, dir, harness.Options{Targets: targets, Runtime: localcluster.RuntimeKwok,
-		Replicas: 0, SpareReplicas: replicas, Sharded: true, Managers: managers, Sharding: shardingOptions})
+		Replicas: 0, SpareReplicas: replicas, Sharded: true, Managers: managers, Sharding: shardingOptions, PlainEtcd: true})
 	if err != nil {
 		return false, fmt.Errorf("start the environment: %w", err)
 	}
