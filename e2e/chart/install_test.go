@@ -406,7 +406,9 @@ func checkEtcdTLS(t *testing.T, pods []corev1.Pod) {
 	if _, err := c.Get(ctx, "/rotor/"); err == nil {
 		t.Fatal("etcd answered a client without a certificate")
 	}
-	st, err := env.Etcd(t).AuthStatus(ctx)
+	actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer acancel()
+	st, err := env.Etcd(t).AuthStatus(actx)
 	if err != nil || !st.Enabled {
 		t.Fatalf("etcd auth status %+v, %v: want auth on in the chart sandbox", st, err)
 	}

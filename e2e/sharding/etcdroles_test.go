@@ -7,6 +7,8 @@ import (
 	"net"
 	nethttp "net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -193,6 +195,29 @@ func TestEtcdRoles(t *testing.T) {
 	denied("manager reads the control apiserver's keys", err)
 	_, err = manager.Get(ctx, "/rotor/cache/", clientv3.WithPrefix(), clientv3.WithCountOnly())
 	allowed("manager reads the cache (rotor cache ls)", err)
+
+	// rotor etcd roles --apply finds the sandbox's etcd as planned, and
+	// narrows a role widened by hand back to the plan.
+	rotorRoles := func() string {
+		t.Helper()
+		cmd := exec.Command(filepath.Join(env.RepoRoot, "bin", "rotor"), append([]string{"etcd", "roles", "--apply"}, env.EtcdFlags()...)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("rotor etcd roles --apply: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	if out := rotorRoles(); !strings.Contains(out, "nothing changed") {
+		t.Errorf("rotor etcd roles --apply on the sandbox's etcd changed something:\n%s", out)
+	}
+	if _, err := root.RoleGrantPermission(ctx, etcdroles.Propeller, "/rotor/", clientv3.GetPrefixRangeEnd("/rotor/"), clientv3.PermissionType(clientv3.PermReadWrite)); err != nil {
+		t.Fatal(err)
+	}
+	if out := rotorRoles(); !strings.Contains(out, "role rotor-propeller: revoked readwrite on /rotor/*") {
+		t.Errorf("rotor etcd roles --apply after widening the replicas' role:\n%s\nwant the grant on /rotor/* revoked", out)
+	}
+	_, err = propeller.Put(ctx, k.Map(), "{}")
+	denied("replica writes the shard map after the role was narrowed again", err)
 
 	// The map is still the leader's, and the replica still owns it all.
 	after, err := harness.ShardMap(ctx, root)
