@@ -71,6 +71,7 @@ func testInstall(t *testing.T) {
 		checkPodReadyFromImage(t, &p)
 	}
 	checkEtcdTLS(t, append(managers, props...))
+	checkMetricsAuth(t, append(managers, props...))
 	etcd := env.Etcd(t)
 	doc, err := harness.WaitShardMap(context.Background(), etcd, replicas, 60*time.Second)
 	if err != nil {

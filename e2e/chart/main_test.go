@@ -50,6 +50,9 @@ func chartValues() map[string]any {
 			"resources": map[string]any{"requests": map[string]any{"cpu": "10m", "memory": "32Mi"}},
 		},
 		"manager": map[string]any{"resources": map[string]any{"requests": map[string]any{"cpu": "10m", "memory": "32Mi"}}},
+		// Scraping behind TokenReview and SubjectAccessReview, probes
+		// over HTTPS (checkMetricsAuth).
+		"metrics": map[string]any{"auth": true},
 	}
 }
 
