@@ -43,7 +43,8 @@ type Options struct {
 	// sharded mode.
 	Sharded  bool
 	Managers int
-	// PlainEtcd serves etcd without TLS or auth. Otherwise the etcd of a
+	// PlainEtcd serves etcd without auth, and without TLS unless Chart
+	// (the chart sandbox always has TLS). Otherwise the etcd of a
 	// sharded or chart environment wants client certificates and has
 	// auth on, with the components' own users and roles (package
 	// etcdroles), as the install guide asks of a production etcd: every
