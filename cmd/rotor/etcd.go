@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/rotor-dev/rotor/internal/etcdclient"
 	"github.com/rotor-dev/rotor/internal/etcdroles"
@@ -58,16 +56,9 @@ func etcdRolesCmd() *cobra.Command {
 			if err := f.Validate(); err != nil {
 				return err
 			}
-			cfg, err := f.Config()
+			c, err := f.NewQuiet()
 			if err != nil {
 				return err
-			}
-			// The client would log every "not found" of a first run
-			// as a failed attempt.
-			cfg.Logger = zap.NewNop()
-			c, err := clientv3.New(cfg)
-			if err != nil {
-				return fmt.Errorf("connect to etcd %s: %w", f.Endpoints, err)
 			}
 			defer c.Close()
 			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)

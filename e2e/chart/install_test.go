@@ -428,7 +428,7 @@ func checkEtcdTLS(t *testing.T, pods []corev1.Pod) {
 				secret = v.Secret.SecretName
 			}
 		}
-		if want := user + "-etcd-tls"; secret != want {
+		if want := localcluster.EtcdUserSecret(user); secret != want {
 			t.Errorf("pod %s mounts etcd Secret %q, want %s (etcd user %s)", p.Name, secret, want, user)
 		}
 	}

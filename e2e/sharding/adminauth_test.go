@@ -15,8 +15,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
-	authenticationv1 "k8s.io/api/authentication/v1"
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -59,17 +57,7 @@ func TestAdminAPIAuthorization(t *testing.T) {
 	if err := env.CreateNamespaces(ctx, "team-a", "team-b", "ops"); err != nil {
 		t.Fatal(err)
 	}
-	token := func(ns, sa string) string {
-		t.Helper()
-		if _, err := env.Kube.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		tr, err := env.Kube.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatalf("token for %s/%s: %v", ns, sa, err)
-		}
-		return tr.Status.Token
-	}
+	token := func(ns, sa string) string { return env.ServiceAccountToken(t, ns, sa) }
 	rbac := env.Kube.RbacV1()
 	mustCreate := func(_ any, err error) {
 		t.Helper()

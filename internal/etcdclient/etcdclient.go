@@ -15,6 +15,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 )
 
 // OpTimeout bounds one etcd operation a reconcile round makes on the side
@@ -46,6 +47,18 @@ func (f *Flags) Bind(fs *flag.FlagSet, usage string) {
 	fs.StringVar(&f.CAFile, "etcd-ca-file", "", "CA bundle that signed etcd's serving certificate (https endpoints)")
 	fs.StringVar(&f.CertFile, "etcd-cert-file", "", "client certificate for etcd (with --etcd-key-file)")
 	fs.StringVar(&f.KeyFile, "etcd-key-file", "", "client key for etcd (with --etcd-cert-file)")
+}
+
+// Args are the command-line flags that give another process these
+// settings (empty ones left out).
+func (f *Flags) Args() []string {
+	args := []string{"--etcd-endpoints=" + f.Endpoints}
+	for _, a := range [][2]string{{"etcd-ca-file", f.CAFile}, {"etcd-cert-file", f.CertFile}, {"etcd-key-file", f.KeyFile}} {
+		if a[1] != "" {
+			args = append(args, "--"+a[0]+"="+a[1])
+		}
+	}
+	return args
 }
 
 // Validate checks the flags agree with each other.
@@ -105,11 +118,19 @@ func (f *Flags) Config() (clientv3.Config, error) {
 }
 
 // New connects to etcd.
-func (f *Flags) New() (*clientv3.Client, error) {
+func (f *Flags) New() (*clientv3.Client, error) { return f.new(nil) }
+
+// NewQuiet connects to etcd with the client's own logging off, for
+// one-shot administration (rotor etcd roles, the sandbox's set-up) whose
+// expected "not found" answers the client would log as failed attempts.
+func (f *Flags) NewQuiet() (*clientv3.Client, error) { return f.new(zap.NewNop()) }
+
+func (f *Flags) new(logger *zap.Logger) (*clientv3.Client, error) {
 	cfg, err := f.Config()
 	if err != nil {
 		return nil, err
 	}
+	cfg.Logger = logger
 	c, err := clientv3.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to etcd %s: %w", f.Endpoints, err)

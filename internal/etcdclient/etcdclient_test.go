@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"flag"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -87,4 +88,26 @@ func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
 	}
 	kder, _ := x509.MarshalECPrivateKey(key)
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+}
+
+// Args give another process the same settings: parsed back, they are
+// the flags they came from.
+func TestArgsRoundTrip(t *testing.T) {
+	for _, want := range []Flags{
+		{Endpoints: "http://127.0.0.1:2379"},
+		{Endpoints: "https://a:2379,https://b:2379", CAFile: "/ca.crt", CertFile: "/tls.crt", KeyFile: "/tls.key"},
+	} {
+		var got Flags
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		got.Bind(fs, "")
+		if err := fs.Parse(want.Args()); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("Args %v parsed back to %+v, want %+v", want.Args(), got, want)
+		}
+	}
+	if n := len((&Flags{Endpoints: "http://e:2379"}).Args()); n != 1 {
+		t.Errorf("plaintext flags: %d args, want only --etcd-endpoints", n)
+	}
 }

@@ -58,7 +58,7 @@ func Apply(ctx context.Context, c *clientv3.Client, roles []Role, opts Options) 
 		if err != nil {
 			return changes, fmt.Errorf("etcd role %s: %w (run with etcd's root client certificate)", r.Name, err)
 		}
-		ch, err = applyUser(ctx, c, r.Name, r.Name)
+		ch, err = applyUser(ctx, c, r.Name, r.Name, true)
 		changes = append(changes, ch...)
 		if err != nil {
 			return changes, fmt.Errorf("etcd user %s: %w (run with etcd's root client certificate)", r.Name, err)
@@ -67,7 +67,9 @@ func Apply(ctx context.Context, c *clientv3.Client, roles []Role, opts Options) 
 	if !opts.EnableAuth {
 		return changes, nil
 	}
-	ch, err := applyUser(ctx, c, Root, Root)
+	// Root keeps any other role it has: it can do everything anyway, and
+	// the platform's grants to it are not Rotor's to undo.
+	ch, err := applyUser(ctx, c, Root, Root, false)
 	changes = append(changes, ch...)
 	if err != nil {
 		return changes, fmt.Errorf("etcd user root: %w", err)
@@ -118,8 +120,8 @@ func applyRole(ctx context.Context, c *clientv3.Client, r Role) ([]string, error
 	return changes, nil
 }
 
-// applyUser makes user exist and hold role and only it.
-func applyUser(ctx context.Context, c *clientv3.Client, user, role string) ([]string, error) {
+// applyUser makes user exist and hold role, and (exclusive) no other.
+func applyUser(ctx context.Context, c *clientv3.Client, user, role string, exclusive bool) ([]string, error) {
 	var changes []string
 	var held []string
 	resp, err := c.UserGet(ctx, user)
@@ -135,7 +137,7 @@ func applyUser(ctx context.Context, c *clientv3.Client, user, role string) ([]st
 		held = resp.Roles
 	}
 	for _, h := range held {
-		if h != role {
+		if exclusive && h != role {
 			if _, err := c.UserRevokeRole(ctx, user, h); err != nil {
 				return changes, err
 			}

@@ -13,12 +13,14 @@
 // able to write it, nor take the election, nor forge drain requests.
 //
 // Grants are by key prefix, which is what etcd offers: a replica may
-// write any member's key under members/, not only its own. Per-replica
-// users would close that, at the price of one certificate per pod; the
-// members' keys carry no epochs, so the worst a stolen replica
-// certificate does there is to claim partitions the leader then assigns
-// to a member that does not run workflows (a denial of service, not a
-// split brain).
+// write any member's keys under members/ and released/, not only its
+// own. A stolen replica certificate can therefore announce members that
+// run nothing (their namespaces stall until the lease lapses) and forge
+// a live owner's release acknowledgement, so that the leader hands the
+// partition over before the owner stopped: until the owner sees the new
+// map, two replicas may reconcile it, the newer one writing the higher
+// epoch. Per-replica users would close both, at the price of one
+// certificate per pod (security.md, "etcd").
 package etcdroles
 
 import (

@@ -133,7 +133,7 @@ func (e *Env) sandboxValues(tag string, targets []any) map[string]any {
 	etcd := map[string]any{"endpoints": []any{e.EtcdEndpoint}}
 	switch {
 	case len(e.EtcdUsers) > 0:
-		etcd["tls"] = map[string]any{"managerSecretName": etcdUserSecret(etcdroles.Manager), "propellerSecretName": etcdUserSecret(etcdroles.Propeller)}
+		etcd["tls"] = map[string]any{"managerSecretName": EtcdUserSecret(etcdroles.Manager), "propellerSecretName": EtcdUserSecret(etcdroles.Propeller)}
 	case e.EtcdCertFile != "":
 		etcd["tls"] = map[string]any{"secretName": EtcdSecret}
 	}
@@ -155,10 +155,10 @@ func (e *Env) sandboxValues(tag string, targets []any) map[string]any {
 // etcd.tls.secretName wants.
 const EtcdSecret = "rotor-etcd-tls"
 
-// etcdUserSecret is the Secret of etcd user u's certificate
+// EtcdUserSecret is the Secret of etcd user u's certificate
 // (Options.EtcdAuth), for etcd.tls.managerSecretName and
 // propellerSecretName.
-func etcdUserSecret(u string) string { return u + "-etcd-tls" }
+func EtcdUserSecret(u string) string { return u + "-etcd-tls" }
 
 // etcdSecret stores the sandbox's etcd CA and client certificates in
 // Secrets of the release namespace, when etcd serves TLS: one per
@@ -172,7 +172,7 @@ func (e *Env) etcdSecret(ctx context.Context) error {
 		// Not the root's: no pod of Rotor holds it.
 		secrets = map[string]EtcdCert{}
 		for u, c := range e.EtcdUsers {
-			secrets[etcdUserSecret(u)] = c
+			secrets[EtcdUserSecret(u)] = c
 		}
 	}
 	if err := e.CreateNamespaces(ctx, RotorNamespace); err != nil {

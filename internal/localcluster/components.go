@@ -12,11 +12,8 @@ import (
 	"syscall"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/rotor-dev/rotor/internal/etcdclient"
 	"github.com/rotor-dev/rotor/internal/etcdroles"
 )
 
@@ -71,15 +68,7 @@ func (e *Env) etcdAuth(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	f := etcdclient.Flags{Endpoints: e.EtcdEndpoint, CAFile: e.EtcdCAFile, CertFile: e.EtcdCertFile, KeyFile: e.EtcdKeyFile}
-	cfg, err := f.Config()
-	if err != nil {
-		return err
-	}
-	// Quiet: the client logs every "not found" of a first run as a
-	// failed attempt.
-	cfg.Logger = zap.NewNop()
-	c, err := clientv3.New(cfg)
+	c, err := e.etcdFlags("").NewQuiet()
 	if err != nil {
 		return err
 	}

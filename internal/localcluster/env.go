@@ -143,40 +143,33 @@ type EtcdCert struct {
 
 // EtcdFlags are the flags that connect a Rotor process to the sandbox's
 // etcd as its root (or its one client certificate, without EtcdAuth).
-func (e *Env) EtcdFlags() []string {
-	f := []string{"--etcd-endpoints=" + e.EtcdEndpoint}
-	if e.EtcdCertFile != "" {
-		f = append(f, "--etcd-ca-file="+e.EtcdCAFile, "--etcd-cert-file="+e.EtcdCertFile, "--etcd-key-file="+e.EtcdKeyFile)
-	}
-	return f
-}
+func (e *Env) EtcdFlags() []string { return e.etcdFlags("").Args() }
 
 // EtcdFlagsAs are the flags that connect a process as etcd user user
 // (etcdroles.Manager or etcdroles.Propeller) when the sandbox has one,
 // as EtcdFlags otherwise.
-func (e *Env) EtcdFlagsAs(user string) []string {
-	c, ok := e.EtcdUsers[user]
-	if !ok {
-		return e.EtcdFlags()
-	}
-	return []string{"--etcd-endpoints=" + e.EtcdEndpoint, "--etcd-ca-file=" + e.EtcdCAFile, "--etcd-cert-file=" + c.CertFile, "--etcd-key-file=" + c.KeyFile}
-}
+func (e *Env) EtcdFlagsAs(user string) []string { return e.etcdFlags(user).Args() }
 
 // EtcdClient connects to the sandbox's etcd with its client certificate
 // when it serves TLS.
-func (e *Env) EtcdClient() (*clientv3.Client, error) {
-	f := etcdclient.Flags{Endpoints: e.EtcdEndpoint, CAFile: e.EtcdCAFile, CertFile: e.EtcdCertFile, KeyFile: e.EtcdKeyFile}
-	return f.New()
-}
+func (e *Env) EtcdClient() (*clientv3.Client, error) { return e.etcdFlags("").New() }
 
 // EtcdClientAs connects as etcd user user (Options.EtcdAuth).
 func (e *Env) EtcdClientAs(user string) (*clientv3.Client, error) {
-	c, ok := e.EtcdUsers[user]
-	if !ok {
+	if _, ok := e.EtcdUsers[user]; !ok {
 		return nil, fmt.Errorf("the sandbox has no etcd user %q (Options.EtcdAuth)", user)
 	}
-	f := etcdclient.Flags{Endpoints: e.EtcdEndpoint, CAFile: e.EtcdCAFile, CertFile: c.CertFile, KeyFile: c.KeyFile}
-	return f.New()
+	return e.etcdFlags(user).New()
+}
+
+// etcdFlags connect as etcd user user when the sandbox has it, else as
+// etcd's root (or the one client certificate, without EtcdAuth).
+func (e *Env) etcdFlags(user string) *etcdclient.Flags {
+	f := &etcdclient.Flags{Endpoints: e.EtcdEndpoint, CAFile: e.EtcdCAFile, CertFile: e.EtcdCertFile, KeyFile: e.EtcdKeyFile}
+	if c, ok := e.EtcdUsers[user]; ok {
+		f.CertFile, f.KeyFile = c.CertFile, c.KeyFile
+	}
+	return f
 }
 
 // StateFile is where an environment's state is saved.
