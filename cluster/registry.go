@@ -110,9 +110,10 @@ type entry struct {
 	stop             context.CancelFunc
 	// active holds the task pods not yet finished (namespace/name), kept
 	// by the pod cache's events; pending holds pods placed here by this
-	// process that the cache has not shown yet, with when; slotted holds
-	// the pods this process took a capacity slot for, to release when
-	// they end.
+	// process that the cache has not shown yet, with when (they count in
+	// flight for pendingTTL, and are remembered for placement for
+	// placedTTL); slotted holds the pods this process took a capacity
+	// slot for, to release when they end.
 	active  map[string]bool
 	pending map[string]time.Time
 	slotted map[string]bool
@@ -350,13 +351,26 @@ func (r *Registry) inFlight(name string) int {
 
 func (r *Registry) inFlightLocked(e *entry) int {
 	now := r.now()
+	n := len(e.active)
 	for k, at := range e.pending {
-		if e.active[k] || now.Sub(at) > pendingTTL {
+		switch age := now.Sub(at); {
+		case e.active[k] || age > placedTTL:
 			delete(e.pending, k)
+		case age <= pendingTTL:
+			n++
 		}
 	}
-	return len(e.active) + len(e.pending)
+	return n
 }
+
+// placedTTL is how long this process remembers where it placed an
+// attempt whose pod its cache has not shown. Longer than pendingTTL, the
+// cache's grace to show a pod for counting: a create that reached the
+// target though its answer was lost, while the status write that would
+// have recorded the placement failed too (the control apiserver away),
+// would otherwise be placed again after 30 s, perhaps on the other
+// target, and run twice.
+const placedTTL = 10 * time.Minute
 
 // clientFor builds a client from the Cluster's kubeconfig Secret and
 // returns the Secret's resourceVersion, so a changed Secret rebuilds it.

@@ -113,6 +113,25 @@ func TestInFlightCountsPendingUntilSeen(t *testing.T) {
 	if n := r.inFlight(c2.Name); n != 0 {
 		t.Fatalf("a placement never seen still counts after pendingTTL: %d", n)
 	}
+	// It no longer counts, but is still where the attempt goes: its
+	// create may have reached the target with the answer lost.
+	for i := range 3 { // other attempts placed meanwhile
+		_, _ = r.Pick(attempt(fmt.Sprintf("other-%d", i)), nil, nil)
+		*now = now.Add(time.Minute)
+	}
+	for i := range 10 { // and its cluster now full: placement would pick the other
+		r.entries[c2.Name].active[fmt.Sprintf("team/full-%d", i)] = true
+	}
+	again, err := r.Pick(attempt("lost"), nil, nil)
+	if err != nil || again.Name != c2.Name {
+		t.Fatalf("the attempt placed on %s %s ago, never seen, was placed again on %v (%v): it could run twice",
+			c2.Name, pendingTTL+3*time.Minute+time.Second, again, err)
+	}
+	*now = now.Add(placedTTL)
+	_ = r.inFlight(c2.Name)
+	if _, ok := r.entries[c2.Name].pending["team/"+pod.Name(attempt("lost"))]; ok {
+		t.Fatalf("a placement never seen is still remembered after placedTTL")
+	}
 }
 
 // TestBrokenClusterIsListedNotReady: a cluster whose client could not be

@@ -109,6 +109,23 @@ type TaskContext struct {
 	Launched bool
 	// State is what the plugin stored for this attempt (PhaseInfo.State).
 	State string
+	// Fence, when set, says whether this replica may still act for the
+	// workflow (its membership lease holds). The executor asks it before
+	// each plugin call; a plugin asks it again (Fenced) right before a
+	// side effect the next owner could not see coming, such as creating
+	// a pod or calling an endpoint, because a replica frozen or cut off
+	// between the two would wake after its partition moved and make it
+	// anyway: a pod beside the one the new owner placed.
+	Fence func() error
+}
+
+// Fenced returns Fence's verdict (nil when there is no fence: an
+// unsharded propeller).
+func (tc *TaskContext) Fenced() error {
+	if tc.Fence == nil {
+		return nil
+	}
+	return tc.Fence()
 }
 
 // Plugin runs one type of task.

@@ -92,6 +92,7 @@ func (e *Executor) handle(ctx context.Context, p plugins.Plugin, tc *plugins.Tas
 	if err := e.leaseHeld(); err != nil {
 		return plugins.PhaseInfo{}, err
 	}
+	tc.Fence = e.leaseHeld
 	return call(ctx, p, "handle", tc, func(ctx context.Context) (plugins.PhaseInfo, error) { return p.Handle(ctx, tc) })
 }
 

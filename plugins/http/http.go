@@ -150,6 +150,12 @@ func (p *Plugin) Handle(ctx context.Context, tc *plugins.TaskContext) (plugins.P
 	if err != nil {
 		return requestFailed(err)
 	}
+	// The journal lookup and the Secret reads above take network round
+	// trips; a replica that lost its partition meanwhile must not call:
+	// the new owner calls too.
+	if err := tc.Fenced(); err != nil {
+		return plugins.PhaseInfo{}, err
+	}
 	info := p.first(req, pollInterval(tc))
 	info.Message = redactSecrets(info.Message, secrets)
 	// An error because this round was cancelled says nothing about the

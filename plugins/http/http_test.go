@@ -239,3 +239,36 @@ func TestPrefixCovers(t *testing.T) {
 		}
 	}
 }
+
+// TestNoCallAfterTheFenceCloses: a replica whose lease lapsed during the
+// journal lookup does not call the endpoint (the next owner will) and
+// returns the fence's error; with the fence open it calls once (the
+// control).
+func TestNoCallAfterTheFenceCloses(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		calls.Add(1)
+		fmt.Fprint(w, `{}`)
+	}))
+	defer srv.Close()
+	lapsed := fmt.Errorf("membership lease deadline passed")
+	for _, closed := range []bool{false, true} {
+		calls.Store(0)
+		tc := taskCtx(srv.URL+"/do", nil)
+		tc.Fence = func() error {
+			if closed {
+				return lapsed
+			}
+			return nil
+		}
+		info, err := New(Config{AllowedURLPrefixes: local}).Handle(context.Background(), tc)
+		switch n := calls.Load(); {
+		case !closed && (err != nil || n != 1 || info.Phase != plugins.PhaseSucceeded):
+			t.Fatalf("fence open: %d calls, %+v, %v; want one call that succeeded", n, info, err)
+		case closed && n != 0:
+			t.Fatalf("fence closed: %d calls, want none", n)
+		case closed && err != lapsed:
+			t.Fatalf("fence closed: error %v, want the fence's", err)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package pod
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -91,3 +92,41 @@ func TestRefusalsThatCannotPassArePermanent(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// TestNoPodAfterTheFenceCloses: a replica whose lease lapsed while Handle
+// ran (the executor's check before the call passed) creates no pod and
+// returns the fence's error, so its round ends without a write; with the
+// fence open the same attempt's pod is created (the control).
+func TestNoPodAfterTheFenceCloses(t *testing.T) {
+	lapsed := errString("membership lease deadline passed")
+	for _, closed := range []bool{false, true} {
+		cs := fake.NewClientset()
+		idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+		tc := &plugins.TaskContext{
+			ID:      plugins.TaskID{Namespace: "team", Workflow: "wf", WorkflowUID: "uid-1", Node: "a"},
+			Task:    &v1alpha1.TaskTemplate{Container: &v1alpha1.ContainerSpec{Image: "busybox"}},
+			Cluster: &plugins.Cluster{Name: "east", Client: cs, Pods: corelisters.NewPodLister(idx)},
+			Fence: func() error {
+				if closed {
+					return lapsed
+				}
+				return nil
+			},
+		}
+		info, err := New(Config{}).Handle(context.Background(), tc)
+		creates := 0
+		for _, a := range cs.Actions() {
+			if a.GetVerb() == "create" && a.GetResource().Resource == "pods" {
+				creates++
+			}
+		}
+		switch {
+		case !closed && (err != nil || creates != 1 || info.Reason != "PodCreated"):
+			t.Fatalf("fence open: %d pod creates, %+v, %v; want the pod created", creates, info, err)
+		case closed && creates != 0:
+			t.Fatalf("fence closed: %d pod creates, want none", creates)
+		case closed && !errors.Is(err, lapsed):
+			t.Fatalf("fence closed: error %v, want the fence's", err)
+		}
+	}
+}

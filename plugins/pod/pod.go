@@ -152,13 +152,21 @@ func (p *Plugin) create(ctx context.Context, tc *plugins.TaskContext, name strin
 		return plugins.PhaseInfo{}, err
 	}
 	pods := api.Pods(tc.ID.Namespace)
+	// Asked again here, after the calls above: a replica that lost its
+	// partition while in them must not create a pod the new owner, who
+	// listed this target already, would never see coming.
+	if err := tc.Fenced(); err != nil {
+		return plugins.PhaseInfo{}, err
+	}
 	_, err = pods.Create(ctx, pod, metav1.CreateOptions{})
 	// Missing: the namespace (or, with tenant isolation, the launcher's
 	// binding) was deleted behind Rotor's back; set it up again once.
 	if apierrors.IsNotFound(err) || (p.cfg.Tenants != nil && rbacRefused(err)) {
 		p.tenants.forget(tc.Cluster.Name + "/" + tc.ID.Namespace)
 		if err = setup(); err == nil {
-			_, err = pods.Create(ctx, pod, metav1.CreateOptions{})
+			if err = tc.Fenced(); err == nil {
+				_, err = pods.Create(ctx, pod, metav1.CreateOptions{})
+			}
 		}
 	}
 	if err != nil && !apierrors.IsAlreadyExists(err) {

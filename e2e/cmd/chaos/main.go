@@ -61,7 +61,11 @@ func main() {
 	rssMiB := flag.Int64("rss-limit-mib", 1024, "bound on the RSS of every Rotor process")
 	flag.BoolVar(&o.dryRun, "dry-run", false, "print the fault schedule of -seed and -duration and exit")
 	flag.BoolVar(&o.keep, "keep", false, "keep the environment's directory even when every invariant holds")
+	debug := flag.Bool("debug", false, "run the replicas with --log-level=debug (each placement logged: to trace a duplicate pod)")
 	flag.Parse()
+	if *debug {
+		shardingOptions.ReplicaArgs = append(shardingOptions.ReplicaArgs, "--log-level=debug")
+	}
 	if o.seed == 0 {
 		o.seed = time.Now().UnixNano() % 1_000_000
 	}
