@@ -6,10 +6,24 @@
 //
 // Each container's command and args run as a local process, with the
 // container's env, ignoring its image. It gives no isolation, no resource
-// limits, no images, volumes, probes or networking: a task runs with the
-// agent's own user and filesystem. Its one job is to let the sandbox
-// compute real results without a container runtime; target clusters' task
-// pods use it.
+// limits, no images, networking or probes but a sidecar's exec
+// startupProbe: a task runs with the agent's own user and filesystem. Its
+// one job is to let the sandbox compute real results without a container
+// runtime; target clusters' task pods use it.
+//
+// Init containers run in order before the main containers; a native
+// sidecar (an init container with restartPolicy Always) is started in its
+// turn, counts as started once its exec startupProbe passes (the next
+// container waits; a probe that fails failureThreshold times fails the
+// pod, reason SidecarNotStarted, where a kubelet would keep restarting
+// it), is restarted if it exits while the main containers run, and once
+// they have exited gets SIGTERM, in reverse order, then SIGKILL after the
+// pod's grace period; its exit does not decide the pod's phase. emptyDir
+// volumes are directories under the pod's; a container that mounts one
+// runs through the nsexec helper in its own mount namespace with the
+// directory bound at the mount path over the node's filesystem (a
+// missing mount point is created on the node, empty), so the data
+// agent's init container, sidecar and the task share /rotor per pod.
 //
 // Output contract: ROTOR_OUTPUT_FILE points at a per-container file; its
 // content (at most 4 KiB, like a kubelet's termination message) becomes the

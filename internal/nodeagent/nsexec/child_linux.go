@@ -44,6 +44,9 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	if spec.HostRoot {
+		return runOnHost(spec)
+	}
 	root, err := buildRoot(spec)
 	if err != nil {
 		return err
@@ -56,6 +59,34 @@ func run(args []string) error {
 	}
 	if err := dropPrivileges(spec); err != nil {
 		return err
+	}
+	return execEntrypoint(spec)
+}
+
+// runOnHost binds the container's volumes over the node's paths, in its
+// private mount namespace, and execs the entrypoint there.
+func runOnHost(spec *Spec) error {
+	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make / private: %w", err)
+	}
+	mounts := append([]Mount(nil), spec.Mounts...)
+	sort.SliceStable(mounts, func(i, j int) bool {
+		return strings.Count(filepath.Clean(mounts[i].Target), "/") < strings.Count(filepath.Clean(mounts[j].Target), "/")
+	})
+	for _, m := range mounts {
+		if !filepath.IsAbs(m.Target) {
+			return fmt.Errorf("mount path %s is not absolute", m.Target)
+		}
+		if err := bindInto("/", m); err != nil {
+			return err
+		}
+	}
+	dir := spec.Dir
+	if dir == "" {
+		dir = "/"
+	}
+	if err := syscall.Chdir(dir); err != nil {
+		return fmt.Errorf("working directory %s: %w", dir, err)
 	}
 	return execEntrypoint(spec)
 }

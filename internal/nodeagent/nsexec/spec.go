@@ -36,6 +36,13 @@ type Spec struct {
 	// tmpfs on it (visible only in its namespace) for the writable layer
 	// and the mount of the container's root.
 	Scratch string `json:"scratch"`
+	// HostRoot runs the container on the node's own filesystem (the
+	// process runtime): no image root, chroot, /dev, /proc, hostname or
+	// user change; only Mounts are bound, at their Target paths of the
+	// node, seen by this container alone (a missing mount point is
+	// created on the node, empty). RootFS, Scratch and ReadOnlyRoot are
+	// ignored.
+	HostRoot bool `json:"hostRoot,omitempty"`
 	// ReadOnlyRoot is securityContext.readOnlyRootFilesystem.
 	ReadOnlyRoot bool     `json:"readOnlyRoot,omitempty"`
 	Hostname     string   `json:"hostname"`
