@@ -53,6 +53,7 @@ build hack/tools/proto "-s -w" \
 build hack/tools/etcd "-s -w" etcd=./cmd/etcd
 build hack/tools/kwok "-s -w" kwok=sigs.k8s.io/kwok/cmd/kwok
 build hack/tools/helm "-s -w" helm=helm.sh/helm/v3/cmd/helm
+build hack/tools/seaweedfs "-s -w" weed=github.com/seaweedfs/seaweedfs/weed
 build hack/tools/kube "$KUBE_LDFLAGS" \
   kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
   kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler \

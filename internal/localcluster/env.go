@@ -123,6 +123,8 @@ type Env struct {
 	// ManagerWebhook lists the admission webhook URLs of the managers
 	// started (RegisterWebhook points the control apiserver at one).
 	ManagerWebhook []string `json:"managerWebhook,omitempty"`
+	// S3 is the sandbox's S3 server, once StartS3 ran.
+	S3 *S3 `json:"s3,omitempty"`
 	// Registry is the host:port of the sandbox's image registry
 	// (Options.ControlNodes > 0).
 	Registry string `json:"registry,omitempty"`
