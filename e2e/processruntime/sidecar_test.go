@@ -41,7 +41,7 @@ func TestSidecarsAndVolumes(t *testing.T) {
 		t.Fatal("volumes in the process runtime need mount namespaces: run this test as root, as this sandbox always does")
 	}
 	dir := t.TempDir()
-	cs := startCluster(t, dir)
+	_, cs := startCluster(t, dir)
 	ctx := context.Background()
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -212,7 +212,7 @@ func describe(p *corev1.Pod) string {
 	return b.String()
 }
 
-func startCluster(t *testing.T, dir string) kubernetes.Interface {
+func startCluster(t *testing.T, dir string) (*localcluster.Env, kubernetes.Interface) {
 	t.Helper()
 	bin, err := filepath.Abs(filepath.Join("..", "..", "bin"))
 	if err != nil {
@@ -239,7 +239,7 @@ func startCluster(t *testing.T, dir string) kubernetes.Interface {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cs
+	return env, cs
 }
 
 // startAgent runs a process-runtime agent in this process until the test
