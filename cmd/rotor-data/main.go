@@ -5,6 +5,7 @@
 //	rotor-data upload     native sidecar: once SIGTERM says the main container
 //	                      exited, store /rotor/outputs and report references
 //	rotor-data ready      the sidecar's startupProbe: its SIGTERM handler is set
+//	rotor-data wait-ready the sidecar's postStart hook: wait until it is
 //
 // The attempt's spec comes in ROTOR_DATA_SPEC (JSON, agent.Spec), the S3
 // credentials in ROTOR_DATA_ACCESS_KEY_ID and ROTOR_DATA_SECRET_ACCESS_KEY
@@ -25,6 +26,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/rotor-dev/rotor/data/agent"
 	"github.com/rotor-dev/rotor/data/store"
@@ -35,9 +37,13 @@ import (
 // would have it killed before it uploaded anything.
 const readyMarker = ".rotor-agent-ready"
 
+// waitReady bounds wait-ready: the sidecar opens the store (no network
+// call) and writes one file first.
+const waitReady = 30 * time.Second
+
 func main() {
 	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: rotor-data download|upload|ready")
+		fmt.Fprintln(os.Stderr, "usage: rotor-data download|upload|ready|wait-ready")
 		os.Exit(64)
 	}
 	spec, err := readSpec()
@@ -50,6 +56,21 @@ func main() {
 			fmt.Fprintln(os.Stderr, "the upload sidecar is not ready yet")
 			os.Exit(1)
 		}
+	case "wait-ready":
+		// The sidecar's postStart hook: the next container starts only
+		// once it returns, so the task cannot exit before the sidecar
+		// handles SIGTERM; milliseconds, where a probe's period is 1 s.
+		deadline := time.Now().Add(waitReady)
+		for {
+			if _, err := os.Stat(filepath.Join(dirOf(spec), readyMarker)); err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				fmt.Fprintf(os.Stderr, "the upload sidecar was not ready within %s\n", waitReady)
+				os.Exit(1)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	case "download":
 		st, err := open(spec)
 		if err == nil {
@@ -59,7 +80,7 @@ func main() {
 	case "upload":
 		os.Exit(upload(spec))
 	default:
-		fmt.Fprintf(os.Stderr, "rotor-data: unknown command %q: use download, upload or ready\n", os.Args[1])
+		fmt.Fprintf(os.Stderr, "rotor-data: unknown command %q: use download, upload, ready or wait-ready\n", os.Args[1])
 		os.Exit(64)
 	}
 }

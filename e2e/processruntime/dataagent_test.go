@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -69,6 +70,11 @@ func TestDataAgent(t *testing.T) {
 			`tr a-z A-Z < $D/inputs/text > $D/outputs/upper
 mkdir $D/outputs/parts && cd $D/outputs/parts && split -l 2500 $D/inputs/text part-
 echo '{"parts": 2}' > $D/outputs/count`), corev1.PodSucceeded)
+		// The postStart hook let the task start within milliseconds of the
+		// sidecar, not after a probe period (1 s).
+		if dl, m := terminated(t, got.Status.InitContainerStatuses, "rotor-data-download"), terminated(t, got.Status.ContainerStatuses, "main"); m.StartedAt.Sub(dl.FinishedAt.Time) >= time.Second {
+			t.Fatalf("the task started %s after the download ended: the sidecar's start cost a probe period", m.StartedAt.Sub(dl.FinishedAt.Time))
+		}
 		sc := terminated(t, got.Status.InitContainerStatuses, "rotor-data-upload")
 		if sc.ExitCode != 0 {
 			t.Fatalf("upload sidecar exited %d: %s", sc.ExitCode, sc.Message)
@@ -122,6 +128,7 @@ func dataPod(name, dataBin string, spec agent.Spec, key, secret, script string) 
 	download := corev1.Container{Name: "rotor-data-download", Image: "rotor-data", Command: []string{dataBin, "download"}, Env: env, VolumeMounts: mounts}
 	upload := corev1.Container{Name: "rotor-data-upload", Image: "rotor-data", Command: []string{dataBin, "upload"}, Env: env, VolumeMounts: mounts,
 		RestartPolicy: &always,
+		Lifecycle:     &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{dataBin, "wait-ready"}}}},
 		StartupProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{dataBin, "ready"}}},
 			PeriodSeconds: 1, FailureThreshold: 10}}
 	main := shell("main", "mkdir -p $D/outputs\n"+script)

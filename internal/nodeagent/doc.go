@@ -13,10 +13,10 @@
 //
 // Init containers run in order before the main containers; a native
 // sidecar (an init container with restartPolicy Always) is started in its
-// turn, counts as started once its exec startupProbe passes (the next
-// container waits; a probe that fails failureThreshold times fails the
-// pod, reason SidecarNotStarted, where a kubelet would keep restarting
-// it), is restarted if it exits while the main containers run, and once
+// turn, counts as started once its exec postStart hook has returned and
+// its exec startupProbe passes (the next container waits; a failed hook,
+// or a probe that fails failureThreshold times, fails the pod, reason
+// SidecarNotStarted, where a kubelet would keep restarting it), is restarted if it exits while the main containers run, and once
 // they have exited gets SIGTERM, in reverse order, then SIGKILL after the
 // pod's grace period; its exit does not decide the pod's phase. emptyDir
 // volumes are directories under the pod's; a container that mounts one

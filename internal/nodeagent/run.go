@@ -227,7 +227,8 @@ func (a *Agent) startSidecar(ctx context.Context, p *corev1.Pod, c corev1.Contai
 	return s
 }
 
-// waitStarted runs c's exec startupProbe, as a kubelet would, until it
+// waitStarted runs c's exec postStart hook to its end, then its exec
+// startupProbe, as a kubelet would, until it
 // passes: every periodSeconds (the first at once), each within
 // timeoutSeconds, failing after failureThreshold failures. A kubelet
 // would restart the container then and keep the pod initializing for
@@ -235,6 +236,17 @@ func (a *Agent) startSidecar(ctx context.Context, p *corev1.Pod, c corev1.Contai
 // sidecar counts as started at once. Only exec probes are run (the
 // process runtime gives pods no network of their own to probe).
 func (a *Agent) waitStarted(ctx context.Context, p *corev1.Pod, c corev1.Container, podDir string, vols map[string]string) error {
+	if h := c.Lifecycle; h != nil && h.PostStart != nil && h.PostStart.Exec != nil && len(h.PostStart.Exec.Command) > 0 {
+		// A kubelet starts the next container only once the sidecar's
+		// postStart hook has returned; one that fails kills the
+		// container (here: fails the pod, as a failing startup probe).
+		hook := c
+		hook.Name = c.Name + "-post-start"
+		hook.Command, hook.Args = h.PostStart.Exec.Command, nil
+		if res := a.runContainerUntil(ctx, p, hook, podDir, vols, nil); res.exitCode != 0 {
+			return fmt.Errorf("sidecar %s did not start: its postStart hook exited %d %s", c.Name, res.exitCode, strings.TrimSpace(res.message))
+		}
+	}
 	pr := c.StartupProbe
 	if pr == nil || pr.Exec == nil || len(pr.Exec.Command) == 0 {
 		return nil
