@@ -16,6 +16,9 @@
 //   - cost: CPU per completed node and requests per node with 1, 2, 4
 //     and 8 sharded replicas on one load, 3 sharded against 1 unsharded,
 //     and throughput with each replica held to a 20 QPS client budget;
+//   - data: the data agent's upload and download of a directory (64
+//     files of 16 MiB) against raw S3 PUT and GET of the same files on
+//     the same SeaweedFS;
 //   - protocol: the shard protocol at scale on a real etcd (1,000
 //     lightweight members, 4,096 partitions, churn): the manager's plan
 //     time, partitions moved per join or leave against the minimum and the
@@ -52,6 +55,8 @@ type options struct {
 	protoPartitions int
 	protoChurn      time.Duration
 	costChains      int
+	dataFiles       int
+	dataFileMiB     int
 }
 
 // Result is the JSON file.
@@ -68,6 +73,7 @@ type Result struct {
 	Failover   Failover `json:"failover"`
 	Protocol   Protocol `json:"protocol"`
 	Cost       Cost     `json:"cost"`
+	Data       Data     `json:"data"`
 	Errors     []string `json:"errors,omitempty"`
 }
 
@@ -84,7 +90,9 @@ func main() {
 	flag.IntVar(&o.protoPartitions, "protocol-partitions", 4096, "partitions of the protocol scenario")
 	flag.DurationVar(&o.protoChurn, "protocol-churn", 2*time.Minute, "how long the protocol scenario churns at 5 % of the members per minute")
 	flag.IntVar(&o.costChains, "cost-chains", 400, "chains of 5 per run of the cost scenario (its budget runs: a quarter)")
-	only := flag.String("only", "engine,scale,failover,protocol,cost", "scenarios to run")
+	flag.IntVar(&o.dataFiles, "data-files", 64, "files of the data scenario's directory")
+	flag.IntVar(&o.dataFileMiB, "data-file-mib", 16, "MiB per file of the data scenario")
+	only := flag.String("only", "engine,scale,failover,protocol,cost,data", "scenarios to run")
 	out := flag.String("out", "", "JSON file to write (default .rotor/bench/bench-DATE.json)")
 	flag.Parse()
 	for _, s := range strings.Split(*levels, ",") {
@@ -126,6 +134,7 @@ func main() {
 		{"failover", func() error { return failover(ctx, dir, res) }},
 		{"protocol", func() error { return protocol(ctx, dir, o, res) }},
 		{"cost", func() error { return cost(ctx, dir, o, res) }},
+		{"data", func() error { return dataBench(ctx, dir, o.dataFiles, o.dataFileMiB, res) }},
 	} {
 		if !o.only[s.name] {
 			continue

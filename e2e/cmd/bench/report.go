@@ -30,6 +30,11 @@ func report(w io.Writer, r *Result) {
 				l.Workflows, l.OverP50ms, l.OverP99ms, l.Samples, l.RoundP50ms, l.QueueP50ms, l.PluginP50ms, l.KubeP50ms, target)
 		}
 	}
+	if d := r.Data; d.Files > 0 {
+		fmt.Fprintf(w, "\n| data path (%d files × %d MiB, %d at once) | measured | reference (same run) | ratio | target |\n| --- | --- | --- | --- | --- |\n", d.Files, d.FileMiB, d.Parallel)
+		fmt.Fprintf(w, "| upload (sha256, manifest) | %.0f MB/s (%.1f s) | raw PUT %.0f MB/s (%.1f s) | %.2f | ≥ 0.8 |\n", d.Upload.MBps, d.Upload.Seconds, d.RawPut.MBps, d.RawPut.Seconds, d.Upload.MBps/d.RawPut.MBps)
+		fmt.Fprintf(w, "| download (verified) | %.0f MB/s (%.1f s) | raw GET %.0f MB/s (%.1f s) | %.2f | ≥ 0.8 |\n", d.Download.MBps, d.Download.Seconds, d.RawGet.MBps, d.RawGet.Seconds, d.Download.MBps/d.RawGet.MBps)
+	}
 	if rows := costTable(r.Cost); len(rows) > 0 {
 		fmt.Fprintf(w, "\n| scaling | measured | reference (same run) | ratio |\n| --- | --- | --- | --- |\n")
 		for _, row := range rows {
