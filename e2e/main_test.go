@@ -18,7 +18,8 @@ import (
 )
 
 // env is shared by the tests of this package: one control cluster, two
-// process-runtime targets and one propeller. Each test uses its own
+// process-runtime targets, the S3 server of the data plane and one
+// propeller. Each test uses its own
 // namespace.
 var env *harness.Env
 
@@ -28,7 +29,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	env, err = harness.Start(context.Background(), dir, harness.Options{Targets: 2, Runtime: localcluster.RuntimeProcess, Replicas: 1})
+	env, err = harness.Start(context.Background(), dir, harness.Options{Targets: 2, Runtime: localcluster.RuntimeProcess, Replicas: 1, DataPlane: true})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "start e2e environment (logs in %s): %v\n", filepath.Join(dir, "logs"), err)
 		os.Exit(1)

@@ -92,6 +92,10 @@ func upload(spec *agent.Spec) int {
 	if err != nil {
 		return report(err)
 	}
+	// The task writes into outputs/: it is there before the task starts.
+	if err := os.MkdirAll(filepath.Join(dirOf(spec), "outputs"), 0o777); err != nil {
+		return report(fmt.Errorf("create the outputs directory: %w", err))
+	}
 	marker := filepath.Join(dirOf(spec), readyMarker)
 	if err := os.WriteFile(marker, nil, 0o644); err != nil {
 		return report(fmt.Errorf("mark the sidecar ready: %w", err))

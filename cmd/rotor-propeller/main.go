@@ -147,6 +147,14 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	if cfg.tenantSecrets {
 		cfg.pod.Secrets, cfg.http.Secrets = apiSecrets{kube}, apiSecrets{kube}
 	}
+	if cfg.rawDataURL != "" {
+		d, err := dataConfig(ctx, kube, &cfg)
+		if err != nil {
+			return err
+		}
+		cfg.pod.Data = d
+		log.Info("data plane on", "store", d.Root, "agent", d.Image)
+	}
 	exec := &executor.Executor{
 		Plugins: plugins.NewRegistry(pod.New(cfg.pod), rotorhttp.New(cfg.http)), Clusters: registry, Clock: clock.RealClock{},
 		MaxSystemRetries: 5, Logger: log,

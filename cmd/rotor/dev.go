@@ -136,7 +136,7 @@ func checkBinaries(f *devFlags) error {
 	need := []string{"etcd", "kube-apiserver", "kube-scheduler", "kwok", "rotor-nodeagent"}
 	switch f.install {
 	case "processes":
-		need = append(need, "rotor-propeller", "rotor-manager")
+		need = append(need, "rotor-propeller", "rotor-manager", "rotor-data", "weed")
 	case "chart":
 		need = append(need, "kube-controller-manager", "rotor-registry", "helm")
 		if _, err := os.Stat(filepath.Join(f.images, "index.json")); err != nil {
@@ -176,6 +176,11 @@ func setupRotor(ctx context.Context, env *localcluster.Env, replicas int) error 
 	if err := env.RegisterTargets(ctx); err != nil {
 		return err
 	}
+	// The data plane: an S3 server with the raw-data bucket; every
+	// propeller started below gets its flags (localcluster.DataArgs).
+	if _, err := env.StartDataPlane(ctx); err != nil {
+		return fmt.Errorf("start the S3 server: %w", err)
+	}
 	if replicas == 1 {
 		_, err := env.StartPropeller(0)
 		return err
@@ -206,6 +211,9 @@ func printEnv(out io.Writer, env *localcluster.Env, dir string) {
 	fmt.Fprintf(out, "\ncontrol cluster  %s\n", env.Control.Server)
 	for _, t := range env.Targets {
 		fmt.Fprintf(out, "%-16s %s (%s runtime)\n", t.Name, t.Server, t.Runtime)
+	}
+	if env.S3 != nil {
+		fmt.Fprintf(out, "object store     %s (S3, bucket %s; credentials: secret %s/%s)\n", env.S3.Endpoint, localcluster.RawDataBucket, localcluster.RotorNamespace, localcluster.RawDataSecret)
 	}
 	if env.Registry != "" {
 		fmt.Fprintf(out, "image registry   %s (Rotor runs from its chart: kubectl get pods -n %s)\n", env.Registry, localcluster.RotorNamespace)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+	"github.com/rotor-dev/rotor/data/ref"
 )
 
 // Check reports whether raw, a JSON document, is a valid value of type t.
@@ -73,8 +74,33 @@ func checkValue(t v1alpha1.ValueType, v any) error {
 		if _, ok := v.([]any); !ok {
 			return mismatch(t, v)
 		}
+	case v1alpha1.TypeFile, v1alpha1.TypeDirectory:
+		return checkRef(t, v)
 	default:
-		return fmt.Errorf("unknown type %q: use string, integer, float, boolean, object, array or blob", t)
+		return fmt.Errorf("unknown type %q: use string, integer, float, boolean, object, array, blob, file or directory", t)
+	}
+	return nil
+}
+
+// checkRef checks a file or directory value: a reference to data in
+// Rotor's object store, a directory's ending in "/".
+func checkRef(t v1alpha1.ValueType, v any) error {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return fmt.Errorf("want a %s reference {uri, size, sha256}, got %s", t, describe(v))
+	}
+	b, _ := json.Marshal(m)
+	var r ref.Ref
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return fmt.Errorf("want a %s reference {uri, size, sha256}: %v", t, err)
+	}
+	if err := r.Check(); err != nil {
+		return err
+	}
+	if r.IsDir() != (t == v1alpha1.TypeDirectory) {
+		return fmt.Errorf("want a %s reference, got one to a %s (%s)", t, map[bool]string{true: "directory", false: "file"}[r.IsDir()], r.URI)
 	}
 	return nil
 }

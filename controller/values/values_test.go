@@ -55,3 +55,25 @@ func TestText(t *testing.T) {
 		}
 	}
 }
+
+func TestFileAndDirectoryValues(t *testing.T) {
+	sum := strings.Repeat("ab", 32)
+	for _, c := range []struct {
+		t    v1alpha1.ValueType
+		raw  string
+		good bool
+	}{
+		{v1alpha1.TypeFile, `{"uri": "s3://b/ns/wf/u/a/0/outputs/report", "size": 12, "sha256": "` + sum + `"}`, true},
+		{v1alpha1.TypeDirectory, `{"uri": "s3://b/ns/wf/u/a/0/outputs/d/", "size": 12, "sha256": "` + sum + `", "files": 3}`, true},
+		{v1alpha1.TypeFile, `{"uri": "s3://b/ns/wf/u/a/0/outputs/d/", "size": 12, "sha256": "` + sum + `"}`, false}, // a directory
+		{v1alpha1.TypeDirectory, `{"uri": "s3://b/k", "size": 1, "sha256": "` + sum + `"}`, false},                   // a file
+		{v1alpha1.TypeFile, `"s3://b/k"`, false},
+		{v1alpha1.TypeFile, `{"uri": "s3://b/k", "size": 1}`, false},
+		{v1alpha1.TypeFile, `{"uri": "s3://b/k", "size": 1, "sha256": "` + sum + `", "extra": 1}`, false},
+	} {
+		err := Check(c.t, []byte(c.raw))
+		if (err == nil) != c.good {
+			t.Errorf("Check(%s, %s) = %v, want good %v", c.t, c.raw, err, c.good)
+		}
+	}
+}

@@ -53,6 +53,9 @@ type Options struct {
 	// proxies speak plaintext, and the benchmarks compare with figures
 	// measured so.
 	PlainEtcd bool
+	// DataPlane starts the S3 server and gives the propellers the
+	// raw-data location (localcluster.StartDataPlane).
+	DataPlane bool
 	Sharding  localcluster.ShardingOptions
 	// PropellerArgs are extra flags for unsharded propellers.
 	PropellerArgs []string
@@ -158,6 +161,12 @@ func Start(ctx context.Context, dir string, opts Options) (*Env, error) {
 			return nil, err
 		}
 		e.Targets = append(e.Targets, tc)
+	}
+	if opts.DataPlane {
+		if _, err := le.StartDataPlane(ctx); err != nil {
+			le.Stop()
+			return nil, err
+		}
 	}
 	if opts.NoRotor {
 		return e, nil

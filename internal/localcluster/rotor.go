@@ -148,6 +148,7 @@ func (e *Env) StartPropeller(i int, extraArgs ...string) (*Process, error) {
 		"--listen=127.0.0.1:" + strconv.Itoa(port), "--http-allowed-url-prefixes=" + SandboxHTTPPrefix,
 		// Profiles for the benchmarks; the listener is loopback.
 		"--pprof"}, e.EtcdFlagsAs(etcdroles.Propeller)...)
+	args = append(args, e.DataArgs()...)
 	args = append(args, extraArgs...)
 	return e.StartProcess(name, "rotor-propeller", args, nil)
 }

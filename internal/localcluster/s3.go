@@ -12,6 +12,10 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/rotor-dev/rotor/data/store"
 )
 
@@ -162,4 +166,50 @@ func StartS3Only(ctx context.Context, opts Options, buckets ...string) (_ *Env, 
 		return nil, nil, err
 	}
 	return e, s, nil
+}
+
+// RawDataBucket and RawDataSecret are the sandbox's data plane: the
+// bucket of task files and directories, and the Secret in RotorNamespace
+// holding its credentials.
+const (
+	RawDataBucket = "rotor-data"
+	RawDataSecret = "rotor-raw-data"
+)
+
+// StartDataPlane starts the S3 server with the raw-data bucket and puts
+// its credentials in the control cluster (Secret RawDataSecret, keys
+// accessKeyID and secretAccessKey). Propellers started afterwards get the
+// flags that use it (DataArgs).
+func (e *Env) StartDataPlane(ctx context.Context) (*S3, error) {
+	s, err := e.StartS3(ctx, RawDataBucket)
+	if err != nil {
+		return nil, err
+	}
+	kube, _, err := e.Clients()
+	if err != nil {
+		return nil, err
+	}
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: RawDataSecret, Namespace: RotorNamespace},
+		Data: map[string][]byte{"accessKeyID": []byte(s.AccessKeyID), "secretAccessKey": []byte(s.SecretAccessKey)}}
+	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: RotorNamespace}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, fmt.Errorf("create namespace %s: %w", RotorNamespace, err)
+	}
+	if _, err := kube.CoreV1().Secrets(RotorNamespace).Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+		return nil, fmt.Errorf("create secret %s/%s: %w", RotorNamespace, RawDataSecret, err)
+	}
+	return s, nil
+}
+
+// DataArgs are the propeller flags of the sandbox's data plane (none
+// before StartDataPlane): the raw-data location, its Secret, and the data
+// agent's executable for the process runtime.
+func (e *Env) DataArgs() []string {
+	e.mu.Lock()
+	s := e.S3
+	e.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	return []string{"--raw-data-url=" + s.URL(RawDataBucket, "raw"), "--raw-data-secret=" + RawDataSecret,
+		"--data-agent-command=" + filepath.Join(e.opts.BinDir, "rotor-data")}
 }

@@ -59,6 +59,9 @@ type Config struct {
 	// Pod Security level and Rotor-managed ServiceAccounts, and the pod
 	// and Secret copies are created as the tenant's launcher identity.
 	Tenants Policies
+	// Data, if set, is the object store task pods move files and
+	// directories through (data.go). Nil: such tasks fail, saying so.
+	Data *DataConfig
 }
 
 // Plugin runs container tasks as pods.
@@ -115,8 +118,49 @@ func (p *Plugin) Handle(ctx context.Context, tc *plugins.TaskContext) (plugins.P
 			tc.ID.Namespace, name, tc.Cluster.Name, pod.Labels[LabelWorkflowUID]))
 	}
 	info := phaseOf(pod, time.Now())
+	if hasDataAgent(pod) {
+		info = p.dataPhase(tc, pod, info)
+	}
 	info.Resource = name
 	return info, nil
+}
+
+// hasDataAgent reports whether the pod moves data through the agent.
+func hasDataAgent(pod *corev1.Pod) bool {
+	for _, v := range pod.Spec.Volumes {
+		if v.Name == DataVolume {
+			return true
+		}
+	}
+	return false
+}
+
+// dataPhase refines a data pod's phase with its agent's: a failed download
+// ends the attempt by its kind, and a finished pod's outputs gain the
+// upload sidecar's references.
+func (p *Plugin) dataPhase(tc *plugins.TaskContext, pod *corev1.Pod, info plugins.PhaseInfo) plugins.PhaseInfo {
+	switch info.Phase {
+	case plugins.PhaseFailed, plugins.PhaseSystemFailed:
+		if f := agentFailure(initTerminated(pod, DownloadName), ReasonDataDownload, ReasonDataInput); f != nil {
+			f.StartedAt = info.StartedAt
+			return *f
+		}
+	case plugins.PhaseSucceeded:
+		for _, c := range pod.Spec.InitContainers {
+			if c.Name != UploadName {
+				continue
+			}
+			if p.cfg.Data == nil {
+				return plugins.PhaseInfo{Phase: plugins.PhaseSystemFailed, Reason: ReasonDataUpload, Message: "the pod has the data agent but this Rotor has no object store configured (--raw-data-url)"}
+			}
+			prefix, err := p.cfg.Data.attemptPrefix(tc.ID)
+			if err != nil {
+				return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: ReasonDataOutput, Message: err.Error()}
+			}
+			return withUploads(info, initTerminated(pod, UploadName), prefix)
+		}
+	}
+	return info
 }
 
 func (p *Plugin) create(ctx context.Context, tc *plugins.TaskContext, name string) (_ plugins.PhaseInfo, err error) {
@@ -150,6 +194,11 @@ func (p *Plugin) create(ctx context.Context, tc *plugins.TaskContext, name strin
 			return *info, nil
 		}
 		return plugins.PhaseInfo{}, err
+	}
+	if hasDataAgent(pod) {
+		if err := p.ensureDataSecret(ctx, tc, api); err != nil {
+			return plugins.PhaseInfo{}, err
+		}
 	}
 	pods := api.Pods(tc.ID.Namespace)
 	// Asked again here, after the calls above: a replica that lost its
@@ -233,6 +282,10 @@ func (p *Plugin) Build(tc *plugins.TaskContext, name string) (*corev1.Pod, error
 		if r.Kind != template.TaskInput || !ok {
 			return nil, fmt.Errorf("{{%s}} has no value", r)
 		}
+		if tc.Task.Inputs[r.Name].IsData() {
+			// The task sees a file or directory where the agent put it.
+			return json.Marshal(DataMountPath + "/inputs/" + r.Name)
+		}
 		return v, nil
 	}
 	render := func(in []string) ([]string, error) {
@@ -302,6 +355,9 @@ func (p *Plugin) Build(tc *plugins.TaskContext, name string) (*corev1.Pod, error
 	}
 	if c.SecurityContext != nil {
 		pod.Spec.Containers[0].SecurityContext = c.SecurityContext.DeepCopy()
+	}
+	if _, err := p.addDataAgent(tc, pod); err != nil {
+		return nil, err
 	}
 	if Interruptible(tc) {
 		labels[LabelInterruptible] = "true"

@@ -7,20 +7,28 @@ import (
 )
 
 // ValueType names the type of a workflow or task input or output.
-// +kubebuilder:validation:Enum=string;integer;float;boolean;object;array;blob
+// +kubebuilder:validation:Enum=string;integer;float;boolean;object;array;blob;file;directory
 type ValueType string
 
 // The value types. A blob is a URI string that points at data a task wrote
-// elsewhere; object and array are JSON values.
+// elsewhere; object and array are JSON values. A file and a directory are
+// data Rotor moves through its object store: the value is a reference
+// ({uri, size, sha256}, package data/ref), the task reads
+// /rotor/inputs/<name> and writes /rotor/outputs/<name>.
 const (
-	TypeString  ValueType = "string"
-	TypeInteger ValueType = "integer"
-	TypeFloat   ValueType = "float"
-	TypeBoolean ValueType = "boolean"
-	TypeObject  ValueType = "object"
-	TypeArray   ValueType = "array"
-	TypeBlob    ValueType = "blob"
+	TypeString    ValueType = "string"
+	TypeInteger   ValueType = "integer"
+	TypeFloat     ValueType = "float"
+	TypeBoolean   ValueType = "boolean"
+	TypeObject    ValueType = "object"
+	TypeArray     ValueType = "array"
+	TypeBlob      ValueType = "blob"
+	TypeFile      ValueType = "file"
+	TypeDirectory ValueType = "directory"
 )
+
+// IsData reports whether t is moved by the data agent (file, directory).
+func (t ValueType) IsData() bool { return t == TypeFile || t == TypeDirectory }
 
 // +genclient
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object

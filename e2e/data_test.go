@@ -1,0 +1,86 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+	"github.com/rotor-dev/rotor/data/ref"
+	"github.com/rotor-dev/rotor/data/store"
+	"github.com/rotor-dev/rotor/internal/localcluster"
+)
+
+// TestFilesAndDirectories: a task writes a file and a directory to
+// /rotor/outputs; its downstream task reads them from /rotor/inputs (as
+// $ROTOR_INPUT_<NAME> and {{inputs.<name>}}) and counts them. The status
+// holds references under the producing attempt's prefix (no bytes), and
+// the objects they name are in the S3 server with those sizes and digests.
+func TestFilesAndDirectories(t *testing.T) {
+	ns := namespace(t)
+	wf := submit(t, ns, `
+apiVersion: rotor.dev/v1alpha1
+kind: Workflow
+metadata: {name: files}
+spec:
+  tasks:
+    produce:
+      outputs: {report: file, shards: directory}
+      container:
+        image: busybox
+        command: [sh, -ec, 'seq 1 20000 > $ROTOR_OUTPUTS_DIR/report; mkdir $ROTOR_OUTPUTS_DIR/shards; cd $ROTOR_OUTPUTS_DIR/shards; seq 1 20000 | split -l 5000 - part-']
+    consume:
+      inputs: {report: file, shards: directory}
+      outputs: {lines: integer, files: integer, sum: integer}
+      container:
+        image: busybox
+        command: [sh, -ec, 'echo "{\"lines\": $(wc -l < $ROTOR_INPUT_REPORT), \"files\": $(ls {{inputs.shards}} | wc -l), \"sum\": $(cat {{inputs.shards}}/part-* | awk "{s+=\$1} END {print s}")}" > $ROTOR_OUTPUT_FILE']
+  nodes:
+    - {name: make, task: produce}
+    - name: count
+      task: consume
+      inputs: {report: "{{nodes.make.outputs.report}}", shards: "{{nodes.make.outputs.shards}}"}
+  outputs:
+    lines: "{{nodes.count.outputs.lines}}"
+    sum: "{{nodes.count.outputs.sum}}"
+`)
+	got := waitDone(t, wf, 90*time.Second)
+	if got.Status.Phase != v1alpha1.WorkflowSucceeded {
+		t.Fatalf("workflow %s: %s; nodes %+v", got.Status.Phase, got.Status.Message, got.Status.Nodes)
+	}
+	if l, s := string(got.Status.Outputs["lines"].Raw), string(got.Status.Outputs["sum"].Raw); l != "20000" || s != "200010000" {
+		t.Fatalf("outputs lines %s, sum %s; want 20000 and 200010000", l, s)
+	}
+	if f := string(got.Status.Nodes["count"].Outputs["files"].Raw); f != "4" {
+		t.Fatalf("the consumer saw %s shard files, want 4", f)
+	}
+	mk := got.Status.Nodes["make"]
+	var report, shards ref.Ref
+	if err := json.Unmarshal(mk.Outputs["report"].Raw, &report); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(mk.Outputs["shards"].Raw, &shards); err != nil {
+		t.Fatal(err)
+	}
+	s3 := env.Env.S3
+	st, err := store.Open(context.Background(), store.Config{URL: s3.URL(localcluster.RawDataBucket, "raw"), AccessKeyID: s3.AccessKeyID, SecretAccessKey: s3.SecretAccessKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	prefix, _ := ref.Attempt{Namespace: ns, Workflow: "files", WorkflowUID: string(got.UID), Node: "make", Attempt: 0}.Prefix(st.Root())
+	if !ref.Within(report.URI, prefix) || !ref.Within(shards.URI, prefix) || shards.Files != 4 || report.Size != shards.Size {
+		t.Fatalf("references report %+v, shards %+v; want both under %s, 4 files, equal sizes", report, shards, prefix)
+	}
+	var back strings.Builder
+	if err := st.Fetch(context.Background(), report, &back); err != nil || !strings.HasPrefix(back.String(), "1\n2\n3\n") {
+		t.Fatalf("the report object: %v (%.20q)", err, back.String())
+	}
+	// The status holds references, not the 100 kB of data.
+	b, _ := json.Marshal(got.Status)
+	if len(b) > 8<<10 {
+		t.Fatalf("the status is %d bytes: data went into it", len(b))
+	}
+}
