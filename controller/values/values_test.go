@@ -66,7 +66,7 @@ func TestFileAndDirectoryValues(t *testing.T) {
 		{v1alpha1.TypeFile, `{"uri": "s3://b/ns/wf/u/a/0/outputs/report", "size": 12, "sha256": "` + sum + `"}`, true},
 		{v1alpha1.TypeDirectory, `{"uri": "s3://b/ns/wf/u/a/0/outputs/d/", "size": 12, "sha256": "` + sum + `", "files": 3}`, true},
 		{v1alpha1.TypeFile, `{"uri": "s3://b/ns/wf/u/a/0/outputs/d/", "size": 12, "sha256": "` + sum + `"}`, false}, // a directory
-		{v1alpha1.TypeDirectory, `{"uri": "s3://b/k", "size": 1, "sha256": "` + sum + `"}`, false},                   // a file
+		{v1alpha1.TypeDirectory, `{"uri": "s3://b/k", "size": 1, "sha256": "` + sum + `"}`, false},                  // a file
 		{v1alpha1.TypeFile, `"s3://b/k"`, false},
 		{v1alpha1.TypeFile, `{"uri": "s3://b/k", "size": 1}`, false},
 		{v1alpha1.TypeFile, `{"uri": "s3://b/k", "size": 1, "sha256": "` + sum + `", "extra": 1}`, false},
