@@ -84,3 +84,33 @@ spec:
 		t.Fatalf("the status is %d bytes: data went into it", len(b))
 	}
 }
+
+// TestMissingInputObject: a file input whose object is not in the store
+// fails its node with the object named (the input's fault: no retry is
+// spent on the store), and the task never runs.
+func TestMissingInputObject(t *testing.T) {
+	ns := namespace(t)
+	uri := "s3://" + localcluster.RawDataBucket + "/raw/" + ns + "/gone/0/x/0/outputs/never-written"
+	wf := submit(t, ns, `
+apiVersion: rotor.dev/v1alpha1
+kind: Workflow
+metadata: {name: missing}
+spec:
+  inputs:
+    table: {type: file, value: {uri: "`+uri+`", size: 3, sha256: "`+strings.Repeat("ab", 32)+`"}}
+  tasks:
+    read:
+      inputs: {table: file}
+      container: {image: busybox, command: [cat, "{{inputs.table}}"]}
+  nodes:
+    - {name: r, task: read, inputs: {table: "{{workflow.inputs.table}}"}}
+`)
+	got := waitDone(t, wf, 60*time.Second)
+	n := got.Status.Nodes["r"]
+	if got.Status.Phase != v1alpha1.WorkflowFailed || n.Reason != "DataInputInvalid" || !strings.Contains(n.Message, "never-written") {
+		t.Fatalf("workflow %s, node %s %q; want Failed, DataInputInvalid naming the object", got.Status.Phase, n.Reason, n.Message)
+	}
+	if len(n.Attempts) != 1 || n.Attempts[0].System {
+		t.Fatalf("attempts %+v, want one, not a system failure", n.Attempts)
+	}
+}

@@ -59,8 +59,11 @@ const (
 	ReasonDataOutput   = "DataOutputInvalid"  // an output missing, too large or malformed
 )
 
-// dataIO lists the attempt's file and directory inputs and outputs.
-func dataIO(tc *plugins.TaskContext) (ins []agent.Input, outs []agent.Output, err error) {
+// dataIO lists the attempt's file and directory inputs and outputs. An
+// input must lie under the namespace's own part of the store (root): the
+// agent reads with the install's credentials, and a reference written by
+// hand could name another tenant's object.
+func dataIO(tc *plugins.TaskContext, root string) (ins []agent.Input, outs []agent.Output, err error) {
 	for _, name := range slices.Sorted(maps.Keys(tc.Task.Inputs)) {
 		t := tc.Task.Inputs[name]
 		if !t.IsData() {
@@ -73,6 +76,9 @@ func dataIO(tc *plugins.TaskContext) (ins []agent.Input, outs []agent.Output, er
 		var r ref.Ref
 		if err := json.Unmarshal(raw, &r); err != nil {
 			return nil, nil, fmt.Errorf("input %s: %w", name, err)
+		}
+		if own := ref.Join(root, tc.ID.Namespace) + "/"; root != "" && !ref.Within(r.URI, own) {
+			return nil, nil, fmt.Errorf("input %s: %s is not in namespace %s's part of the object store (%s): a task reads only its own namespace's data", name, r.URI, tc.ID.Namespace, own)
 		}
 		ins = append(ins, agent.Input{Name: name, Kind: kindOf(t), Ref: r})
 	}
@@ -100,11 +106,15 @@ func (c *DataConfig) attemptPrefix(id plugins.TaskID) (string, error) {
 // (with inputs) and the upload sidecar (with outputs). False: the task
 // moves no data.
 func (p *Plugin) addDataAgent(tc *plugins.TaskContext, pod *corev1.Pod) (bool, error) {
-	ins, outs, err := dataIO(tc)
+	c := p.cfg.Data
+	root := ""
+	if c != nil {
+		root = c.Root
+	}
+	ins, outs, err := dataIO(tc, root)
 	if err != nil || len(ins)+len(outs) == 0 {
 		return false, err
 	}
-	c := p.cfg.Data
 	if c == nil {
 		return false, fmt.Errorf("the task has file or directory inputs or outputs, but this Rotor has no object store: set --raw-data-url on the propeller")
 	}

@@ -1,0 +1,164 @@
+package pod
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+	"github.com/rotor-dev/rotor/data/agent"
+	"github.com/rotor-dev/rotor/data/ref"
+	"github.com/rotor-dev/rotor/plugins"
+)
+
+var sum = strings.Repeat("cd", 32)
+
+func dataTask(in json.RawMessage) *plugins.TaskContext {
+	return &plugins.TaskContext{
+		ID: plugins.TaskID{Namespace: "team", Workflow: "wf", WorkflowUID: "u1", Node: "b", Attempt: 1},
+		Task: &v1alpha1.TaskTemplate{
+			Inputs:    map[string]v1alpha1.ValueType{"table": v1alpha1.TypeFile, "n": v1alpha1.TypeInteger},
+			Outputs:   map[string]v1alpha1.ValueType{"parts": v1alpha1.TypeDirectory, "rows": v1alpha1.TypeInteger},
+			Container: &v1alpha1.ContainerSpec{Image: "busybox", Command: []string{"wc", "-l", "{{inputs.table}}"}},
+		},
+		Inputs: map[string]json.RawMessage{"table": in, "n": json.RawMessage(`3`)},
+	}
+}
+
+var dataCfg = &DataConfig{StoreURL: "s3://raw/p?endpoint=http://127.0.0.1:9", Root: "s3://raw/p/", AccessKeyID: "k", SecretAccessKey: "s", Image: "rotor-data:v1"}
+
+// TestDataPodShape: a task with a file input and a directory output gets
+// the shared volume, the download init container, then the upload
+// sidecar (restartPolicy Always, postStart wait-ready, a startup probe),
+// all unprivileged, with credentials from the copied Secret; the task
+// sees its file input as a path, in its env and its args; the agent's
+// spec names the attempt's prefix.
+func TestDataPodShape(t *testing.T) {
+	tc := dataTask(json.RawMessage(`{"uri": "s3://raw/p/team/wf/u1/a/0/outputs/table", "size": 3, "sha256": "` + sum + `"}`))
+	pod, err := New(Config{Data: dataCfg}).Build(tc, "wf-b-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pod.Spec.InitContainers) != 2 || pod.Spec.InitContainers[0].Name != DownloadName || pod.Spec.InitContainers[1].Name != UploadName {
+		t.Fatalf("init containers %v, want download then upload", names(pod.Spec.InitContainers))
+	}
+	up := pod.Spec.InitContainers[1]
+	if up.RestartPolicy == nil || *up.RestartPolicy != corev1.ContainerRestartPolicyAlways || up.Lifecycle == nil ||
+		strings.Join(up.Lifecycle.PostStart.Exec.Command, " ") != "/rotor-data wait-ready" || up.StartupProbe == nil || up.Image != "rotor-data:v1" {
+		t.Fatalf("upload sidecar %+v", up)
+	}
+	for _, c := range pod.Spec.InitContainers {
+		if sc := c.SecurityContext; sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation || len(sc.Capabilities.Drop) != 1 {
+			t.Fatalf("%s's security context %+v, want no privilege", c.Name, sc)
+		}
+		var spec agent.Spec
+		for _, e := range c.Env {
+			switch e.Name {
+			case "ROTOR_DATA_SPEC":
+				_ = json.Unmarshal([]byte(e.Value), &spec)
+			case "ROTOR_DATA_SECRET_ACCESS_KEY":
+				if e.Value != "" || e.ValueFrom.SecretKeyRef.Name != DataSecretName {
+					t.Fatalf("%s gets its secret as %+v, want a reference to %s", c.Name, e, DataSecretName)
+				}
+			}
+		}
+		if spec.Prefix != "s3://raw/p/team/wf/u1/b/1/" || spec.Store != dataCfg.StoreURL || len(spec.Inputs) != 1 || len(spec.Outputs) != 1 ||
+			spec.Outputs[0].Kind != ref.KindDirectory || spec.Inputs[0].Kind != ref.KindFile {
+			t.Fatalf("%s's spec %+v", c.Name, spec)
+		}
+	}
+	main := pod.Spec.Containers[0]
+	if strings.Join(main.Command, " ") != "wc -l /rotor/inputs/table" {
+		t.Fatalf("command %v, want the input's path rendered", main.Command)
+	}
+	env := map[string]string{}
+	for _, e := range main.Env {
+		env[e.Name] = e.Value
+	}
+	if env["ROTOR_INPUT_TABLE"] != "/rotor/inputs/table" || env["ROTOR_INPUT_N"] != "3" || env["ROTOR_OUTPUTS_DIR"] != "/rotor/outputs" {
+		t.Fatalf("task env %v", env)
+	}
+	if len(main.VolumeMounts) != 1 || main.VolumeMounts[0].MountPath != DataMountPath || pod.Spec.TerminationGracePeriodSeconds == nil {
+		t.Fatalf("task mounts %+v, grace %v", main.VolumeMounts, pod.Spec.TerminationGracePeriodSeconds)
+	}
+
+	// A task that moves nothing gets nothing.
+	plain := dataTask(nil)
+	plain.Task.Inputs, plain.Task.Outputs, plain.Inputs = nil, nil, nil
+	plain.Task.Container.Command = []string{"true"}
+	p, err := New(Config{Data: dataCfg}).Build(plain, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Spec.InitContainers)+len(p.Spec.Volumes) != 0 {
+		t.Fatalf("a task without files has %d init containers and %d volumes", len(p.Spec.InitContainers), len(p.Spec.Volumes))
+	}
+}
+
+func names(cs []corev1.Container) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+// TestDataPodRefusals: without an object store a task with files cannot
+// run, and an input outside the namespace's part of the store (another
+// tenant's object) is refused before any pod.
+func TestDataPodRefusals(t *testing.T) {
+	tc := dataTask(json.RawMessage(`{"uri": "s3://raw/p/team/wf/u1/a/0/outputs/table", "size": 3, "sha256": "` + sum + `"}`))
+	if _, err := New(Config{}).Build(tc, "x"); err == nil || !strings.Contains(err.Error(), "--raw-data-url") {
+		t.Fatalf("no store: %v, want an error naming --raw-data-url", err)
+	}
+	for _, uri := range []string{"s3://raw/p/other-team/wf/u1/a/0/outputs/table", "s3://raw/p/team/../other/x", "s3://elsewhere/team/x"} {
+		tc := dataTask(json.RawMessage(`{"uri": "` + uri + `", "size": 3, "sha256": "` + sum + `"}`))
+		if _, err := New(Config{Data: dataCfg}).Build(tc, "x"); err == nil || !strings.Contains(err.Error(), "namespace team") {
+			t.Errorf("input %s: %v, want it refused as outside namespace team", uri, err)
+		}
+	}
+}
+
+func sidecarDone(code int32, msg string) *corev1.ContainerStateTerminated {
+	return &corev1.ContainerStateTerminated{ExitCode: code, Message: msg}
+}
+
+// TestUploadOutcomes: the sidecar's references join the task's own
+// outputs; one outside the attempt's prefix, a failure of the store and a
+// failure of the task's outputs each end the attempt as they should.
+func TestUploadOutcomes(t *testing.T) {
+	prefix := "s3://raw/p/team/wf/u1/b/1/"
+	good := `{"uri": "` + prefix + `outputs/parts/", "size": 8, "sha256": "` + sum + `", "files": 2}`
+	ok := plugins.PhaseInfo{Phase: plugins.PhaseSucceeded, Outputs: []byte(`{"rows": 4}`)}
+	got := withUploads(ok, sidecarDone(0, `{"outputs": {"parts": `+good+`}}`), prefix)
+	var outs map[string]json.RawMessage
+	if err := json.Unmarshal(got.Outputs, &outs); got.Phase != plugins.PhaseSucceeded || err != nil || string(outs["rows"]) != "4" || len(outs) != 2 {
+		t.Fatalf("merged outcome %+v (%s)", got, got.Outputs)
+	}
+	for name, c := range map[string]struct {
+		term   *corev1.ContainerStateTerminated
+		phase  plugins.Phase
+		reason string
+		says   string
+	}{
+		"outside the prefix": {sidecarDone(0, `{"outputs": {"parts": {"uri": "s3://raw/p/team/wf/u1/a/0/outputs/x/", "size": 1, "sha256": "`+sum+`"}}}`), plugins.PhaseFailed, ReasonDataOutput, "not under the attempt's prefix"},
+		"store failed":       {sidecarDone(1, `{"error": {"system": true, "message": "upload /rotor/outputs/parts/a: connection refused"}}`), plugins.PhaseSystemFailed, ReasonDataUpload, "connection refused"},
+		"output missing":     {sidecarDone(2, `{"error": {"system": false, "message": "output parts: the task did not write /rotor/outputs/parts"}}`), plugins.PhaseFailed, ReasonDataOutput, "did not write"},
+		"no report":          {nil, plugins.PhaseSystemFailed, ReasonDataUpload, "reported nothing"},
+		"written twice":      {sidecarDone(0, `{"outputs": {"rows": ` + good + `}}`), plugins.PhaseFailed, ReasonDataOutput, "also wrote it"},
+	} {
+		got := withUploads(ok, c.term, prefix)
+		if got.Phase != c.phase || got.Reason != c.reason || !strings.Contains(got.Message, c.says) {
+			t.Errorf("%s: %v %s %q, want %v %s and %q", name, got.Phase, got.Reason, got.Message, c.phase, c.reason, c.says)
+		}
+	}
+	if f := agentFailure(sidecarDone(2, `{"error": {"message": "download s3://raw/p/team/x: not found"}}`), ReasonDataDownload, ReasonDataInput); f == nil ||
+		f.Phase != plugins.PhaseFailed || f.Reason != ReasonDataInput || !strings.Contains(f.Message, "s3://raw/p/team/x") {
+		t.Fatalf("a missing input object: %+v", f)
+	}
+	if f := agentFailure(sidecarDone(0, ""), ReasonDataDownload, ReasonDataInput); f != nil {
+		t.Fatalf("a download that succeeded: %+v", f)
+	}
+}
