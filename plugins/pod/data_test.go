@@ -147,7 +147,7 @@ func TestUploadOutcomes(t *testing.T) {
 		"store failed":       {sidecarDone(1, `{"error": {"system": true, "message": "upload /rotor/outputs/parts/a: connection refused"}}`), plugins.PhaseSystemFailed, ReasonDataUpload, "connection refused"},
 		"output missing":     {sidecarDone(2, `{"error": {"system": false, "message": "output parts: the task did not write /rotor/outputs/parts"}}`), plugins.PhaseFailed, ReasonDataOutput, "did not write"},
 		"no report":          {nil, plugins.PhaseSystemFailed, ReasonDataUpload, "reported nothing"},
-		"written twice":      {sidecarDone(0, `{"outputs": {"rows": ` + good + `}}`), plugins.PhaseFailed, ReasonDataOutput, "also wrote it"},
+		"written twice":      {sidecarDone(0, `{"outputs": {"rows": `+good+`}}`), plugins.PhaseFailed, ReasonDataOutput, "also wrote it"},
 	} {
 		got := withUploads(ok, c.term, prefix)
 		if got.Phase != c.phase || got.Reason != c.reason || !strings.Contains(got.Message, c.says) {
