@@ -114,3 +114,51 @@ spec:
 		t.Fatalf("attempts %+v, want one, not a system failure", n.Attempts)
 	}
 }
+
+// TestCacheHitOnFileContent: two workflows whose producers write the same
+// bytes (under different URIs: different workflows) feed a cached task;
+// the second run's consumer is a cache hit with no pod, as its input's
+// content is the same.
+func TestCacheHitOnFileContent(t *testing.T) {
+	ns := namespace(t)
+	const src = `
+apiVersion: rotor.dev/v1alpha1
+kind: Workflow
+metadata: {name: NAME}
+spec:
+  tasks:
+    make:
+      outputs: {f: file}
+      container: {image: busybox, command: [sh, -ec, 'seq 1 100 > $ROTOR_OUTPUTS_DIR/f']}
+    count:
+      inputs: {f: file}
+      outputs: {lines: integer}
+      cache: {version: v1}
+      container: {image: busybox, command: [sh, -ec, 'echo "{\"lines\": $(wc -l < {{inputs.f}})}" > $ROTOR_OUTPUT_FILE']}
+  nodes:
+    - {name: make, task: make}
+    - {name: count, task: count, inputs: {f: "{{nodes.make.outputs.f}}"}}
+`
+	first := waitDone(t, submit(t, ns, strings.Replace(src, "NAME", "first", 1)), 60*time.Second)
+	second := waitDone(t, submit(t, ns, strings.Replace(src, "NAME", "second", 1)), 60*time.Second)
+	for _, wf := range []*v1alpha1.Workflow{first, second} {
+		if wf.Status.Phase != v1alpha1.WorkflowSucceeded || string(wf.Status.Nodes["count"].Outputs["lines"].Raw) != "100" {
+			t.Fatalf("%s: %s, lines %s", wf.Name, wf.Status.Phase, wf.Status.Nodes["count"].Outputs["lines"].Raw)
+		}
+	}
+	var a, b ref.Ref
+	_ = json.Unmarshal(first.Status.Nodes["make"].Outputs["f"].Raw, &a)
+	_ = json.Unmarshal(second.Status.Nodes["make"].Outputs["f"].Raw, &b)
+	if a.URI == b.URI || a.SHA256 != b.SHA256 {
+		t.Fatalf("the producers' files %s and %s: want two URIs with one digest", a.URI, b.URI)
+	}
+	if r := first.Status.Nodes["count"].Reason; r == "CacheHit" {
+		t.Fatal("the first run's consumer was a cache hit: the test proves nothing")
+	}
+	if r := second.Status.Nodes["count"].Reason; r != "CacheHit" {
+		t.Fatalf("the second run's consumer: reason %q, want CacheHit on the same content", r)
+	}
+	if n := podsOf(t, second); n != 1 {
+		t.Fatalf("the second run created %d pods, want 1 (the producer's)", n)
+	}
+}

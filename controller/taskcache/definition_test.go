@@ -166,3 +166,33 @@ func TestKeyLayouts(t *testing.T) {
 		t.Fatalf("old key String %q", s)
 	}
 }
+
+// TestFileInputsKeyOnContent: the same file content under two URIs (two
+// runs of the producer) gives one key; other content, or the same bytes
+// as a value of another type, another.
+func TestFileInputsKeyOnContent(t *testing.T) {
+	task := &v1alpha1.TaskTemplate{Inputs: map[string]v1alpha1.ValueType{"f": v1alpha1.TypeFile, "n": v1alpha1.TypeInteger}}
+	sum := strings.Repeat("ab", 32)
+	in := func(uri, digest string) map[string]json.RawMessage {
+		return map[string]json.RawMessage{"n": json.RawMessage(`1`),
+			"f": json.RawMessage(`{"uri": "` + uri + `", "size": 5, "sha256": "` + digest + `"}`)}
+	}
+	a, err := NewKey("team", "t", task, in("s3://b/team/wf1/u1/a/0/outputs/f", sum))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := NewKey("team", "t", task, in("s3://b/team/wf2/u2/a/0/outputs/f", sum))
+	other, _ := NewKey("team", "t", task, in("s3://b/team/wf1/u1/a/0/outputs/f", strings.Repeat("cd", 32)))
+	if a.InputsHash != b.InputsHash {
+		t.Fatalf("the same content under two URIs: keys %s and %s", a, b)
+	}
+	if a.InputsHash == other.InputsHash {
+		t.Fatalf("other content, same key %s", a)
+	}
+	asObject := &v1alpha1.TaskTemplate{Inputs: map[string]v1alpha1.ValueType{"f": v1alpha1.TypeObject, "n": v1alpha1.TypeInteger}}
+	c, _ := NewKey("team", "t", asObject, in("s3://b/team/wf1/u1/a/0/outputs/f", sum))
+	d, _ := NewKey("team", "t", asObject, in("s3://b/team/wf2/u2/a/0/outputs/f", sum))
+	if c.InputsHash == d.InputsHash {
+		t.Fatal("an object input that merely looks like a reference was keyed on its digest alone")
+	}
+}

@@ -45,7 +45,7 @@ type Key struct {
 // with resolved inputs in namespace. Input values are compacted JSON and
 // keys sorted, so formatting never changes the key.
 func NewKey(namespace, name string, task *v1alpha1.TaskTemplate, inputs map[string]json.RawMessage) (Key, error) {
-	h, err := inputsHash(inputs)
+	h, err := inputsHash(contentOf(task, inputs))
 	if err != nil {
 		return Key{}, err
 	}
@@ -54,6 +54,28 @@ func NewKey(namespace, name string, task *v1alpha1.TaskTemplate, inputs map[stri
 		version = task.Cache.Version
 	}
 	return Key{Namespace: namespace, Task: name, Version: version, Definition: Definition(task), InputsHash: h}, nil
+}
+
+// contentOf replaces each file or directory input by what identifies its
+// content (digest, size, file count), not where it lies: two runs given
+// the same bytes under different URIs hit the same entry.
+func contentOf(task *v1alpha1.TaskTemplate, inputs map[string]json.RawMessage) map[string]json.RawMessage {
+	out := make(map[string]json.RawMessage, len(inputs))
+	for k, v := range inputs {
+		out[k] = v
+		if task == nil || !task.Inputs[k].IsData() {
+			continue
+		}
+		var r struct {
+			Size   int64  `json:"size"`
+			SHA256 string `json:"sha256"`
+			Files  int    `json:"files"`
+		}
+		if json.Unmarshal(v, &r) == nil && r.SHA256 != "" {
+			out[k], _ = json.Marshal(map[string]any{"content": map[string]any{"sha256": r.SHA256, "size": r.Size, "files": r.Files, "type": task.Inputs[k]}})
+		}
+	}
+	return out
 }
 
 func inputsHash(inputs map[string]json.RawMessage) (string, error) {
