@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/data/ref"
 	"github.com/rotor-dev/rotor/data/store"
+	"github.com/rotor-dev/rotor/e2e/harness"
 	"github.com/rotor-dev/rotor/internal/localcluster"
 )
 
@@ -160,5 +162,78 @@ spec:
 	}
 	if n := podsOf(t, second); n != 1 {
 		t.Fatalf("the second run created %d pods, want 1 (the producer's)", n)
+	}
+}
+
+// TestUploadKilledMidway: the upload sidecar is killed (SIGKILL) while it
+// stores a directory of 100 files; the attempt is a system failure (no
+// user retry spent), the next attempt uploads again under its own prefix,
+// and the status references only that attempt's objects. The first
+// attempt's half-written directory has no manifest: nothing names it.
+func TestUploadKilledMidway(t *testing.T) {
+	ns := namespace(t)
+	wf := submit(t, ns, `
+apiVersion: rotor.dev/v1alpha1
+kind: Workflow
+metadata: {name: killed}
+spec:
+  tasks:
+    make:
+      outputs: {d: directory}
+      container: {image: busybox, command: [sh, -ec, 'mkdir $ROTOR_OUTPUTS_DIR/d; for i in $(seq 1 100); do head -c 2000000 /dev/urandom > $ROTOR_OUTPUTS_DIR/d/f$i; done']}
+  nodes: [{name: make, task: make}]
+`)
+	s3 := env.Env.S3
+	st, err := store.Open(context.Background(), store.Config{URL: s3.URL(localcluster.RawDataBucket, "raw"), AccessKeyID: s3.AccessKeyID, SecretAccessKey: s3.SecretAccessKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	first, _ := ref.Attempt{Namespace: ns, Workflow: "killed", WorkflowUID: string(wf.UID), Node: "make", Attempt: 0}.Prefix(st.Root())
+	// Wait (60 s at most) for the first objects of attempt 0, then kill
+	// its sidecar, found by the attempt's prefix in its environment.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		n := 0
+		_ = st.List(context.Background(), first, func(store.Object) error { n++; return nil })
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no object of attempt 0 under %s within 60s", first)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	pid := harness.FindProcess(t, "rotor-data", "upload", first)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill the upload sidecar %d: %v", pid, err)
+	}
+	got := waitDone(t, wf, 120*time.Second)
+	n := got.Status.Nodes["make"]
+	if got.Status.Phase != v1alpha1.WorkflowSucceeded || len(n.Attempts) != 2 {
+		t.Fatalf("workflow %s with %d attempts (%+v); want Succeeded after 2", got.Status.Phase, len(n.Attempts), n.Attempts)
+	}
+	if a := n.Attempts[0]; !a.System || a.Reason != "DataUploadFailed" {
+		if a.Phase == v1alpha1.NodeSucceeded {
+			t.Fatal("attempt 0's upload ended before it was killed: the test proves nothing (make the directory larger)")
+		}
+		t.Fatalf("attempt 0: %s %q (system %v), want a system failure DataUploadFailed", a.Reason, a.Message, a.System)
+	}
+	second, _ := ref.Attempt{Namespace: ns, Workflow: "killed", WorkflowUID: string(got.UID), Node: "make", Attempt: 1}.Prefix(st.Root())
+	var d ref.Ref
+	_ = json.Unmarshal(n.Outputs["d"].Raw, &d)
+	if !ref.Within(d.URI, second) || d.Files != 100 {
+		t.Fatalf("the output %+v, want 100 files under attempt 1's %s", d, second)
+	}
+	var left, manifests int
+	_ = st.List(context.Background(), first, func(o store.Object) error {
+		left++
+		if strings.HasSuffix(o.URI, ref.ManifestName) {
+			manifests++
+		}
+		return nil
+	})
+	if left == 0 || left >= 101 || manifests != 0 {
+		t.Fatalf("attempt 0 left %d objects (%d manifests): want some of its files and no manifest", left, manifests)
 	}
 }

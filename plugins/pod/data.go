@@ -234,8 +234,9 @@ func initTerminated(pod *corev1.Pod, name string) *corev1.ContainerStateTerminat
 }
 
 // agentFailure is the attempt's end when a data container failed, or
-// nil: exit 1 the store's fault (a system failure, retried without
-// spending the user's retries), any other the task's or its inputs'.
+// nil: exit 2 is the task's or its inputs' fault; anything else (exit 1,
+// the store's fault; a kill, an eviction, a crash) is a system failure,
+// retried without spending the user's retries.
 func agentFailure(term *corev1.ContainerStateTerminated, system, user string) *plugins.PhaseInfo {
 	if term == nil || term.ExitCode == 0 {
 		return nil
@@ -248,10 +249,10 @@ func agentFailure(term *corev1.ContainerStateTerminated, system, user string) *p
 	if msg == "" {
 		msg = fmt.Sprintf("exited with code %d", term.ExitCode)
 	}
-	if term.ExitCode == 1 {
-		return &plugins.PhaseInfo{Phase: plugins.PhaseSystemFailed, Reason: system, Message: "the data agent: " + truncate(msg, 512)}
+	if term.ExitCode == 2 {
+		return &plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: user, Message: "the data agent: " + truncate(msg, 512)}
 	}
-	return &plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: user, Message: "the data agent: " + truncate(msg, 512)}
+	return &plugins.PhaseInfo{Phase: plugins.PhaseSystemFailed, Reason: system, Message: "the data agent: " + truncate(msg, 512)}
 }
 
 // withUploads merges the upload sidecar's references into the task's

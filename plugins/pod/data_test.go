@@ -147,6 +147,7 @@ func TestUploadOutcomes(t *testing.T) {
 		"store failed":       {sidecarDone(1, `{"error": {"system": true, "message": "upload /rotor/outputs/parts/a: connection refused"}}`), plugins.PhaseSystemFailed, ReasonDataUpload, "connection refused"},
 		"output missing":     {sidecarDone(2, `{"error": {"system": false, "message": "output parts: the task did not write /rotor/outputs/parts"}}`), plugins.PhaseFailed, ReasonDataOutput, "did not write"},
 		"no report":          {nil, plugins.PhaseSystemFailed, ReasonDataUpload, "reported nothing"},
+		"killed mid-upload":  {sidecarDone(137, ""), plugins.PhaseSystemFailed, ReasonDataUpload, "exited with code 137"},
 		"written twice":      {sidecarDone(0, `{"outputs": {"rows": `+good+`}}`), plugins.PhaseFailed, ReasonDataOutput, "also wrote it"},
 	} {
 		got := withUploads(ok, c.term, prefix)
