@@ -85,6 +85,11 @@ spec:
 	if len(b) > 8<<10 {
 		t.Fatalf("the status is %d bytes: data went into it", len(b))
 	}
+	// rotor get shows where each file and directory is and how big.
+	out, code := rotorCLI(t, "get", "files", "-n", ns)
+	if code != 0 || !strings.Contains(out, "DATA") || !strings.Contains(out, report.URI) || !strings.Contains(out, "4 files") || !strings.Contains(out, "make.report") {
+		t.Fatalf("rotor get (exit %d) does not list the data outputs %s and %s:\n%s", code, report.URI, shards.URI, out)
+	}
 }
 
 // TestMissingInputObject: a file input whose object is not in the store

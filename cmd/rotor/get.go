@@ -19,6 +19,7 @@ import (
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/executor"
+	"github.com/rotor-dev/rotor/data/ref"
 	"github.com/rotor-dev/rotor/internal/tracing"
 )
 
@@ -122,8 +123,60 @@ func describe(out io.Writer, wf *v1alpha1.Workflow) {
 	walk(top, "")
 	tw.Flush()
 	for _, k := range slices.Sorted(maps.Keys(wf.Status.Outputs)) {
-		fmt.Fprintf(out, "Output %s = %s\n", k, wf.Status.Outputs[k].Raw)
+		raw := wf.Status.Outputs[k].Raw
+		if r, ok := dataRef(raw); ok {
+			fmt.Fprintf(out, "Output %s = %s (%s)\n", k, r.URI, sizeOf(r))
+			continue
+		}
+		fmt.Fprintf(out, "Output %s = %s\n", k, raw)
 	}
+	// Files and directories the nodes wrote, where they are and how big.
+	var data []string
+	for _, id := range slices.Sorted(maps.Keys(nodes)) {
+		outs := nodes[id].Outputs
+		for _, k := range slices.Sorted(maps.Keys(outs)) {
+			if r, ok := dataRef(outs[k].Raw); ok {
+				data = append(data, fmt.Sprintf("%s.%s\t%s\t%s", id, k, sizeOf(r), r.URI))
+			}
+		}
+	}
+	if len(data) > 0 {
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "\nDATA\tSIZE\tURI")
+		for _, d := range data {
+			fmt.Fprintln(tw, d)
+		}
+		tw.Flush()
+	}
+}
+
+// dataRef reads a file or directory output's reference.
+func dataRef(raw []byte) (ref.Ref, bool) {
+	var r ref.Ref
+	if json.Unmarshal(raw, &r) != nil || r.Check() != nil {
+		return ref.Ref{}, false
+	}
+	return r, true
+}
+
+func sizeOf(r ref.Ref) string {
+	s := humanBytes(r.Size)
+	if r.IsDir() {
+		s += fmt.Sprintf(", %d files", r.Files)
+	}
+	return s
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }
 
 func row(tw io.Writer, label string, st v1alpha1.NodeStatus) {
