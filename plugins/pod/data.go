@@ -168,12 +168,11 @@ func (p *Plugin) addDataAgent(tc *plugins.TaskContext, pod *corev1.Pod) (bool, e
 		pod.Spec.InitContainers = append(pod.Spec.InitContainers, corev1.Container{
 			Name: UploadName, Image: c.Image, Command: cmd("upload"), Env: env, VolumeMounts: mount, SecurityContext: sc(),
 			RestartPolicy: &always,
-			// postStart returns once the sidecar handles SIGTERM, so the
-			// task cannot exit before it would upload; the probe says so
-			// to anything that reads probes only.
+			// postStart returns once the sidecar handles SIGTERM, and a
+			// kubelet starts the task only after a sidecar's postStart:
+			// the task cannot exit before the sidecar would upload. (A
+			// startupProbe would add a process per pod for nothing.)
 			Lifecycle: &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: cmd("wait-ready")}}},
-			StartupProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: cmd("ready")}},
-				PeriodSeconds: 1, FailureThreshold: 30},
 			TerminationMessagePath: OutputFile, TerminationMessagePolicy: corev1.TerminationMessageReadFile,
 		})
 		pod.Spec.TerminationGracePeriodSeconds = ptr.To(dataGrace)

@@ -31,7 +31,7 @@ var dataCfg = &DataConfig{StoreURL: "s3://raw/p?endpoint=http://127.0.0.1:9", Ro
 
 // TestDataPodShape: a task with a file input and a directory output gets
 // the shared volume, the download init container, then the upload
-// sidecar (restartPolicy Always, postStart wait-ready, a startup probe),
+// sidecar (restartPolicy Always, postStart wait-ready),
 // all unprivileged, with credentials from the copied Secret; the task
 // sees its file input as a path, in its env and its args; the agent's
 // spec names the attempt's prefix.
@@ -46,7 +46,7 @@ func TestDataPodShape(t *testing.T) {
 	}
 	up := pod.Spec.InitContainers[1]
 	if up.RestartPolicy == nil || *up.RestartPolicy != corev1.ContainerRestartPolicyAlways || up.Lifecycle == nil ||
-		strings.Join(up.Lifecycle.PostStart.Exec.Command, " ") != "/rotor-data wait-ready" || up.StartupProbe == nil || up.Image != "rotor-data:v1" {
+		strings.Join(up.Lifecycle.PostStart.Exec.Command, " ") != "/rotor-data wait-ready" || up.Image != "rotor-data:v1" {
 		t.Fatalf("upload sidecar %+v", up)
 	}
 	for _, c := range pod.Spec.InitContainers {

@@ -18,7 +18,9 @@
 //     and throughput with each replica held to a 20 QPS client budget;
 //   - data: the data agent's upload and download of a directory (64
 //     files of 16 MiB) against raw S3 PUT and GET of the same files on
-//     the same SeaweedFS;
+//     the same SeaweedFS; and the agent's added time per task (one-task
+//     workflows with a small file in and out against the same without,
+//     on the process runtime);
 //   - protocol: the shard protocol at scale on a real etcd (1,000
 //     lightweight members, 4,096 partitions, churn): the manager's plan
 //     time, partitions moved per join or leave against the minimum and the
@@ -61,20 +63,21 @@ type options struct {
 
 // Result is the JSON file.
 type Result struct {
-	Date       string   `json:"date"`
-	Command    string   `json:"command"`
-	Cores      int      `json:"cores"`
-	MemoryGiB  float64  `json:"memoryGiB"`
-	Seconds    float64  `json:"seconds"`
-	Ceiling    Ceiling  `json:"ceiling"`
-	Overhead   []Load   `json:"overhead"`
-	Throughput []Load   `json:"throughput"`
-	Scale      Scale    `json:"scale"`
-	Failover   Failover `json:"failover"`
-	Protocol   Protocol `json:"protocol"`
-	Cost       Cost     `json:"cost"`
-	Data       Data     `json:"data"`
-	Errors     []string `json:"errors,omitempty"`
+	Date       string    `json:"date"`
+	Command    string    `json:"command"`
+	Cores      int       `json:"cores"`
+	MemoryGiB  float64   `json:"memoryGiB"`
+	Seconds    float64   `json:"seconds"`
+	Ceiling    Ceiling   `json:"ceiling"`
+	Overhead   []Load    `json:"overhead"`
+	Throughput []Load    `json:"throughput"`
+	Scale      Scale     `json:"scale"`
+	Failover   Failover  `json:"failover"`
+	Protocol   Protocol  `json:"protocol"`
+	Cost       Cost      `json:"cost"`
+	Data       Data      `json:"data"`
+	AgentCost  AgentCost `json:"agentCost"`
+	Errors     []string  `json:"errors,omitempty"`
 }
 
 func main() {
@@ -92,7 +95,7 @@ func main() {
 	flag.IntVar(&o.costChains, "cost-chains", 400, "chains of 5 per run of the cost scenario (its budget runs: a quarter)")
 	flag.IntVar(&o.dataFiles, "data-files", 64, "files of the data scenario's directory")
 	flag.IntVar(&o.dataFileMiB, "data-file-mib", 16, "MiB per file of the data scenario")
-	only := flag.String("only", "engine,scale,failover,protocol,cost,data", "scenarios to run")
+	only := flag.String("only", "engine,scale,failover,protocol,cost,data,agent", "scenarios to run")
 	out := flag.String("out", "", "JSON file to write (default .rotor/bench/bench-DATE.json)")
 	flag.Parse()
 	for _, s := range strings.Split(*levels, ",") {
@@ -135,6 +138,7 @@ func main() {
 		{"protocol", func() error { return protocol(ctx, dir, o, res) }},
 		{"cost", func() error { return cost(ctx, dir, o, res) }},
 		{"data", func() error { return dataBench(ctx, dir, o.dataFiles, o.dataFileMiB, res) }},
+		{"agent", func() error { return agentCost(ctx, dir, 20, res) }},
 	} {
 		if !o.only[s.name] {
 			continue

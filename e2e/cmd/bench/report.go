@@ -35,6 +35,9 @@ func report(w io.Writer, r *Result) {
 		fmt.Fprintf(w, "| upload (sha256, manifest) | %.0f MB/s (%.1f s) | raw PUT %.0f MB/s (%.1f s) | %.2f | ≥ 0.8 |\n", d.Upload.MBps, d.Upload.Seconds, d.RawPut.MBps, d.RawPut.Seconds, d.Upload.MBps/d.RawPut.MBps)
 		fmt.Fprintf(w, "| download (verified) | %.0f MB/s (%.1f s) | raw GET %.0f MB/s (%.1f s) | %.2f | ≥ 0.8 |\n", d.Download.MBps, d.Download.Seconds, d.RawGet.MBps, d.RawGet.Seconds, d.Download.MBps/d.RawGet.MBps)
 	}
+	if a := r.AgentCost; a.Runs > 0 {
+		fmt.Fprintf(w, "| agent's added time per task (%d runs each, one small file in and out) | p50 %.0f ms submit → Succeeded | without data p50 %.0f ms | added %.0f ms | added p50 < 100 ms |\n", a.Runs, a.WithP50ms, a.PlainP50ms, a.AddedP50ms)
+	}
 	if rows := costTable(r.Cost); len(rows) > 0 {
 		fmt.Fprintf(w, "\n| scaling | measured | reference (same run) | ratio |\n| --- | --- | --- | --- |\n")
 		for _, row := range rows {
