@@ -172,7 +172,7 @@ func (p *Plugin) addDataAgent(tc *plugins.TaskContext, pod *corev1.Pod) (bool, e
 			// kubelet starts the task only after a sidecar's postStart:
 			// the task cannot exit before the sidecar would upload. (A
 			// startupProbe would add a process per pod for nothing.)
-			Lifecycle: &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: cmd("wait-ready")}}},
+			Lifecycle:              &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: cmd("wait-ready")}}},
 			TerminationMessagePath: OutputFile, TerminationMessagePolicy: corev1.TerminationMessageReadFile,
 		})
 		pod.Spec.TerminationGracePeriodSeconds = ptr.To(dataGrace)
