@@ -4,7 +4,7 @@
 //	rotor-data download   init container: fetch the inputs into /rotor/inputs
 //	rotor-data upload     native sidecar: once SIGTERM says the main container
 //	                      exited, store /rotor/outputs and report references
-//	rotor-data ready      the sidecar's startupProbe: its SIGTERM handler is set
+//	rotor-data ready      exit 0 once the sidecar handles SIGTERM (for a probe)
 //	rotor-data wait-ready the sidecar's postStart hook: wait until it is
 //
 // The attempt's spec comes in ROTOR_DATA_SPEC (JSON, agent.Spec), the S3
