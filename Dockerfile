@@ -42,4 +42,9 @@ ARG TARGETARCH
 COPY --chown=0:0 --chmod=0755 bin/linux_${TARGETARCH}/rotor /rotor
 ENTRYPOINT ["/rotor"]
 
+FROM base AS rotor-data
+ARG TARGETARCH
+COPY --chown=0:0 --chmod=0755 bin/linux_${TARGETARCH}/rotor-data /rotor-data
+ENTRYPOINT ["/rotor-data"]
+
 FROM ${BINARY}

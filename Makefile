@@ -25,11 +25,11 @@ verify-generate: generate
 	  echo "generated files are stale: run 'make generate' and commit"; exit 1; fi
 	@echo "generated files are up to date"
 
-## build: build rotor, rotor-propeller, rotor-manager, rotor-nodeagent and rotor-registry into ./bin
+## build: build rotor, rotor-propeller, rotor-manager, rotor-data, rotor-nodeagent and rotor-registry into ./bin
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-## image: cross-compile rotor-manager, rotor-propeller and rotor for linux/amd64
+## image: cross-compile rotor-manager, rotor-propeller, rotor and rotor-data for linux/amd64
 ## and linux/arm64 into bin/linux_<arch>/ and build their OCI images, without
 ## Docker, into the layout bin/images; prints each digest. IMAGE_FLAGS adds
 ## flags of hack/image, e.g. IMAGE_FLAGS='-push 127.0.0.1:5000'

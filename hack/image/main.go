@@ -57,7 +57,7 @@ func parseOptions(args []string) (options, error) {
 	fs.StringVar(&o.out, "out", "bin/images", "OCI image layout directory to write (replaced if it is one)")
 	fs.StringVar(&o.tag, "tag", "", "image tag (default: git describe --tags --always --dirty, else dev)")
 	fs.StringVar(&platforms, "platforms", "linux/amd64,linux/arm64", "comma-separated platforms")
-	fs.StringVar(&binaries, "binaries", "rotor-manager,rotor-propeller,rotor", "comma-separated binaries, each built from ./cmd/<name>")
+	fs.StringVar(&binaries, "binaries", "rotor-manager,rotor-propeller,rotor,rotor-data", "comma-separated binaries, each built from ./cmd/<name>")
 	fs.StringVar(&o.push, "push", "", "registry HOST:PORT to push the images to after building (plain HTTP for loopback)")
 	fs.StringVar(&o.caBundle, "ca-bundle", ociimage.DefaultCABundle, "host CA bundle copied into the images (skipped with a warning if missing)")
 	if err := fs.Parse(args); err != nil {

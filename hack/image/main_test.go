@@ -15,7 +15,7 @@ func TestParseOptions(t *testing.T) {
 		wantErr bool
 	}{
 		{name: "defaults", want: options{out: "bin/images", caBundle: "/etc/ssl/certs/ca-certificates.crt",
-			platforms: []string{"linux/amd64", "linux/arm64"}, binaries: []string{"rotor-manager", "rotor-propeller", "rotor"}}},
+			platforms: []string{"linux/amd64", "linux/arm64"}, binaries: []string{"rotor-manager", "rotor-propeller", "rotor", "rotor-data"}}},
 		{name: "lists trimmed", args: []string{"-platforms", " linux/arm64 ,", "-binaries", "rotor", "-tag", "v1", "-ca-bundle", ""},
 			want: options{out: "bin/images", tag: "v1", platforms: []string{"linux/arm64"}, binaries: []string{"rotor"}}},
 		{name: "no binaries", args: []string{"-binaries", ","}, wantErr: true},
