@@ -69,7 +69,7 @@ dev: tools build
 dev-chart: tools build image
 	-./bin/rotor dev down >/dev/null 2>&1
 	./bin/rotor dev up --detach --install chart --replicas 3
-	./hack/run-examples.sh
+	ROTOR_EXAMPLES_WITHOUT=data-plane ./hack/run-examples.sh
 	@echo; echo "the sandbox is still running: 'bin/rotor dev status', 'bin/rotor dev down'"
 
 ## dev-down: stop the sandbox
