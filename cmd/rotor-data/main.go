@@ -106,12 +106,20 @@ func upload(spec *agent.Spec) int {
 		return report(err)
 	}
 	b, _ := json.Marshal(res)
+	if len(b) > maxMessage {
+		// Too many outputs for one termination message: the task's
+		// declaration, not the store, so no retry would help.
+		return report(&agent.Error{Msg: fmt.Sprintf("the outputs' references take %d bytes, over the %d a termination message holds: declare fewer file and directory outputs (one directory can hold them all)", len(b), maxMessage)})
+	}
 	if err := writeMessage(b); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return 0
 }
+
+// maxMessage is what a kubelet keeps of a termination message.
+const maxMessage = 4096
 
 func readSpec() (*agent.Spec, error) {
 	raw := os.Getenv("ROTOR_DATA_SPEC")
@@ -165,8 +173,8 @@ func writeMessage(b []byte) error {
 	if path == "" {
 		path = "/dev/termination-log"
 	}
-	if len(b) > 4096 {
-		return fmt.Errorf("the result is %d bytes, over the 4096 a termination message holds: too many outputs", len(b))
+	if len(b) > maxMessage {
+		b = b[:maxMessage] // an error's message: what fits of it
 	}
 	return os.WriteFile(path, b, 0o644)
 }
