@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -89,6 +91,31 @@ spec:
 	out, code := rotorCLI(t, "get", "files", "-n", ns)
 	if code != 0 || !strings.Contains(out, "DATA") || !strings.Contains(out, report.URI) || !strings.Contains(out, "4 files") || !strings.Contains(out, "make.report") {
 		t.Fatalf("rotor get (exit %d) does not list the data outputs %s and %s:\n%s", code, report.URI, shards.URI, out)
+	}
+	// rotor outputs --download fetches them back, verified, and writes
+	// the other values as JSON.
+	dl := t.TempDir()
+	out, code = rotorCLI(t, "outputs", "files", "-n", ns, "--download", dl, "--store", s3.URL(localcluster.RawDataBucket, "raw"))
+	if code != 0 || !strings.Contains(out, "downloaded make.report") {
+		t.Fatalf("rotor outputs --download: exit %d\n%s", code, out)
+	}
+	b, err = os.ReadFile(filepath.Join(dl, "make", "report"))
+	if err != nil || !strings.HasPrefix(string(b), "1\n2\n") || int64(len(b)) != report.Size {
+		t.Fatalf("downloaded report: %d bytes (%v), want %d", len(b), err, report.Size)
+	}
+	shardFiles, _ := filepath.Glob(filepath.Join(dl, "make", "shards", "part-*"))
+	if len(shardFiles) != 4 {
+		t.Fatalf("downloaded shards: %v, want 4 files", shardFiles)
+	}
+	if b, err := os.ReadFile(filepath.Join(dl, "count", "lines.json")); err != nil || strings.TrimSpace(string(b)) != "20000" {
+		t.Fatalf("count.lines.json: %q (%v)", b, err)
+	}
+	// One node only, and a node that does not exist.
+	if out, code := rotorCLI(t, "outputs", "files", "count", "-n", ns); code != 0 || strings.Contains(out, "make") || !strings.Contains(out, "lines") {
+		t.Fatalf("rotor outputs files count: exit %d\n%s", code, out)
+	}
+	if out, code := rotorCLI(t, "outputs", "files", "nope", "-n", ns); code == 0 || !strings.Contains(out, "no node") {
+		t.Fatalf("rotor outputs of a missing node: exit %d\n%s", code, out)
 	}
 }
 

@@ -25,7 +25,7 @@ func main() {
 	g := &globals{}
 	root.PersistentFlags().StringVar(&g.kubeconfig, "kubeconfig", "", "kubeconfig of the control cluster (default: $KUBECONFIG, then .rotor/kubeconfig, then ~/.kube/config)")
 	root.PersistentFlags().StringVarP(&g.namespace, "namespace", "n", "", "namespace (tenant) of the workflow (default: the kubeconfig's, else default)")
-	root.AddCommand(submitCmd(g), getCmd(g), listCmd(g), watchCmd(g), abortCmd(g), approveCmd(g, "approve"), approveCmd(g, "reject"), cacheCmd(g), relaunchCmd(g), shardsCmd(g), validateCmd(), devCmd(), clustersCmd(g), etcdCmd())
+	root.AddCommand(submitCmd(g), getCmd(g), outputsCmd(g), listCmd(g), watchCmd(g), abortCmd(g), approveCmd(g, "approve"), approveCmd(g, "reject"), cacheCmd(g), relaunchCmd(g), shardsCmd(g), validateCmd(), devCmd(), clustersCmd(g), etcdCmd())
 	root.AddCommand(cordonCmds(g)...)
 	if err := root.Execute(); err != nil {
 		var ee exitError

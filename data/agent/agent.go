@@ -133,6 +133,19 @@ func Download(ctx context.Context, st *store.Store, spec *Spec) error {
 	return nil
 }
 
+// Fetch downloads what r names to dst, verified: a directory (its URI
+// ends in "/") into the directory dst, a file to the file dst. What
+// Download does for one input; rotor outputs --download uses it too.
+func Fetch(ctx context.Context, st *store.Store, r ref.Ref, dst string) error {
+	if err := r.Check(); err != nil {
+		return taskErr("%v", err)
+	}
+	if r.IsDir() {
+		return downloadDir(ctx, st, Input{Name: filepath.Base(dst), Kind: ref.KindDirectory, Ref: r}, dst)
+	}
+	return downloadFile(ctx, st, r, dst)
+}
+
 func downloadFile(ctx context.Context, st *store.Store, r ref.Ref, dst string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o777); err != nil {
 		return systemErr("create %s: %v", filepath.Dir(dst), err)
