@@ -68,12 +68,7 @@ spec:
 	if err := json.Unmarshal(mk.Outputs["shards"].Raw, &shards); err != nil {
 		t.Fatal(err)
 	}
-	s3 := env.Env.S3
-	st, err := store.Open(context.Background(), store.Config{URL: s3.URL(localcluster.RawDataBucket, "raw"), AccessKeyID: s3.AccessKeyID, SecretAccessKey: s3.SecretAccessKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st, storeURL := rawData(t)
 	prefix, _ := ref.Attempt{Namespace: ns, Workflow: "files", WorkflowUID: string(got.UID), Node: "make", Attempt: 0}.Prefix(st.Root())
 	if !ref.Within(report.URI, prefix) || !ref.Within(shards.URI, prefix) || shards.Files != 4 || report.Size != shards.Size {
 		t.Fatalf("references report %+v, shards %+v; want both under %s, 4 files, equal sizes", report, shards, prefix)
@@ -95,11 +90,11 @@ spec:
 	// rotor outputs --download fetches them back, verified, and writes
 	// the other values as JSON.
 	dl := t.TempDir()
-	out, code = rotorCLI(t, "outputs", "files", "-n", ns, "--download", dl, "--store", s3.URL(localcluster.RawDataBucket, "raw"))
+	out, code = rotorCLI(t, "outputs", "files", "-n", ns, "--download", dl, "--store", storeURL)
 	if code != 0 || !strings.Contains(out, "downloaded make.report") {
 		t.Fatalf("rotor outputs --download: exit %d\n%s", code, out)
 	}
-	b, err = os.ReadFile(filepath.Join(dl, "make", "report"))
+	b, err := os.ReadFile(filepath.Join(dl, "make", "report"))
 	if err != nil || !strings.HasPrefix(string(b), "1\n2\n") || int64(len(b)) != report.Size {
 		t.Fatalf("downloaded report: %d bytes (%v), want %d", len(b), err, report.Size)
 	}
@@ -215,12 +210,7 @@ spec:
       container: {image: busybox, command: [sh, -ec, 'mkdir $ROTOR_OUTPUTS_DIR/d; for i in $(seq 1 100); do head -c 2000000 /dev/urandom > $ROTOR_OUTPUTS_DIR/d/f$i; done']}
   nodes: [{name: make, task: make}]
 `)
-	s3 := env.Env.S3
-	st, err := store.Open(context.Background(), store.Config{URL: s3.URL(localcluster.RawDataBucket, "raw"), AccessKeyID: s3.AccessKeyID, SecretAccessKey: s3.SecretAccessKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st, _ := rawData(t)
 	first, _ := ref.Attempt{Namespace: ns, Workflow: "killed", WorkflowUID: string(wf.UID), Node: "make", Attempt: 0}.Prefix(st.Root())
 	// Wait (60 s at most) for the first objects of attempt 0, then kill
 	// its sidecar, found by the attempt's prefix in its environment.
@@ -268,4 +258,18 @@ spec:
 	if left == 0 || left >= 101 || manifests != 0 {
 		t.Fatalf("attempt 0 left %d objects (%d manifests): want some of its files and no manifest", left, manifests)
 	}
+}
+
+// rawData opens the e2e environment's raw-data store as the propeller
+// does (closed when the test ends) and returns it with its URL.
+func rawData(t *testing.T) (*store.Store, string) {
+	t.Helper()
+	s3 := env.Env.S3
+	url := s3.URL(localcluster.RawDataBucket, "raw")
+	st, err := store.Open(context.Background(), store.Config{URL: url, AccessKeyID: s3.AccessKeyID, SecretAccessKey: s3.SecretAccessKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st, url
 }

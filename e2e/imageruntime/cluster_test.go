@@ -2,7 +2,6 @@ package imageruntime
 
 import (
 	"context"
-	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -14,8 +13,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/rotor-dev/rotor/e2e/harness"
 	"github.com/rotor-dev/rotor/internal/localcluster"
 	"github.com/rotor-dev/rotor/internal/nodeagent"
 	"github.com/rotor-dev/rotor/internal/nodeagent/backoff"
@@ -26,41 +25,7 @@ const podCIDR = "127.77.0.0/16"
 // startCluster starts etcd and the control cluster's kube-apiserver and
 // returns a client of it.
 func startCluster(t *testing.T, dir string) (*localcluster.Env, kubernetes.Interface) {
-	t.Helper()
-	bin, err := filepath.Abs(filepath.Join("..", "..", "bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range []string{"etcd", "kube-apiserver"} {
-		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
-			t.Fatalf("%s missing from %s: run 'make tools' first", b, bin)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	env, err := localcluster.Start(ctx, localcluster.Options{Dir: filepath.Join(dir, "cluster"), BinDir: bin, Targets: 0})
-	if err != nil {
-		t.Fatalf("start the API server (logs in %s): %v", filepath.Join(dir, "cluster", "logs"), err)
-	}
-	t.Cleanup(env.Stop)
-	return env, client(t, env)
-}
-
-// client is a client of the control cluster without client-side
-// throttling to speak of: the agent shares nothing with the test's client,
-// and client-go's default 5 QPS would slow every pod start.
-func client(t *testing.T, env *localcluster.Env) kubernetes.Interface {
-	t.Helper()
-	cfg, err := clientcmd.BuildConfigFromFlags("", env.Control.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.QPS, cfg.Burst = 100, 200
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cs
+	return harness.StartAPIServer(t, dir)
 }
 
 // setupNamespace creates what the cluster's controllers would: the
@@ -102,31 +67,16 @@ func setupNamespace(t *testing.T, cs kubernetes.Interface, caPEM []byte) {
 	}
 }
 
-// agent is a node agent in image mode running in this process.
-type agent struct {
-	cancel context.CancelFunc
-	done   chan error
-	log    string
-}
-
-// startAgent runs an agent on nodeName and waits for its Node to be Ready.
-func startAgent(t *testing.T, cs kubernetes.Interface, env *localcluster.Env, dir, logName string) *agent {
+// startAgent runs an image-runtime agent on nodeName, with its own client,
+// and waits for its Node to be Ready.
+func startAgent(t *testing.T, cs kubernetes.Interface, env *localcluster.Env, dir, logName string) *harness.NodeAgent {
 	t.Helper()
 	u, err := url.Parse(env.Control.Server)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logPath := filepath.Join(dir, logName)
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	ctx, cancel := context.WithCancel(context.Background())
-	a := &agent{cancel: cancel, done: make(chan error, 1), log: logPath}
-	na := nodeagent.New(client(t, env), nodeagent.Config{
+	return harness.StartNodeAgent(t, harness.UnthrottledClient(t, env.Control.Kubeconfig), nodeagent.Config{
 		NodeName: nodeName, WorkDir: filepath.Join(dir, "node"), HeartbeatInterval: 2 * time.Second,
-		Logger: slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Image: &nodeagent.ImageConfig{
 			ImageDir: filepath.Join(dir, "images"), PodCIDR: podCIDR,
 			KubeServiceHost: u.Hostname(), KubeServicePort: u.Port(),
@@ -134,51 +84,7 @@ func startAgent(t *testing.T, cs kubernetes.Interface, env *localcluster.Env, di
 			PullBackoff:    backoff.Policy{Initial: time.Second, Max: 2 * time.Second},
 			ShutdownGrace:  5 * time.Second,
 		},
-	})
-	go func() { a.done <- na.Run(ctx) }()
-	t.Cleanup(func() { a.stop(t) })
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		n, err := cs.CoreV1().Nodes().Get(context.Background(), nodeName, metav1.GetOptions{})
-		if err == nil && nodeIsReady(n) {
-			return a
-		}
-		select {
-		case err := <-a.done:
-			t.Fatalf("agent exited while starting: %v (log %s)", err, logPath)
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node %s not Ready within 30s of starting the agent (log %s)", nodeName, logPath)
-		}
-	}
-}
-
-// stop stops the agent and waits for it to have stopped its containers.
-func (a *agent) stop(t *testing.T) {
-	t.Helper()
-	if a.cancel == nil {
-		return
-	}
-	a.cancel()
-	a.cancel = nil
-	select {
-	case err := <-a.done:
-		if err != nil {
-			t.Errorf("agent Run returned %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Errorf("agent did not stop within 30s of its context ending (log %s)", a.log)
-	}
-}
-
-func nodeIsReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
+	}, filepath.Join(dir, logName))
 }
 
 // dumpOnFailure prints where the logs are when the test failed.

@@ -33,7 +33,7 @@ func TestImageRuntime(t *testing.T) {
 	env, cs := startCluster(t, dir)
 	setupNamespace(t, cs, env.CAPEM)
 	a := startAgent(t, cs, env, dir, "agent.log")
-	dumpOnFailure(t, a.log)
+	dumpOnFailure(t, a.Log)
 	work := filepath.Join(dir, "node")
 	cidr := netip.MustParsePrefix(podCIDR)
 	create := func(t *testing.T, p *corev1.Pod) {
@@ -145,12 +145,12 @@ func TestImageRuntime(t *testing.T) {
 		deletePod(t, cs, "unhealthy", 0)
 	})
 	step("stopping the agent stops containers gracefully", func(t *testing.T) {
-		a.stop(t)
+		a.Stop(t)
 		waitLog(t, containerLog(work, web2, "app"), time.Second, "got SIGTERM", "clean exit")
 	})
 	step("a new agent starts the Always pod again", func(t *testing.T) {
 		a2 := startAgent(t, cs, env, dir, "agent2.log")
-		dumpOnFailure(t, a2.log)
+		dumpOnFailure(t, a2.Log)
 		p := waitPod(t, cs, "web-2", 60*time.Second, "Ready again with restartCount 1", func(p *corev1.Pod) bool {
 			return ready(p) && p.Status.ContainerStatuses[0].RestartCount == 1
 		})
@@ -158,7 +158,7 @@ func TestImageRuntime(t *testing.T) {
 			t.Errorf("pod IP changed from %s to %s across the agent restart", web2.Status.PodIP, p.Status.PodIP)
 		}
 		assertHealthy(t, p.Status.PodIP)
-		a2.stop(t)
+		a2.Stop(t)
 	})
 }
 

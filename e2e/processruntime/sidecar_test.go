@@ -3,7 +3,6 @@ package processruntime
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,8 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/rotor-dev/rotor/e2e/harness"
 	"github.com/rotor-dev/rotor/internal/localcluster"
 	"github.com/rotor-dev/rotor/internal/nodeagent"
 )
@@ -213,78 +212,19 @@ func describe(p *corev1.Pod) string {
 }
 
 func startCluster(t *testing.T, dir string) (*localcluster.Env, kubernetes.Interface) {
-	t.Helper()
-	bin, err := filepath.Abs(filepath.Join("..", "..", "bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range []string{"etcd", "kube-apiserver"} {
-		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
-			t.Fatalf("%s missing from %s: run 'make tools' first", b, bin)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	env, err := localcluster.Start(ctx, localcluster.Options{Dir: filepath.Join(dir, "cluster"), BinDir: bin, Targets: 0})
-	if err != nil {
-		t.Fatalf("start the API server (logs in %s): %v", filepath.Join(dir, "cluster", "logs"), err)
-	}
-	t.Cleanup(env.Stop)
-	cfg, err := clientcmd.BuildConfigFromFlags("", env.Control.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.QPS, cfg.Burst = 100, 200
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return env, cs
+	return harness.StartAPIServer(t, dir)
 }
 
 // startAgent runs a process-runtime agent in this process until the test
-// ends, and waits (30 s at most) for its Node to be Ready.
+// ends, and waits for its Node to be Ready; its log is printed if the
+// test failed.
 func startAgent(t *testing.T, cs kubernetes.Interface, work, logPath string) {
 	t.Helper()
-	f, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	na := nodeagent.New(cs, nodeagent.Config{NodeName: nodeName, WorkDir: work, HeartbeatInterval: 2 * time.Second,
-		Logger: slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	go func() { done <- na.Run(ctx) }()
+	harness.StartNodeAgent(t, cs, nodeagent.Config{NodeName: nodeName, WorkDir: work, HeartbeatInterval: 2 * time.Second}, logPath)
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Errorf("agent did not stop within 30s (log %s)", logPath)
-		}
-		f.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(logPath)
 			t.Logf("agent log:\n%s", b)
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		n, err := cs.CoreV1().Nodes().Get(context.Background(), nodeName, metav1.GetOptions{})
-		if err == nil {
-			for _, c := range n.Status.Conditions {
-				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-					return
-				}
-			}
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("agent exited while starting: %v (log %s)", err, logPath)
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node %s not Ready within 30s (log %s)", nodeName, logPath)
-		}
-	}
 }

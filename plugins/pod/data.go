@@ -103,9 +103,9 @@ func (c *DataConfig) attemptPrefix(id plugins.TaskID) (string, error) {
 }
 
 // addDataAgent gives pod the shared volume, the download init container
-// (with inputs) and the upload sidecar (with outputs). False: the task
-// moves no data.
-func (p *Plugin) addDataAgent(tc *plugins.TaskContext, pod *corev1.Pod) (bool, error) {
+// (with inputs) and the upload sidecar (with outputs), when the task moves
+// data (hasDataAgent says so afterwards).
+func (p *Plugin) addDataAgent(tc *plugins.TaskContext, pod *corev1.Pod) error {
 	c := p.cfg.Data
 	root := ""
 	if c != nil {
@@ -113,14 +113,14 @@ func (p *Plugin) addDataAgent(tc *plugins.TaskContext, pod *corev1.Pod) (bool, e
 	}
 	ins, outs, err := dataIO(tc, root)
 	if err != nil || len(ins)+len(outs) == 0 {
-		return false, err
+		return err
 	}
 	if c == nil {
-		return false, fmt.Errorf("the task has file or directory inputs or outputs, but this Rotor has no object store: set --raw-data-url on the propeller")
+		return fmt.Errorf("the task has file or directory inputs or outputs, but this Rotor has no object store: set --raw-data-url on the propeller")
 	}
 	prefix, err := c.attemptPrefix(tc.ID)
 	if err != nil {
-		return false, err
+		return err
 	}
 	spec, _ := json.Marshal(agent.Spec{Store: c.StoreURL, Prefix: prefix, Dir: DataMountPath, Inputs: ins, Outputs: outs, MaxOutputBytes: c.MaxOutputBytes})
 	env := []corev1.EnvVar{
@@ -177,7 +177,7 @@ func (p *Plugin) addDataAgent(tc *plugins.TaskContext, pod *corev1.Pod) (bool, e
 		})
 		pod.Spec.TerminationGracePeriodSeconds = ptr.To(dataGrace)
 	}
-	return true, nil
+	return nil
 }
 
 // ensureDataSecret keeps the agent's credentials in the attempt's

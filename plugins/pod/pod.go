@@ -356,7 +356,7 @@ func (p *Plugin) Build(tc *plugins.TaskContext, name string) (*corev1.Pod, error
 	if c.SecurityContext != nil {
 		pod.Spec.Containers[0].SecurityContext = c.SecurityContext.DeepCopy()
 	}
-	if _, err := p.addDataAgent(tc, pod); err != nil {
+	if err := p.addDataAgent(tc, pod); err != nil {
 		return nil, err
 	}
 	if Interruptible(tc) {
