@@ -117,6 +117,22 @@ type TaskContext struct {
 	// between the two would wake after its partition moved and make it
 	// anyway: a pod beside the one the new owner placed.
 	Fence func() error
+	// Materialize, when set, returns the value an offloaded input stands
+	// for (read back from the object store, verified), and an inline one
+	// as it is: for a plugin that computes with its inputs (an http body)
+	// rather than handing them on.
+	Materialize func(ctx context.Context, raw json.RawMessage) (json.RawMessage, error)
+}
+
+// Input returns input name's value, read back when offloaded (and as it
+// is without Materialize).
+func (tc *TaskContext) Input(ctx context.Context, name string) (json.RawMessage, bool, error) {
+	raw, ok := tc.Inputs[name]
+	if !ok || tc.Materialize == nil {
+		return raw, ok, nil
+	}
+	v, err := tc.Materialize(ctx, raw)
+	return v, true, err
 }
 
 // Fenced returns Fence's verdict (nil when there is no fence: an

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rotor-dev/rotor/cluster/health"
 	"github.com/rotor-dev/rotor/controller/propeller"
+	"github.com/rotor-dev/rotor/data/offload"
 	"github.com/rotor-dev/rotor/internal/endpoints"
 	"github.com/rotor-dev/rotor/internal/etcdclient"
 	"github.com/rotor-dev/rotor/internal/tracing"
@@ -68,6 +69,7 @@ type config struct {
 	// credentials, the data agent's image and executable.
 	rawDataURL, rawDataSecret, dataAgentImage, dataAgentCommand string
 	maxOutputBytes                                              int64
+	maxValueBytes                                               int64
 }
 
 func (c *config) bind(fs *flag.FlagSet) {
@@ -112,6 +114,7 @@ func (c *config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.dataAgentImage, "data-agent-image", "rotor-data:dev", "image of the data agent added to task pods that move files or directories")
 	fs.StringVar(&c.dataAgentCommand, "data-agent-command", "", "the data agent's executable in its image (default /rotor-data; the sandbox's process runtime gives bin/rotor-data's path)")
 	fs.Int64Var(&c.maxOutputBytes, "max-output-bytes", 10<<30, "largest file or directory output a task may write, in bytes (0: no limit)")
+	fs.Int64Var(&c.maxValueBytes, "max-value-bytes", offload.DefaultMaxLoad, "largest offloaded value the propeller reads back to compute with (render, gather, branch on, map over), in bytes; a larger one is refused with a message: pass it whole to a task instead")
 	fs.StringVar(&c.interruptibleTolerations, "interruptible-tolerations", "", "tolerations added to interruptible attempts, key[=value]:Effect[,...]")
 }
 

@@ -38,6 +38,7 @@ import (
 	"github.com/rotor-dev/rotor/controller/propeller"
 	"github.com/rotor-dev/rotor/controller/taskcache"
 	"github.com/rotor-dev/rotor/controller/tenancy"
+	"github.com/rotor-dev/rotor/data/offload"
 	"github.com/rotor-dev/rotor/internal/endpoints"
 	"github.com/rotor-dev/rotor/internal/kubemetrics"
 	"github.com/rotor-dev/rotor/internal/tracing"
@@ -147,17 +148,20 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	if cfg.tenantSecrets {
 		cfg.pod.Secrets, cfg.http.Secrets = apiSecrets{kube}, apiSecrets{kube}
 	}
+	var values executor.Values
 	if cfg.rawDataURL != "" {
-		d, err := dataConfig(ctx, kube, &cfg)
+		d, st, err := dataConfig(ctx, kube, &cfg)
 		if err != nil {
 			return err
 		}
+		defer st.Close()
 		cfg.pod.Data = d
+		values = offload.New(st, cfg.maxValueBytes, 0)
 		log.Info("data plane on", "store", d.Root, "agent", d.Image)
 	}
 	exec := &executor.Executor{
 		Plugins: plugins.NewRegistry(pod.New(cfg.pod), rotorhttp.New(cfg.http)), Clusters: registry, Clock: clock.RealClock{},
-		MaxSystemRetries: 5, Logger: log,
+		MaxSystemRetries: 5, Logger: log, Values: values,
 	}
 	if taskCache != nil {
 		exec.Cache = taskCache

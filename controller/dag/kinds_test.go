@@ -11,6 +11,8 @@ tasks:
   sq: {inputs: {x: integer}, outputs: {y: integer}, container: {image: x, command: [sh]}}
   say: {inputs: {msg: string}, outputs: {text: string}, container: {image: x, command: [sh]}}
   gen: {outputs: {fragment: object}, container: {image: x, command: [sh]}}
+  split: {outputs: {parts: directory}, container: {image: x, command: [sh]}}
+  read: {inputs: {part: file}, outputs: {n: integer}, container: {image: x, command: [sh]}}
 nodes:
 - {name: a, task: sq, inputs: {x: "{{workflow.inputs.n}}"}}
 `
@@ -40,6 +42,12 @@ func TestKindValidation(t *testing.T) {
 - {name: s, task: say, inputs: {msg: "{{nodes.m.outputs.y}}"}}`, `type mismatch: {{nodes.m.outputs.y}} is array, the input wants string`},
 		{"map over non-array", `
 - {name: m, map: {task: sq, over: "{{workflow.inputs.n}}", item: x}}`, `spec.nodes[1].map.over: Invalid value: "\"{{workflow.inputs.n}}\"": type mismatch: {{workflow.inputs.n}} is integer, the input wants array`},
+		{"map over a directory's files", `
+- {name: s, task: split}
+- {name: m, map: {task: read, over: "{{nodes.s.outputs.parts}}", item: part}}`, ""},
+		{"map over a directory into a value input", `
+- {name: s, task: split}
+- {name: m, map: {task: sq, over: "{{nodes.s.outputs.parts}}", item: x}}`, `input "x" must be of type file, not integer`},
 		{"map item not an input", `
 - {name: m, map: {task: sq, over: "{{workflow.inputs.xs}}", item: z}}`, `task sq declares no input "z"`},
 		{"two kinds", `

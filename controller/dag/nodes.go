@@ -295,12 +295,24 @@ func (g *Graph) validateMap(n *v1alpha1.Node, p *field.Path) ([]string, field.Er
 	if item == "" {
 		item = DefaultMapItem
 	}
-	deps, e := g.checkBinding(n.Name, m.Over.Raw, v1alpha1.TypeArray, false, p.Child("over"))
+	// A map runs over an array, or over a directory's files (one file
+	// per item).
+	over := v1alpha1.TypeArray
+	if tpl, isString, err := template.ParseBinding(m.Over.Raw); err == nil && isString {
+		if r, single := tpl.Single(); single {
+			if have, err := g.refType(n.Name, r, false); err == nil && have == v1alpha1.TypeDirectory {
+				over = v1alpha1.TypeDirectory
+			}
+		}
+	}
+	deps, e := g.checkBinding(n.Name, m.Over.Raw, over, false, p.Child("over"))
 	errs = append(errs, e...)
 	t, ok := g.Tasks[m.Task]
 	if ok {
-		if _, has := t.Inputs[item]; !has {
+		if typ, has := t.Inputs[item]; !has {
 			errs = append(errs, field.Invalid(p.Child("item"), item, fmt.Sprintf("task %s declares no input %q to receive each element (declared: %s)", m.Task, item, keyList(t.Inputs))))
+		} else if over == v1alpha1.TypeDirectory && typ != v1alpha1.TypeFile {
+			errs = append(errs, field.Invalid(p.Child("item"), item, fmt.Sprintf("a map over a directory gives each item one of its files: task %s's input %q must be of type file, not %s", m.Task, item, typ)))
 		}
 	}
 	d, e := g.validateTaskRef(n.Name, m.Task, m.Inputs, item, p)

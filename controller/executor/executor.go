@@ -91,6 +91,10 @@ type Executor struct {
 	// Logger, if set, records what the executor does outside a workflow's
 	// status (orphaned pods deleted).
 	Logger *slog.Logger
+	// Values, if set, offloads large values to the object store and reads
+	// them back where the workflow computes with them (values.go).
+	// Without it every value stays inline.
+	Values Values
 }
 
 // Result tells the caller when to look at the workflow again, beyond the
@@ -134,6 +138,9 @@ func (r *Result) after(d time.Duration) {
 // round is the state of one reconcile round.
 type round struct {
 	*Executor
+	// ctx is the round's, for what template lookups read from the
+	// object store (they take no context of their own).
+	ctx context.Context
 	wf  *v1alpha1.Workflow
 	now metav1.Time
 	res Result
@@ -160,7 +167,7 @@ func (e *Executor) Reconcile(ctx context.Context, wf *v1alpha1.Workflow) (Result
 		}
 		return Result{}, nil
 	}
-	r := &round{Executor: e, wf: wf, now: metav1.NewTime(e.Clock.Now())}
+	r := &round{Executor: e, ctx: ctx, wf: wf, now: metav1.NewTime(e.Clock.Now())}
 	if orphans {
 		r.res.after(orphanRecheck)
 	}
@@ -205,7 +212,9 @@ func (e *Executor) Reconcile(ctx context.Context, wf *v1alpha1.Workflow) (Result
 	switch res.phase {
 	case v1alpha1.NodeSucceeded:
 		if len(res.outputs) > 0 {
-			st.Outputs = res.outputs
+			if st.Outputs, err = r.keepAll(scopeNode(top), 0, res.outputs); err != nil {
+				return r.res, err
+			}
 		}
 		r.finish(v1alpha1.WorkflowSucceeded, v1alpha1.ReasonSucceeded, fmt.Sprintf("%d nodes succeeded", len(top.g.Order)))
 	case v1alpha1.NodeFailed:

@@ -61,7 +61,7 @@ func (r *round) stepKind(ctx context.Context, sc *scope, n *v1alpha1.Node, id st
 func (r *round) stepTarget(ctx context.Context, sc *scope, id string, t *v1alpha1.BranchTarget, ns *v1alpha1.NodeStatus) error {
 	inputs, err := r.resolve(sc, t.Inputs)
 	if err != nil {
-		r.failNode(ns, "BadInputs", err.Error())
+		r.badInputs(ns, "", err)
 		return nil
 	}
 	if t.Workflow != nil {
@@ -117,7 +117,11 @@ func (r *round) runChild(ctx context.Context, parent *scope, id string, ns *v1al
 	}
 	switch res.phase {
 	case v1alpha1.NodeSucceeded:
-		ns.Phase, ns.Reason, ns.Message, ns.FinishedAt, ns.Outputs = v1alpha1.NodeSucceeded, "", "", &r.now, res.outputs
+		outs, err := r.keepAll(id, 0, res.outputs)
+		if err != nil {
+			return fmt.Errorf("node %s: store its outputs: %w", id, err)
+		}
+		ns.Phase, ns.Reason, ns.Message, ns.FinishedAt, ns.Outputs = v1alpha1.NodeSucceeded, "", "", &r.now, outs
 	case v1alpha1.NodeFailed:
 		r.stopScope(ctx, sc, v1alpha1.ReasonWorkflowFailed, "the sub-workflow failed", true)
 		done, err := r.runOnFailure(ctx, sc, res)
@@ -150,7 +154,7 @@ func (r *round) childScope(parent *scope, id string, ns *v1alpha1.NodeStatus, en
 	}
 	vals, err := bindInputs(spec, inputs)
 	if err != nil {
-		r.failNode(ns, "BadInputs", err.Error())
+		r.badInputs(ns, "", err)
 		return nil, false
 	}
 	sel, err := dag.MergeSelectors(parent.selector, spec.ClusterSelector)
@@ -264,7 +268,7 @@ func (r *round) skipCase(id, c, chosen string) {
 // it fails naming every value the conditions read.
 func (r *round) chooseCase(sc *scope, n *v1alpha1.Node) (string, error) {
 	seen := map[string]string{}
-	lookup := r.lookup(sc)
+	lookup := r.valueLookup(sc)
 	record := func(ref template.Ref) (json.RawMessage, error) {
 		v, err := lookup(ref)
 		if err == nil {
@@ -348,14 +352,18 @@ func (r *round) stepDynamic(ctx context.Context, sc *scope, n *v1alpha1.Node, id
 	task := sc.g.Tasks[n.Task]
 	inputs, err := r.resolve(sc, n.Inputs)
 	if err != nil {
-		r.failNode(ns, "BadInputs", err.Error())
+		r.badInputs(ns, "", err)
 		return nil
 	}
 	if ns.Spec == nil {
 		if err := r.stepTask(ctx, sc, id, n.Task, &task, inputs, ns); err != nil || ns.Phase != v1alpha1.NodeSucceeded {
 			return err
 		}
-		frag, err := fragmentSpec(ns.Outputs["fragment"].Raw, &task, inputs)
+		raw, err := r.materialize(ns.Outputs["fragment"].Raw)
+		if err != nil {
+			return fmt.Errorf("dynamic node %s: read its fragment: %w", id, err)
+		}
+		frag, err := fragmentSpec(raw, &task, inputs)
 		if err != nil {
 			r.failNode(ns, v1alpha1.ReasonInvalidSpec, "bad dynamic fragment: "+err.Error())
 			return nil

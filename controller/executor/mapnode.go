@@ -10,7 +10,6 @@ import (
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/dag"
-	"github.com/rotor-dev/rotor/controller/template"
 )
 
 // stepMap runs the map's task once per element of its list, at paths
@@ -20,19 +19,19 @@ import (
 // soon as that share can no longer be reached, stopping what still runs.
 func (r *round) stepMap(ctx context.Context, sc *scope, n *v1alpha1.Node, id string, ns *v1alpha1.NodeStatus) error {
 	m := n.Map
-	overRaw, err := template.Resolve(m.Over.Raw, r.lookup(sc))
+	overRaw, err := r.bind(sc, m.Over.Raw)
 	if err != nil {
-		r.failNode(ns, "BadInputs", "over: "+err.Error())
+		r.badInputs(ns, "over: ", err)
 		return nil
 	}
-	var items []json.RawMessage
-	if err := json.Unmarshal(overRaw, &items); err != nil {
-		r.failNode(ns, "BadInputs", fmt.Sprintf("over must yield an array: %v", err))
+	items, err := r.mapItems(overRaw)
+	if err != nil {
+		r.badInputs(ns, "over: ", err)
 		return nil
 	}
 	base, err := r.resolve(sc, m.Inputs)
 	if err != nil {
-		r.failNode(ns, "BadInputs", err.Error())
+		r.badInputs(ns, "", err)
 		return nil
 	}
 	item := m.Item
@@ -90,14 +89,18 @@ func (r *round) stepMap(ctx context.Context, sc *scope, n *v1alpha1.Node, id str
 			active--
 		}
 	}
-	ns.Phase, ns.Message = v1alpha1.NodeRunning, fmt.Sprintf("%d of %d items succeeded, %d failed, %d running", succeeded, len(items), failed, active)
+	ns.Phase, ns.Reason, ns.Message = v1alpha1.NodeRunning, "", fmt.Sprintf("%d of %d items succeeded, %d failed, %d running", succeeded, len(items), failed, active)
 	switch {
 	case len(items)-failed < need:
 		r.stopChildren(ctx, id, len(items))
 		r.failNode(ns, "MapFailed", fmt.Sprintf("%d of %d items failed, %d must succeed; first failure: %s", failed, len(items), need, r.firstFailure(id, len(items))))
 	case succeeded+failed == len(items):
+		outs, err := r.keepAll(id, 0, r.gather(id, len(items), &task))
+		if err != nil {
+			return fmt.Errorf("map %s: store its gathered outputs: %w", id, err)
+		}
 		ns.Phase, ns.Message, ns.FinishedAt = v1alpha1.NodeSucceeded, fmt.Sprintf("%d of %d items succeeded", succeeded, len(items)), &r.now
-		ns.Outputs = r.gather(id, len(items), &task)
+		ns.Outputs = outs
 	}
 	return nil
 }

@@ -142,7 +142,11 @@ func (r *round) decide(sc *scope) scopeResult {
 	}
 	outs := map[string]apiextJSON{}
 	for _, name := range slices.Sorted(maps.Keys(sc.g.Spec.Outputs)) {
-		v, err := template.Resolve(sc.g.Spec.Outputs[name].Raw, r.lookup(sc))
+		v, err := r.bind(sc, sc.g.Spec.Outputs[name].Raw)
+		if storeDown(err) {
+			r.res.after(storeWait) // the DAG is done; its outputs wait for the store
+			return scopeResult{phase: v1alpha1.NodeRunning}
+		}
 		if err != nil {
 			return scopeResult{phase: v1alpha1.NodeFailed, reason: v1alpha1.ReasonBadOutputs, message: fmt.Sprintf("outputs[%s]: %v", name, err)}
 		}
@@ -195,7 +199,7 @@ func (r *round) runOnFailure(ctx context.Context, sc *scope, failed scopeResult)
 	left, bounded := r.timeLeft(n, &ns)
 	switch {
 	case rerr != nil:
-		r.failNode(&ns, "BadInputs", rerr.Error())
+		r.badInputs(&ns, "", rerr)
 	case bounded && left <= 0:
 		r.timeOut(ctx, fsc, n, id, &ns)
 	default:
@@ -237,7 +241,7 @@ func failedNode(msg string) (string, string) {
 func (r *round) resolve(sc *scope, bindings map[string]apiextJSON) (map[string]json.RawMessage, error) {
 	out := make(map[string]json.RawMessage, len(bindings))
 	for name, b := range bindings {
-		v, err := template.Resolve(b.Raw, r.lookup(sc))
+		v, err := r.bind(sc, b.Raw)
 		if err != nil {
 			return nil, fmt.Errorf("input %s: %w", name, err)
 		}

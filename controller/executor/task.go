@@ -160,6 +160,11 @@ func (r *round) runTask(ctx context.Context, sc *scope, id string, task *v1alpha
 			r.endAttempt(ns, a, info, task)
 			return nil
 		}
+		// A value the plugin returned inline but large (an http answer)
+		// is offloaded before it reaches the status.
+		if outs, err = r.keepAll(id, a.Number, outs); err != nil {
+			return fmt.Errorf("node %s: store its outputs: %w", id, err)
+		}
 		r.endAttempt(ns, a, info, task)
 		ns.Outputs = outs
 	default:
@@ -230,6 +235,9 @@ func (r *round) taskID(id string, attempt int32) plugins.TaskID {
 
 func (r *round) taskContext(id string, task *v1alpha1.TaskTemplate, inputs map[string]json.RawMessage, a *v1alpha1.Attempt) (*plugins.TaskContext, bool) {
 	tc := &plugins.TaskContext{ID: r.taskID(id, a.Number), Task: task, Inputs: inputs, Launched: a.Pod != "", State: a.State}
+	if r.Values != nil {
+		tc.Materialize = r.Values.Materialize
+	}
 	if a.Cluster == "" {
 		return tc, true // a plugin that needs no cluster
 	}

@@ -196,3 +196,26 @@ func TestFileInputsKeyOnContent(t *testing.T) {
 		t.Fatal("an object input that merely looks like a reference was keyed on its digest alone")
 	}
 }
+
+// TestOffloadedValuesKeyOnContent: an offloaded value stored twice (two
+// URIs, one digest) gives one key; another digest, another key; and the
+// key differs from the inline value's shape.
+func TestOffloadedValuesKeyOnContent(t *testing.T) {
+	task := &v1alpha1.TaskTemplate{Inputs: map[string]v1alpha1.ValueType{"rows": v1alpha1.TypeArray}}
+	in := func(uri, digest string) map[string]json.RawMessage {
+		return map[string]json.RawMessage{"rows": json.RawMessage(`{"$ref": {"uri": "` + uri + `", "size": 9000, "sha256": "` + digest + `"}}`)}
+	}
+	sum := strings.Repeat("ab", 32)
+	a, err := NewKey("team", "t", task, in("s3://b/team/wf1/u1/a/0/outputs/rows.json", sum))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := NewKey("team", "t", task, in("s3://b/team/wf2/u2/a/0/outputs/rows.json", sum))
+	other, _ := NewKey("team", "t", task, in("s3://b/team/wf1/u1/a/0/outputs/rows.json", strings.Repeat("cd", 32)))
+	if a.InputsHash != b.InputsHash {
+		t.Fatalf("the same offloaded value under two URIs: keys %s and %s", a, b)
+	}
+	if a.InputsHash == other.InputsHash {
+		t.Fatalf("another offloaded value, same key %s", a)
+	}
+}

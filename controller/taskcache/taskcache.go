@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+	"github.com/rotor-dev/rotor/data/ref"
 )
 
 // Key identifies one cacheable execution.
@@ -63,6 +64,12 @@ func contentOf(task *v1alpha1.TaskTemplate, inputs map[string]json.RawMessage) m
 	out := make(map[string]json.RawMessage, len(inputs))
 	for k, v := range inputs {
 		out[k] = v
+		// An offloaded value is keyed on its content, like a file: the
+		// same value stored twice has two URIs and one digest.
+		if r, isRef, _ := ref.ParseOffloaded(v); isRef {
+			out[k], _ = json.Marshal(map[string]any{"content": map[string]any{"sha256": r.SHA256, "size": r.Size, "type": "offloaded"}})
+			continue
+		}
 		if task == nil || !task.Inputs[k].IsData() {
 			continue
 		}

@@ -16,7 +16,17 @@ import (
 // Check reports whether raw, a JSON document, is a valid value of type t.
 // Integers must be whole numbers; a float accepts any JSON number; a blob
 // is a non-empty URI string.
+//
+// A string, object or array may be offloaded ({"$ref": {uri, size,
+// sha256}}, package data/ref): the reference is checked, the value it
+// stands for is not read (the data agent checked its JSON kind when it
+// stored it).
 func Check(t v1alpha1.ValueType, raw []byte) error {
+	if Offloadable(t) {
+		if _, isRef, err := ref.ParseOffloaded(raw); isRef {
+			return err
+		}
+	}
 	v, err := decode(raw)
 	if err != nil {
 		return err
@@ -80,6 +90,12 @@ func checkValue(t v1alpha1.ValueType, v any) error {
 		return fmt.Errorf("unknown type %q: use string, integer, float, boolean, object, array, blob, file or directory", t)
 	}
 	return nil
+}
+
+// Offloadable reports whether values of type t may be offloaded: the
+// types whose values can grow (strings, objects and arrays).
+func Offloadable(t v1alpha1.ValueType) bool {
+	return t == v1alpha1.TypeString || t == v1alpha1.TypeObject || t == v1alpha1.TypeArray
 }
 
 // checkRef checks a file or directory value: a reference to data in

@@ -32,6 +32,10 @@ func TestCheck(t *testing.T) {
 		{"bad json", v1alpha1.TypeString, `{`, "not valid JSON"},
 		{"two values", v1alpha1.TypeInteger, `1 2`, "not one JSON value"},
 		{"unknown type", "decimal", `1`, `unknown type "decimal"`},
+		{"offloaded string", v1alpha1.TypeString, `{"$ref":{"uri":"s3://b/v.json","size":5000,"sha256":"` + strings.Repeat("a", 64) + `"}}`, ""},
+		{"offloaded array", v1alpha1.TypeArray, `{"$ref":{"uri":"s3://b/v.json","size":5000,"sha256":"` + strings.Repeat("a", 64) + `"}}`, ""},
+		{"offloaded with a bad digest", v1alpha1.TypeObject, `{"$ref":{"uri":"s3://b/v.json","size":5000,"sha256":"x"}}`, "offloaded value: reference"},
+		{"an integer is never offloaded", v1alpha1.TypeInteger, `{"$ref":{"uri":"s3://b/v.json","size":5000,"sha256":"` + strings.Repeat("a", 64) + `"}}`, "want an integer, got object"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := Check(tc.typ, []byte(tc.raw))

@@ -65,6 +65,13 @@ type Output struct {
 	// Kind is file, directory or value: a value's file holds its JSON,
 	// reported inline up to ref.InlineLimit and offloaded above.
 	Kind ref.Kind `json:"kind"`
+	// Type, for a value, is its declared type (string, object or
+	// array): the file's JSON must be of that kind, checked here because
+	// nobody reads an offloaded value's bytes before its consumer does.
+	Type string `json:"type,omitempty"`
+	// Optional outputs may be absent: a value the task wrote in its
+	// outputs JSON instead of as a file.
+	Optional bool `json:"optional,omitempty"`
 }
 
 // Error is a failure with its kind: System for the store's, otherwise
@@ -221,6 +228,9 @@ func Upload(ctx context.Context, st *store.Store, spec *Spec) (*Result, error) {
 		}
 		src := filepath.Join(out, o.Name)
 		fi, err := os.Stat(src)
+		if err != nil && o.Optional && errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
 		if err != nil {
 			return nil, taskErr("output %s: the task did not write %s", o.Name, src)
 		}
@@ -252,7 +262,7 @@ func Upload(ctx context.Context, st *store.Store, spec *Spec) (*Result, error) {
 			}
 			v = r
 		case ref.KindValue:
-			raw, err := valueOutput(ctx, st, src, uri, o.Name, fi, spec.MaxOutputBytes)
+			raw, err := valueOutput(ctx, st, src, uri, o, fi, spec.MaxOutputBytes)
 			if err != nil {
 				return nil, err
 			}
@@ -276,7 +286,11 @@ func overLimit(name string, size, limit int64) error {
 
 // valueOutput reads a value output's JSON and returns it inline, or
 // offloaded as {"$ref": ...} when larger than ref.InlineLimit.
-func valueOutput(ctx context.Context, st *store.Store, src, uri, name string, fi fs.FileInfo, limit int64) (json.RawMessage, error) {
+func valueOutput(ctx context.Context, st *store.Store, src, uri string, o Output, fi fs.FileInfo, limit int64) (json.RawMessage, error) {
+	name := o.Name
+	if err := checkKind(src, o); err != nil {
+		return nil, err
+	}
 	if fi.IsDir() {
 		return nil, taskErr("output %s is a value, but %s is a directory", name, src)
 	}
@@ -306,6 +320,36 @@ func valueOutput(ctx context.Context, st *store.Store, src, uri, name string, fi
 	}
 	b, _ := json.Marshal(ref.Offloaded{Ref: r})
 	return b, nil
+}
+
+// checkKind checks that a value file's JSON is of its declared type, by
+// its first byte that is not a space.
+func checkKind(src string, o Output) error {
+	want := map[string]byte{"string": '"', "object": '{', "array": '['}[o.Type]
+	if want == 0 {
+		return nil
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		return nil // the caller reports what is wrong with the file
+	}
+	defer f.Close()
+	buf := make([]byte, 512)
+	for {
+		n, err := f.Read(buf)
+		for _, c := range buf[:n] {
+			switch c {
+			case ' ', '\t', '\n', '\r':
+				continue
+			case want:
+				return nil
+			}
+			return taskErr("output %s is declared %s, but %s does not hold one (it starts with %q)", o.Name, o.Type, src, c)
+		}
+		if err != nil {
+			return taskErr("output %s: %s is empty; it must hold one JSON %s", o.Name, src, o.Type)
+		}
+	}
 }
 
 func validJSONFile(path string) error {

@@ -52,7 +52,9 @@ func TestUploadThenDownload(t *testing.T) {
 	s := fileStore(t)
 	up := &Spec{Store: s.Root(), Prefix: prefix(t, s, "a", 0), Dir: t.TempDir(), Outputs: []Output{
 		{Name: "report", Kind: ref.KindFile}, {Name: "shards", Kind: ref.KindDirectory},
-		{Name: "small", Kind: ref.KindValue}, {Name: "big", Kind: ref.KindValue},
+		{Name: "small", Kind: ref.KindValue, Type: "object"}, {Name: "big", Kind: ref.KindValue, Type: "object"},
+		// Optional and not written: the task gave it in its outputs JSON.
+		{Name: "elsewhere", Kind: ref.KindValue, Type: "string", Optional: true},
 	}}
 	big := `{"rows": "` + strings.Repeat("x", 10_000) + `"}`
 	write(t, filepath.Join(up.Dir, "outputs/report"), "total 42\n")
@@ -146,6 +148,16 @@ func TestFailuresAreSorted(t *testing.T) {
 			_, err := Upload(ctx, s, &Spec{Prefix: p, Dir: dir, Outputs: []Output{{Name: "fake", Kind: ref.KindValue}}})
 			return err
 		}, false, "reserved"},
+		{"value of another kind than declared", func() error {
+			_ = os.WriteFile(filepath.Join(dir, "outputs/rows"), []byte("  {\"a\": 1}"), 0o644)
+			_, err := Upload(ctx, s, &Spec{Prefix: p, Dir: dir, Outputs: []Output{{Name: "rows", Kind: ref.KindValue, Type: "array"}}})
+			return err
+		}, false, "declared array"},
+		{"an optional output still must be written right", func() error {
+			_ = os.WriteFile(filepath.Join(dir, "outputs/name"), []byte("[1]"), 0o644)
+			_, err := Upload(ctx, s, &Spec{Prefix: p, Dir: dir, Outputs: []Output{{Name: "name", Kind: ref.KindValue, Type: "string", Optional: true}}})
+			return err
+		}, false, "declared string"},
 		{"a link in a directory", func() error {
 			_, err := Upload(ctx, s, &Spec{Prefix: p, Dir: dir, Outputs: []Output{{Name: "d", Kind: ref.KindDirectory}}})
 			return err

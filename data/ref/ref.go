@@ -110,17 +110,22 @@ func ParseOffloaded(raw json.RawMessage) (Ref, bool, error) {
 // Attempt names one attempt's place in the store.
 type Attempt struct {
 	Namespace, Workflow, WorkflowUID string
-	// Node is the node's path (sub.a, m.3).
+	// Node is the node's path as the engine writes it (sub/a, m/3); in
+	// the store each "/" becomes "." (sub.a, m.3): node names hold no
+	// dots, so the spelling is one to one, and a path stays one segment.
 	Node    string
 	Attempt int32
 }
+
+// nodeSegment is a node path's one segment in the store.
+func nodeSegment(path string) string { return strings.ReplaceAll(path, "/", ".") }
 
 // Prefix is the attempt's prefix under root (a URI such as
 // s3://rotor-data/raw, with or without a trailing "/"): every object the
 // attempt writes lies under it. It fails on a part that is empty or
 // would escape its place ("..", "/").
 func (a Attempt) Prefix(root string) (string, error) {
-	parts := []string{a.Namespace, a.Workflow, a.WorkflowUID, a.Node}
+	parts := []string{a.Namespace, a.Workflow, a.WorkflowUID, nodeSegment(a.Node)}
 	names := []string{"namespace", "workflow", "workflow UID", "node path"}
 	for i, p := range parts {
 		if err := segment(p); err != nil {
@@ -160,6 +165,20 @@ func Output(prefix, name string, kind Kind) (string, error) {
 		return Join(prefix, "outputs", name+".json"), nil
 	}
 	return "", fmt.Errorf("unknown kind %q", kind)
+}
+
+// Value is the URI of a value Rotor itself offloads under a prefix (an
+// input it rendered, a map's gathered outputs, a workflow's outputs):
+// named by its digest, so writing it again, as a round redone after a
+// lost status write does, writes the same bytes to the same object.
+func Value(prefix, name, sha256 string) (string, error) {
+	if err := segment(name); err != nil {
+		return "", fmt.Errorf("value name %q: %w", name, err)
+	}
+	if len(sha256) < 16 {
+		return "", fmt.Errorf("value %s: digest %q too short", name, sha256)
+	}
+	return Join(prefix, "values", name+"-"+sha256[:16]+".json"), nil
 }
 
 // Kind is what an output's object holds.

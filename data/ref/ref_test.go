@@ -9,7 +9,7 @@ import (
 const digest = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
 func TestPrefixScheme(t *testing.T) {
-	a := Attempt{Namespace: "team-a", Workflow: "train", WorkflowUID: "3f2c", Node: "m.3", Attempt: 1}
+	a := Attempt{Namespace: "team-a", Workflow: "train", WorkflowUID: "3f2c", Node: "m/3", Attempt: 1}
 	for _, root := range []string{"s3://rotor-data/raw", "s3://rotor-data/raw/"} {
 		p, err := a.Prefix(root)
 		if err != nil {
@@ -33,12 +33,45 @@ func TestPrefixScheme(t *testing.T) {
 	for _, bad := range []Attempt{
 		{Namespace: "", Workflow: "w", WorkflowUID: "u", Node: "a"},
 		{Namespace: "n", Workflow: "..", WorkflowUID: "u", Node: "a"},
-		{Namespace: "n", Workflow: "w", WorkflowUID: "u", Node: "a/b"},
+		{Namespace: "n", Workflow: "w", WorkflowUID: "u", Node: ".."},
+		{Namespace: "n", Workflow: "w", WorkflowUID: "u", Node: "a?b"},
 		{Namespace: "n", Workflow: "w", WorkflowUID: "u", Node: "a", Attempt: -1},
 	} {
 		if p, err := bad.Prefix("s3://b"); err == nil {
 			t.Errorf("Prefix of %+v = %q, want an error", bad, p)
 		}
+	}
+}
+
+func TestNodePathsAreOneSegment(t *testing.T) {
+	// A map item (m/3) and a nested node (sub/a) each get one segment of
+	// their own, so two different paths never share a prefix.
+	seen := map[string]string{}
+	for _, node := range []string{"m/3", "m/30", "sub/a", "sub/a/b", "m"} {
+		p, err := Attempt{Namespace: "n", Workflow: "w", WorkflowUID: "u", Node: node}.Prefix("s3://b")
+		if err != nil {
+			t.Fatalf("Prefix(%s): %v", node, err)
+		}
+		for other, q := range seen {
+			if strings.HasPrefix(p, q) || strings.HasPrefix(q, p) {
+				t.Errorf("%s (%s) and %s (%s) share objects", node, p, other, q)
+			}
+		}
+		seen[node] = p
+	}
+	if got := seen["m/3"]; got != "s3://b/n/w/u/m.3/0/" {
+		t.Errorf("m/3's prefix = %q", got)
+	}
+}
+
+func TestValueNames(t *testing.T) {
+	p := "s3://b/ns/wf/u/m/0/"
+	got, err := Value(p, "total", digest)
+	if err != nil || got != "s3://b/ns/wf/u/m/0/values/total-9f86d081884c7d65.json" || !Within(got, p) {
+		t.Fatalf("Value = %q, %v", got, err)
+	}
+	if _, err := Value(p, "../x", digest); err == nil {
+		t.Error("Value accepted a name that climbs out")
 	}
 }
 

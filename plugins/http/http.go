@@ -37,6 +37,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/rotor-dev/rotor/controller/template"
+	"github.com/rotor-dev/rotor/data/offload"
 	"github.com/rotor-dev/rotor/internal/logctx"
 	"github.com/rotor-dev/rotor/plugins"
 )
@@ -266,10 +267,14 @@ func (p *Plugin) request(ctx context.Context, tc *plugins.TaskContext) (*nethttp
 			return "", err
 		}
 		return t.RenderString(func(r template.Ref) (json.RawMessage, error) {
-			if v, ok := tc.Inputs[r.Name]; ok && r.Kind == template.TaskInput {
-				return v, nil
+			if r.Kind != template.TaskInput {
+				return nil, fmt.Errorf("{{%s}} has no value", r)
 			}
-			return nil, fmt.Errorf("{{%s}} has no value", r)
+			v, ok, err := tc.Input(ctx, r.Name)
+			if !ok {
+				return nil, fmt.Errorf("{{%s}} has no value", r)
+			}
+			return v, err
 		})
 	}
 	url, err := render(spec.URL)
@@ -287,7 +292,13 @@ func (p *Plugin) request(ctx context.Context, tc *plugins.TaskContext) (*nethttp
 	if method != nethttp.MethodGet {
 		b := spec.Body
 		if b == "" {
-			raw, _ := json.Marshal(tc.Inputs)
+			all := make(map[string]json.RawMessage, len(tc.Inputs))
+			for k := range tc.Inputs {
+				if all[k], _, err = tc.Input(ctx, k); err != nil {
+					return nil, nil, fmt.Errorf("input %s: %w", k, err)
+				}
+			}
+			raw, _ := json.Marshal(all)
 			b = string(raw)
 		} else if b, err = render(b); err != nil {
 			return nil, nil, fmt.Errorf("body: %w", err)
@@ -331,8 +342,9 @@ func (e *secretUnreadable) Unwrap() error { return e.err }
 // the reason of what was wrong.
 func requestFailed(err error) (plugins.PhaseInfo, error) {
 	var unreadable *secretUnreadable
-	if errors.As(err, &unreadable) {
-		return plugins.PhaseInfo{}, err
+	var storeDown *offload.Unavailable
+	if errors.As(err, &unreadable) || errors.As(err, &storeDown) {
+		return plugins.PhaseInfo{}, err // retried: neither is the task's fault
 	}
 	reason := "BadRequest"
 	var missing *secretMissing

@@ -3,7 +3,9 @@ package http
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	nethttp "net/http"
 	"net/http/httptest"
 	"net/url"
@@ -12,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+	"github.com/rotor-dev/rotor/data/offload"
 	"github.com/rotor-dev/rotor/plugins"
 )
 
@@ -270,5 +273,44 @@ func TestNoCallAfterTheFenceCloses(t *testing.T) {
 		case closed && err != lapsed:
 			t.Fatalf("fence closed: error %v, want the fence's", err)
 		}
+	}
+}
+
+// TestOffloadedInputsAreSentAsValues: an input that arrives offloaded is
+// read back (Materialize) for the body and the URL, so the endpoint gets
+// the value, never the reference; a store that does not answer is the
+// round's error (retried), not the task's failure.
+func TestOffloadedInputsAreSentAsValues(t *testing.T) {
+	var gotBody, gotPath string
+	srv := httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		b, _ := io.ReadAll(r.Body)
+		gotBody, gotPath = string(b), r.URL.Path
+		fmt.Fprint(w, `{}`)
+	}))
+	defer srv.Close()
+	refRows := `{"$ref": {"uri": "s3://b/team-a/wf/u/a/0/outputs/rows.json", "size": 7, "sha256": "` + strings.Repeat("ab", 32) + `"}}`
+	tc := taskCtx(srv.URL+"/n/{{inputs.n}}", map[string]string{"rows": refRows, "n": "1"})
+	var reads int
+	tc.Materialize = func(_ context.Context, raw json.RawMessage) (json.RawMessage, error) {
+		if string(raw) == refRows {
+			reads++
+			return json.RawMessage(`[1,2,3]`), nil
+		}
+		return raw, nil
+	}
+	info, err := New(Config{AllowedURLPrefixes: local}).Handle(context.Background(), tc)
+	if err != nil || info.Phase != plugins.PhaseSucceeded {
+		t.Fatalf("Handle = %+v, %v", info, err)
+	}
+	if gotBody != `{"n":1,"rows":[1,2,3]}` || gotPath != "/n/1" || reads != 1 {
+		t.Fatalf("body %q, path %q, %d reads; want the value read once", gotBody, gotPath, reads)
+	}
+	down := taskCtx(srv.URL, map[string]string{"rows": refRows})
+	down.Materialize = func(context.Context, json.RawMessage) (json.RawMessage, error) {
+		return nil, &offload.Unavailable{Err: errors.New("dial tcp: connection refused")}
+	}
+	gotBody = ""
+	if info, err := New(Config{AllowedURLPrefixes: local}).Handle(context.Background(), down); err == nil || info.Phase == plugins.PhaseFailed || gotBody != "" {
+		t.Fatalf("store down: %+v, %v, body %q; want a round error and no call", info, err, gotBody)
 	}
 }

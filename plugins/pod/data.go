@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+	"github.com/rotor-dev/rotor/controller/values"
 	"github.com/rotor-dev/rotor/data/agent"
 	"github.com/rotor-dev/rotor/data/ref"
 	"github.com/rotor-dev/rotor/plugins"
@@ -59,35 +60,68 @@ const (
 	ReasonDataOutput   = "DataOutputInvalid"  // an output missing, too large or malformed
 )
 
-// dataIO lists the attempt's file and directory inputs and outputs. An
-// input must lie under the namespace's own part of the store (root): the
-// agent reads with the install's credentials, and a reference written by
-// hand could name another tenant's object.
+// dataIO lists what the agent moves for the attempt: file and directory
+// inputs and outputs, inputs whose values are offloaded, and, when the
+// pod has the upload sidecar anyway or the task asks for it
+// (outputFiles), its string, object and array outputs written as files.
+// An input must lie under the namespace's own part of the store (root):
+// the agent reads with the install's credentials, and a reference written
+// by hand could name another tenant's object.
 func dataIO(tc *plugins.TaskContext, root string) (ins []agent.Input, outs []agent.Output, err error) {
+	own := ref.Join(root, tc.ID.Namespace) + "/"
 	for _, name := range slices.Sorted(maps.Keys(tc.Task.Inputs)) {
 		t := tc.Task.Inputs[name]
-		if !t.IsData() {
-			continue
-		}
 		raw, ok := tc.Inputs[name]
 		if !ok {
 			continue // optional and unbound
 		}
 		var r ref.Ref
-		if err := json.Unmarshal(raw, &r); err != nil {
-			return nil, nil, fmt.Errorf("input %s: %w", name, err)
+		kind := kindOf(t)
+		switch {
+		case t.IsData():
+			if err := json.Unmarshal(raw, &r); err != nil {
+				return nil, nil, fmt.Errorf("input %s: %w", name, err)
+			}
+		case values.Offloadable(t):
+			off, isRef, err := ref.ParseOffloaded(raw)
+			if err != nil {
+				return nil, nil, fmt.Errorf("input %s: %w", name, err)
+			}
+			if !isRef {
+				continue
+			}
+			r, kind = off, ref.KindValue
+		default:
+			continue
 		}
-		if own := ref.Join(root, tc.ID.Namespace) + "/"; root != "" && !ref.Within(r.URI, own) {
+		if root != "" && !ref.Within(r.URI, own) {
 			return nil, nil, fmt.Errorf("input %s: %s is not in namespace %s's part of the object store (%s): a task reads only its own namespace's data", name, r.URI, tc.ID.Namespace, own)
 		}
-		ins = append(ins, agent.Input{Name: name, Kind: kindOf(t), Ref: r})
+		ins = append(ins, agent.Input{Name: name, Kind: kind, Ref: r})
 	}
 	for _, name := range slices.Sorted(maps.Keys(tc.Task.Outputs)) {
 		if t := tc.Task.Outputs[name]; t.IsData() {
 			outs = append(outs, agent.Output{Name: name, Kind: kindOf(t)})
 		}
 	}
+	if len(outs) > 0 || tc.Task.OutputFiles {
+		for _, name := range slices.Sorted(maps.Keys(tc.Task.Outputs)) {
+			if t := tc.Task.Outputs[name]; values.Offloadable(t) {
+				outs = append(outs, agent.Output{Name: name, Kind: ref.KindValue, Type: string(t), Optional: true})
+			}
+		}
+	}
 	return ins, outs, nil
+}
+
+// offloadedInput reports whether input name of tc arrives offloaded: the
+// task reads it from a file, never from its environment or command line.
+func offloadedInput(tc *plugins.TaskContext, name string) (ref.Ref, bool) {
+	if !values.Offloadable(tc.Task.Inputs[name]) {
+		return ref.Ref{}, false
+	}
+	r, isRef, err := ref.ParseOffloaded(tc.Inputs[name])
+	return r, isRef && err == nil
 }
 
 func kindOf(t v1alpha1.ValueType) ref.Kind {
@@ -116,7 +150,7 @@ func (p *Plugin) addDataAgent(tc *plugins.TaskContext, pod *corev1.Pod) error {
 		return err
 	}
 	if c == nil {
-		return fmt.Errorf("the task has file or directory inputs or outputs, but this Rotor has no object store: set --raw-data-url on the propeller")
+		return fmt.Errorf("the task has file or directory inputs or outputs, offloaded inputs or outputFiles, but this Rotor has no object store: set --raw-data-url on the propeller")
 	}
 	prefix, err := c.attemptPrefix(tc.ID)
 	if err != nil {
@@ -146,11 +180,17 @@ func (p *Plugin) addDataAgent(tc *plugins.TaskContext, pod *corev1.Pod) error {
 	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: DataVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 	main := &pod.Spec.Containers[0]
 	main.VolumeMounts = append(main.VolumeMounts, mount...)
-	// The task's own view: each data input's value is its local path.
+	// The task's own view: each data input's value is its local path;
+	// an offloaded value's file is named by ROTOR_INPUT_<X>_FILE instead
+	// (the value itself may be far over what an environment holds).
 	for i := range main.Env {
 		for _, in := range ins {
-			if main.Env[i].Name == "ROTOR_INPUT_"+envName(in.Name) {
-				main.Env[i].Value = DataMountPath + "/inputs/" + in.Name
+			if main.Env[i].Name != "ROTOR_INPUT_"+envName(in.Name) {
+				continue
+			}
+			main.Env[i].Value = DataMountPath + "/inputs/" + in.Name
+			if in.Kind == ref.KindValue {
+				main.Env[i].Name += "_FILE"
 			}
 		}
 	}

@@ -163,3 +163,94 @@ func TestUploadOutcomes(t *testing.T) {
 		t.Fatalf("a download that succeeded: %+v", f)
 	}
 }
+
+// agentSpec returns the agent's spec from a pod's upload or download
+// container.
+func agentSpec(t *testing.T, pod *corev1.Pod) agent.Spec {
+	t.Helper()
+	for _, c := range pod.Spec.InitContainers {
+		for _, e := range c.Env {
+			if e.Name == "ROTOR_DATA_SPEC" {
+				var spec agent.Spec
+				if err := json.Unmarshal([]byte(e.Value), &spec); err != nil {
+					t.Fatal(err)
+				}
+				return spec
+			}
+		}
+	}
+	t.Fatalf("pod %s has no agent", pod.Name)
+	return agent.Spec{}
+}
+
+func envValue(c corev1.Container, name string) (string, bool) {
+	for _, e := range c.Env {
+		if e.Name == name {
+			return e.Value, true
+		}
+	}
+	return "", false
+}
+
+// TestOffloadedInputsAndOutputFiles: an offloaded input reaches the task
+// as a file named by ROTOR_INPUT_X_FILE (never in its environment or
+// command line: {{inputs.x}} is refused, naming the variable to read);
+// an inline one stays in ROTOR_INPUT_X; outputFiles gives the pod the
+// upload sidecar with its value outputs as optional, typed files; a task
+// without either gets no agent at all.
+func TestOffloadedInputsAndOutputFiles(t *testing.T) {
+	off := json.RawMessage(`{"$ref": {"uri": "s3://raw/p/team/wf/u1/a/0/outputs/rows.json", "size": 1048576, "sha256": "` + sum + `"}}`)
+	tc := &plugins.TaskContext{
+		ID: plugins.TaskID{Namespace: "team", Workflow: "wf", WorkflowUID: "u1", Node: "m/3", Attempt: 0},
+		Task: &v1alpha1.TaskTemplate{
+			Inputs:      map[string]v1alpha1.ValueType{"rows": v1alpha1.TypeArray, "label": v1alpha1.TypeString},
+			Outputs:     map[string]v1alpha1.ValueType{"summary": v1alpha1.TypeObject, "count": v1alpha1.TypeInteger},
+			OutputFiles: true,
+			Container:   &v1alpha1.ContainerSpec{Image: "busybox", Command: []string{"sh", "-c", "wc -c $ROTOR_INPUT_ROWS_FILE"}},
+		},
+		Inputs: map[string]json.RawMessage{"rows": off, "label": json.RawMessage(`"small"`)},
+	}
+	pod, err := New(Config{Data: dataCfg}).Build(tc, "wf-m-3-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	main := pod.Spec.Containers[0]
+	if v, ok := envValue(main, "ROTOR_INPUT_ROWS_FILE"); !ok || v != "/rotor/inputs/rows" {
+		t.Fatalf("ROTOR_INPUT_ROWS_FILE = %q (%v), want /rotor/inputs/rows", v, ok)
+	}
+	if v, ok := envValue(main, "ROTOR_INPUT_ROWS"); ok {
+		t.Fatalf("the offloaded input is also in the environment: %q", v)
+	}
+	if v, _ := envValue(main, "ROTOR_INPUT_LABEL"); v != "small" {
+		t.Fatalf("ROTOR_INPUT_LABEL = %q, want the inline value", v)
+	}
+	spec := agentSpec(t, pod)
+	if len(spec.Inputs) != 1 || spec.Inputs[0].Kind != ref.KindValue || spec.Inputs[0].Ref.Size != 1048576 {
+		t.Fatalf("agent inputs %+v, want the one offloaded value", spec.Inputs)
+	}
+	if len(spec.Outputs) != 1 || spec.Outputs[0] != (agent.Output{Name: "summary", Kind: ref.KindValue, Type: "object", Optional: true}) {
+		t.Fatalf("agent outputs %+v, want summary as an optional object file (count is an integer: never a file)", spec.Outputs)
+	}
+	// A map item's prefix is one segment per node path.
+	if spec.Prefix != "s3://raw/p/team/wf/u1/m.3/0/" {
+		t.Fatalf("prefix %q", spec.Prefix)
+	}
+
+	tc.Task.Container.Args = []string{"{{inputs.rows}}"}
+	if _, err := New(Config{Data: dataCfg}).Build(tc, "wf-m-3-0"); err == nil || !strings.Contains(err.Error(), "$ROTOR_INPUT_ROWS_FILE") {
+		t.Fatalf("{{inputs.rows}} of an offloaded value: %v, want a refusal naming $ROTOR_INPUT_ROWS_FILE", err)
+	}
+
+	plain := &plugins.TaskContext{ID: tc.ID, Task: &v1alpha1.TaskTemplate{
+		Inputs: map[string]v1alpha1.ValueType{"label": v1alpha1.TypeString}, Outputs: map[string]v1alpha1.ValueType{"summary": v1alpha1.TypeObject},
+		Container: &v1alpha1.ContainerSpec{Image: "busybox"}}, Inputs: map[string]json.RawMessage{"label": json.RawMessage(`"x"`)}}
+	pod, err = New(Config{Data: dataCfg}).Build(plain, "wf-a-0")
+	if err != nil || hasDataAgent(pod) || len(pod.Spec.InitContainers) != 0 {
+		t.Fatalf("a task with inline values only got the agent: %v, %v", err, names(pod.Spec.InitContainers))
+	}
+	// Without a store, an offloaded input is refused with what to set.
+	tc.Task.Container.Args = nil
+	if _, err := New(Config{}).Build(&plugins.TaskContext{ID: tc.ID, Task: tc.Task, Inputs: tc.Inputs}, "x"); err == nil || !strings.Contains(err.Error(), "--raw-data-url") {
+		t.Fatalf("no store: %v", err)
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/rotor-dev/rotor/controller/template"
 	"github.com/rotor-dev/rotor/controller/tenancy"
 	"github.com/rotor-dev/rotor/controller/values"
+	"github.com/rotor-dev/rotor/data/ref"
 	"github.com/rotor-dev/rotor/internal/tracing"
 	"github.com/rotor-dev/rotor/plugins"
 )
@@ -285,6 +286,10 @@ func (p *Plugin) Build(tc *plugins.TaskContext, name string) (*corev1.Pod, error
 		if tc.Task.Inputs[r.Name].IsData() {
 			// The task sees a file or directory where the agent put it.
 			return json.Marshal(DataMountPath + "/inputs/" + r.Name)
+		}
+		if off, ok := offloadedInput(tc, r.Name); ok {
+			return nil, fmt.Errorf("input %s is offloaded (%d bytes, over the %d a value may have inline), so it cannot be put in a command line: read the file named by $ROTOR_INPUT_%s_FILE instead of {{inputs.%s}}",
+				r.Name, off.Size, ref.InlineLimit, envName(r.Name), r.Name)
 		}
 		return v, nil
 	}

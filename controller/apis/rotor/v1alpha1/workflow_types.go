@@ -136,6 +136,14 @@ type TaskTemplate struct {
 	// as one JSON object to the file named by $ROTOR_OUTPUT_FILE.
 	// +optional
 	Outputs map[string]ValueType `json:"outputs,omitempty"`
+	// OutputFiles lets the task write its string, object and array
+	// outputs as files, $ROTOR_OUTPUTS_DIR/<name> each holding the value's
+	// JSON, of any size: the pod gets the data agent, which offloads a
+	// value over 4 KiB to the object store. A task with file or directory
+	// outputs may write its values so anyway; either way a value left out
+	// of the files comes from the outputs JSON.
+	// +optional
+	OutputFiles bool `json:"outputFiles,omitempty"`
 	// Container is the container the pod plugin runs.
 	// +optional
 	Container *ContainerSpec `json:"container,omitempty"`

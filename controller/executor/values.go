@@ -1,0 +1,185 @@
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+	"github.com/rotor-dev/rotor/controller/template"
+	"github.com/rotor-dev/rotor/data/offload"
+	"github.com/rotor-dev/rotor/data/ref"
+)
+
+// Values keeps a Workflow's status bounded whatever its data's size: a
+// string, object or array value over ref.InlineLimit is stored as an
+// object and the status holds {"$ref": ...}. package offload implements
+// it over the raw-data store.
+//
+// The rule the executor follows: a value passed whole from one node to
+// the next ("{{nodes.a.outputs.x}}") travels as it is, offloaded or not,
+// and is never read; where the workflow computes with a value (a string
+// that interpolates it, a list that gathers it, a branch condition, a
+// map's items) it is read back, verified, and what is computed is
+// offloaded in turn when it is large and goes into the status.
+type Values interface {
+	// Root is the store's root URI (prefixes are made under it).
+	Root() string
+	// Offload returns raw inline when it fits, else stores it under
+	// prefix and returns its reference.
+	Offload(ctx context.Context, prefix, name string, raw json.RawMessage) (json.RawMessage, error)
+	// Materialize returns the value an offloaded reference stands for
+	// (raw itself when inline).
+	Materialize(ctx context.Context, raw json.RawMessage) (json.RawMessage, error)
+	// Files lists a directory's files as file references, with their
+	// paths (a map over a directory).
+	Files(ctx context.Context, dir ref.Ref) ([]ref.Ref, []string, error)
+}
+
+var _ Values = (*offload.Offloader)(nil)
+
+// errNoStore is an offloaded value met by a propeller without a store.
+var errNoStore = errors.New("the value is offloaded to the object store, but this propeller has none: set --raw-data-url")
+
+// storeDown reports whether err is the object store failing, which a
+// node waits out rather than fails on.
+func storeDown(err error) bool {
+	var u *offload.Unavailable
+	return errors.As(err, &u)
+}
+
+// ReasonWaitingForStore is a node's reason while the object store it
+// needs does not answer.
+const ReasonWaitingForStore = "WaitingForObjectStore"
+
+// storeWait is how soon a node waiting for the store looks again.
+const storeWait = 5 * time.Second
+
+// badInputs fails a node whose inputs could not be made, unless the
+// object store is what failed: then the node waits for it, saying so.
+func (r *round) badInputs(ns *v1alpha1.NodeStatus, what string, err error) {
+	if storeDown(err) {
+		if ns.Phase == v1alpha1.NodeNotStarted {
+			ns.Phase = v1alpha1.NodeQueued
+		}
+		ns.Reason, ns.Message = ReasonWaitingForStore, what+err.Error()
+		r.res.after(storeWait)
+		return
+	}
+	r.failNode(ns, "BadInputs", what+err.Error())
+}
+
+// materialize reads an offloaded value back; an inline one is returned
+// as it is.
+func (r *round) materialize(v json.RawMessage) (json.RawMessage, error) {
+	_, isRef, err := ref.ParseOffloaded(v)
+	if err != nil || !isRef {
+		return v, err
+	}
+	if r.Values == nil {
+		return nil, errNoStore
+	}
+	return r.Values.Materialize(r.ctx, v)
+}
+
+// valueLookup is lookup with offloaded values read back: for what
+// computes with them.
+func (r *round) valueLookup(sc *scope) template.Lookup {
+	raw := r.lookup(sc)
+	return func(tr template.Ref) (json.RawMessage, error) {
+		v, err := raw(tr)
+		if err != nil {
+			return nil, err
+		}
+		m, err := r.materialize(v)
+		if err != nil {
+			return nil, fmt.Errorf("{{%s}}: %w", tr, err)
+		}
+		return m, nil
+	}
+}
+
+// bind evaluates one binding: exactly one reference yields its value as
+// it is (a reference to an offloaded value travels unread); anything
+// that builds a new value reads the values it uses.
+func (r *round) bind(sc *scope, binding json.RawMessage) (json.RawMessage, error) {
+	t, isString, err := template.ParseBinding(binding)
+	if err != nil {
+		return nil, err
+	}
+	if isString {
+		if one, ok := t.Single(); ok {
+			return r.lookup(sc)(one)
+		}
+	}
+	return template.Resolve(binding, r.valueLookup(sc))
+}
+
+// keep returns v as it may go into the status for node id: offloaded
+// under the node's prefix when large and a store is set, else as it is
+// (a propeller without a store keeps every value inline, as before the
+// data plane).
+func (r *round) keep(id string, attempt int32, name string, v json.RawMessage) (json.RawMessage, error) {
+	if r.Values == nil || len(v) <= ref.InlineLimit {
+		return v, nil
+	}
+	prefix, err := ref.Attempt{Namespace: r.wf.Namespace, Workflow: r.wf.Name, WorkflowUID: string(r.wf.UID), Node: id, Attempt: attempt}.Prefix(r.Values.Root())
+	if err != nil {
+		return nil, fmt.Errorf("offload %s of %s: %w", name, id, err)
+	}
+	return r.Values.Offload(r.ctx, prefix, name, v)
+}
+
+// keepAll applies keep to each of a node's outputs.
+func (r *round) keepAll(id string, attempt int32, outs map[string]apiextJSON) (map[string]apiextJSON, error) {
+	for k, v := range outs {
+		kept, err := r.keep(id, attempt, k, v.Raw)
+		if err != nil {
+			return nil, err
+		}
+		outs[k] = apiextJSON{Raw: kept}
+	}
+	return outs, nil
+}
+
+// scopeNode is the node path under which a DAG's own outputs are
+// offloaded: the nested node's, or "_workflow" for the top (no node
+// name holds "_", so it cannot meet a node's).
+func scopeNode(sc *scope) string {
+	if sc.prefix == "" {
+		return "_workflow"
+	}
+	return sc.prefix[:len(sc.prefix)-1]
+}
+
+// mapItems turns a map's resolved "over" into its items: an array (read
+// back when offloaded), or a directory reference, whose files become
+// file references, one item each.
+func (r *round) mapItems(over json.RawMessage) ([]json.RawMessage, error) {
+	v, err := r.materialize(over)
+	if err != nil {
+		return nil, err
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(v, &items); err == nil {
+		return items, nil
+	}
+	var dir ref.Ref
+	if json.Unmarshal(v, &dir) == nil && dir.Check() == nil && dir.IsDir() {
+		if r.Values == nil {
+			return nil, fmt.Errorf("a map over the directory %s needs the object store: set --raw-data-url", dir.URI)
+		}
+		files, _, err := r.Values.Files(r.ctx, dir)
+		if err != nil {
+			return nil, err
+		}
+		items = make([]json.RawMessage, len(files))
+		for i, f := range files {
+			items[i], _ = json.Marshal(f)
+		}
+		return items, nil
+	}
+	return nil, fmt.Errorf("over must yield an array or a directory, got %.60s", v)
+}
