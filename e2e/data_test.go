@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/data/ref"
@@ -272,4 +275,120 @@ func rawData(t *testing.T) (*store.Store, string) {
 	}
 	t.Cleanup(func() { st.Close() })
 	return st, url
+}
+
+// TestOffloadedJSON: a task writes a 1 MiB JSON array as a file
+// (outputFiles); the status holds a reference under its attempt's
+// prefix, the object is in the S3 server with that digest, and the
+// Workflow object stays small. The downstream task reads the value from
+// $ROTOR_INPUT_ROWS_FILE (the reference passed whole, never in its
+// environment); a map runs over a second, 5 KB offloaded list, read back
+// by the propeller; its gathered outputs come out right. rotor get lists
+// the offloaded value; rotor outputs --download writes its JSON.
+func TestOffloadedJSON(t *testing.T) {
+	ns := namespace(t)
+	const rows = 45000 // 24 bytes each: just over 1 MiB
+	wf := submit(t, ns, `
+apiVersion: rotor.dev/v1alpha1
+kind: Workflow
+metadata: {name: big-json}
+spec:
+  tasks:
+    produce:
+      outputFiles: true
+      outputs: {rows: array, names: array, n: integer}
+      container:
+        image: busybox
+        command:
+          - sh
+          - -ec
+          - |
+            awk 'BEGIN{printf "["; for(i=0;i<45000;i++){if(i)printf ","; printf "\"row-%06d-abcdefghij\"", i}; printf "]"}' > $ROTOR_OUTPUTS_DIR/rows
+            awk 'BEGIN{printf "["; for(i=0;i<12;i++){if(i)printf ","; printf "\"%s\"", sprintf("%0400d", i)}; printf "]"}' > $ROTOR_OUTPUTS_DIR/names
+            echo '{"n": 45000}' > $ROTOR_OUTPUT_FILE
+    consume:
+      inputs: {rows: array}
+      outputs: {count: integer, bytes: integer, inEnv: integer}
+      container:
+        image: busybox
+        command:
+          - sh
+          - -ec
+          - |
+            commas=$(tr -cd , < $ROTOR_INPUT_ROWS_FILE | wc -c)
+            bytes=$(wc -c < $ROTOR_INPUT_ROWS_FILE)
+            inenv=$(env | grep -c '^ROTOR_INPUT_ROWS=' || true)
+            echo "{\"count\": $((commas + 1)), \"bytes\": $bytes, \"inEnv\": $inenv}" > $ROTOR_OUTPUT_FILE
+    measure:
+      inputs: {name: string}
+      outputs: {len: integer}
+      container:
+        image: busybox
+        command: [sh, -ec, 'echo "{\"len\": ${#ROTOR_INPUT_NAME}}" > $ROTOR_OUTPUT_FILE']
+  nodes:
+    - {name: make, task: produce}
+    - {name: count, task: consume, inputs: {rows: "{{nodes.make.outputs.rows}}"}}
+    - {name: m, map: {task: measure, item: name, over: "{{nodes.make.outputs.names}}"}}
+  outputs:
+    count: "{{nodes.count.outputs.count}}"
+    lens: "{{nodes.m.outputs.len}}"
+`)
+	got := waitDone(t, wf, 120*time.Second)
+	if got.Status.Phase != v1alpha1.WorkflowSucceeded {
+		t.Fatalf("workflow %s: %s; nodes %+v", got.Status.Phase, got.Status.Message, got.Status.Nodes)
+	}
+	mk := got.Status.Nodes["make"]
+	big, isRef, err := ref.ParseOffloaded(mk.Outputs["rows"].Raw)
+	if err != nil || !isRef || big.Size <= 1<<20 {
+		t.Fatalf("make's rows = %.120s (%v); want a reference to over 1 MiB", mk.Outputs["rows"].Raw, err)
+	}
+	if n := string(mk.Outputs["n"].Raw); n != "45000" {
+		t.Fatalf("make's n (from the outputs JSON beside the files) = %s, want 45000", n)
+	}
+	st, storeURL := rawData(t)
+	prefix, _ := ref.Attempt{Namespace: ns, Workflow: "big-json", WorkflowUID: string(got.UID), Node: "make", Attempt: 0}.Prefix(st.Root())
+	if !ref.Within(big.URI, prefix) {
+		t.Fatalf("rows at %s, not under make's prefix %s", big.URI, prefix)
+	}
+	var back strings.Builder
+	if err := st.Fetch(context.Background(), big, &back); err != nil || !strings.HasPrefix(back.String(), `["row-000000-abcdefghij","row-000001-`) {
+		t.Fatalf("the rows object: %v (%.40q)", err, back.String())
+	}
+	c := got.Status.Nodes["count"].Outputs
+	if string(c["count"].Raw) != "45000" || string(c["bytes"].Raw) != strconv.FormatInt(big.Size, 10) || string(c["inEnv"].Raw) != "0" {
+		t.Fatalf("the consumer saw count %s, bytes %s (want 45000, %d) and the value in its environment %s times (want 0)", c["count"].Raw, c["bytes"].Raw, big.Size, c["inEnv"].Raw)
+	}
+	if _, isRef, _ := ref.ParseOffloaded(mk.Outputs["names"].Raw); !isRef {
+		t.Fatalf("make's 5 KB names stayed inline: %.80s", mk.Outputs["names"].Raw)
+	}
+	for i := 0; i < 12; i++ {
+		if p := got.Status.Nodes["m/"+strconv.Itoa(i)].Phase; p != v1alpha1.NodeSucceeded {
+			t.Fatalf("map item %d is %s, want Succeeded", i, p)
+		}
+	}
+	if l := string(got.Status.Outputs["lens"].Raw); l != "["+strings.TrimSuffix(strings.Repeat("400,", 12), ",")+"]" {
+		t.Fatalf("output lens = %s, want twelve 400s", l)
+	}
+	// The whole Workflow object, as etcd holds it, stays small.
+	raw, err := env.Rotor.RotorV1alpha1().Workflows(ns).Get(context.Background(), "big-json", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, _ := json.Marshal(raw)
+	if len(obj) > 32<<10 {
+		t.Fatalf("the Workflow object is %d bytes for %d bytes of data", len(obj), big.Size)
+	}
+	t.Logf("Workflow object %d bytes; rows %d bytes offloaded", len(obj), big.Size)
+	out, code := rotorCLI(t, "get", "big-json", "-n", ns)
+	if code != 0 || !strings.Contains(out, "make.rows") || !strings.Contains(out, big.URI) || !strings.Contains(out, "MiB") {
+		t.Fatalf("rotor get (exit %d) does not list the offloaded rows %s:\n%s", code, big.URI, out)
+	}
+	dl := t.TempDir()
+	if out, code := rotorCLI(t, "outputs", "big-json", "make", "-n", ns, "--download", dl, "--store", storeURL); code != 0 {
+		t.Fatalf("rotor outputs --download: exit %d\n%s", code, out)
+	}
+	var list []string
+	if b, err := os.ReadFile(filepath.Join(dl, "make", "rows.json")); err != nil || json.Unmarshal(b, &list) != nil || len(list) != rows {
+		t.Fatalf("downloaded rows.json: %d items (%v), want %d", len(list), err, rows)
+	}
 }

@@ -130,7 +130,8 @@ func describe(out io.Writer, wf *v1alpha1.Workflow) {
 		}
 		fmt.Fprintf(out, "Output %s = %s\n", k, raw)
 	}
-	// Files and directories the nodes wrote, where they are and how big.
+	// Files, directories and offloaded values the nodes wrote, where they
+	// are and how big.
 	var data []string
 	for _, id := range slices.Sorted(maps.Keys(nodes)) {
 		outs := nodes[id].Outputs
@@ -150,8 +151,12 @@ func describe(out io.Writer, wf *v1alpha1.Workflow) {
 	}
 }
 
-// dataRef reads a file or directory output's reference.
+// dataRef reads a file or directory output's reference, or an offloaded
+// value's.
 func dataRef(raw []byte) (ref.Ref, bool) {
+	if r, isRef, err := ref.ParseOffloaded(raw); isRef && err == nil {
+		return r, true
+	}
 	var r ref.Ref
 	if json.Unmarshal(raw, &r) != nil || r.Check() != nil {
 		return ref.Ref{}, false

@@ -17,6 +17,7 @@ import (
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/data/agent"
+	"github.com/rotor-dev/rotor/data/ref"
 	"github.com/rotor-dev/rotor/data/store"
 	"github.com/rotor-dev/rotor/internal/localcluster"
 )
@@ -133,6 +134,9 @@ func downloadOutputs(ctx context.Context, st *store.Store, wf *v1alpha1.Workflow
 				return err
 			}
 			raw := outs[k].Raw
+			if _, isRef, _ := ref.ParseOffloaded(raw); isRef {
+				dst += ".json" // an offloaded value: its JSON, like the others'
+			}
 			if r, ok := dataRef(raw); ok {
 				if err := agent.Fetch(ctx, st, r, dst); err != nil {
 					return fmt.Errorf("download %s.%s of %s: %w", id, k, wf.Name, err)

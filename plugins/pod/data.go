@@ -294,9 +294,9 @@ func agentFailure(term *corev1.ContainerStateTerminated, system, user string) *p
 	return &plugins.PhaseInfo{Phase: plugins.PhaseSystemFailed, Reason: system, Message: "the data agent: " + truncate(msg, 512)}
 }
 
-// withUploads merges the upload sidecar's references into the task's
-// outputs; each must lie under the attempt's prefix.
-func withUploads(info plugins.PhaseInfo, term *corev1.ContainerStateTerminated, prefix string) plugins.PhaseInfo {
+// withUploads merges what the upload sidecar reports into the task's
+// outputs; each reference must lie under the attempt's prefix.
+func withUploads(info plugins.PhaseInfo, term *corev1.ContainerStateTerminated, prefix string, task *v1alpha1.TaskTemplate) plugins.PhaseInfo {
 	if f := agentFailure(term, ReasonDataUpload, ReasonDataOutput); f != nil {
 		f.StartedAt = info.StartedAt
 		return *f
@@ -317,8 +317,15 @@ func withUploads(info plugins.PhaseInfo, term *corev1.ContainerStateTerminated, 
 		}
 	}
 	for name, v := range r.Outputs {
-		var ref1 ref.Ref
-		if json.Unmarshal(v, &ref1) != nil || !ref.Within(ref1.URI, prefix) {
+		// A file or directory is a reference; a value written as a file
+		// is inline (small) or offloaded. Every reference must name an
+		// object of this attempt's.
+		ref1, isRef, err := ref.ParseOffloaded(v)
+		if !isRef && err == nil && !values.Offloadable(task.Outputs[name]) {
+			err = json.Unmarshal(v, &ref1)
+			isRef = true
+		}
+		if err != nil || (isRef && !ref.Within(ref1.URI, prefix)) {
 			return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: ReasonDataOutput, StartedAt: info.StartedAt,
 				Message: fmt.Sprintf("output %s: the reference %s is not under the attempt's prefix %s", name, ref1.URI, prefix)}
 		}

@@ -125,6 +125,9 @@ func sidecarDone(code int32, msg string) *corev1.ContainerStateTerminated {
 	return &corev1.ContainerStateTerminated{ExitCode: code, Message: msg}
 }
 
+var uploadTask = &v1alpha1.TaskTemplate{Outputs: map[string]v1alpha1.ValueType{
+	"parts": v1alpha1.TypeDirectory, "rows": v1alpha1.TypeInteger, "summary": v1alpha1.TypeObject, "label": v1alpha1.TypeString}}
+
 // TestUploadOutcomes: the sidecar's references join the task's own
 // outputs; one outside the attempt's prefix, a failure of the store and a
 // failure of the task's outputs each end the attempt as they should.
@@ -132,10 +135,17 @@ func TestUploadOutcomes(t *testing.T) {
 	prefix := "s3://raw/p/team/wf/u1/b/1/"
 	good := `{"uri": "` + prefix + `outputs/parts/", "size": 8, "sha256": "` + sum + `", "files": 2}`
 	ok := plugins.PhaseInfo{Phase: plugins.PhaseSucceeded, Outputs: []byte(`{"rows": 4}`)}
-	got := withUploads(ok, sidecarDone(0, `{"outputs": {"parts": `+good+`}}`), prefix)
+	got := withUploads(ok, sidecarDone(0, `{"outputs": {"parts": `+good+`}}`), prefix, uploadTask)
 	var outs map[string]json.RawMessage
 	if err := json.Unmarshal(got.Outputs, &outs); got.Phase != plugins.PhaseSucceeded || err != nil || string(outs["rows"]) != "4" || len(outs) != 2 {
 		t.Fatalf("merged outcome %+v (%s)", got, got.Outputs)
+	}
+	// Values written as files: one inline, one offloaded under the prefix.
+	off := `{"$ref": {"uri": "` + prefix + `outputs/summary.json", "size": 9000, "sha256": "` + sum + `"}}`
+	got = withUploads(ok, sidecarDone(0, `{"outputs": {"summary": `+off+`, "label": "small"}}`), prefix, uploadTask)
+	outs = nil
+	if err := json.Unmarshal(got.Outputs, &outs); got.Phase != plugins.PhaseSucceeded || err != nil || !strings.Contains(string(outs["summary"]), prefix+"outputs/summary.json") || string(outs["label"]) != `"small"` {
+		t.Fatalf("values from files: %+v (%s)", got, got.Outputs)
 	}
 	for name, c := range map[string]struct {
 		term   *corev1.ContainerStateTerminated
@@ -143,14 +153,15 @@ func TestUploadOutcomes(t *testing.T) {
 		reason string
 		says   string
 	}{
-		"outside the prefix": {sidecarDone(0, `{"outputs": {"parts": {"uri": "s3://raw/p/team/wf/u1/a/0/outputs/x/", "size": 1, "sha256": "`+sum+`"}}}`), plugins.PhaseFailed, ReasonDataOutput, "not under the attempt's prefix"},
-		"store failed":       {sidecarDone(1, `{"error": {"system": true, "message": "upload /rotor/outputs/parts/a: connection refused"}}`), plugins.PhaseSystemFailed, ReasonDataUpload, "connection refused"},
-		"output missing":     {sidecarDone(2, `{"error": {"system": false, "message": "output parts: the task did not write /rotor/outputs/parts"}}`), plugins.PhaseFailed, ReasonDataOutput, "did not write"},
-		"no report":          {nil, plugins.PhaseSystemFailed, ReasonDataUpload, "reported nothing"},
-		"killed mid-upload":  {sidecarDone(137, ""), plugins.PhaseSystemFailed, ReasonDataUpload, "exited with code 137"},
-		"written twice":      {sidecarDone(0, `{"outputs": {"rows": `+good+`}}`), plugins.PhaseFailed, ReasonDataOutput, "also wrote it"},
+		"outside the prefix":  {sidecarDone(0, `{"outputs": {"parts": {"uri": "s3://raw/p/team/wf/u1/a/0/outputs/x/", "size": 1, "sha256": "`+sum+`"}}}`), plugins.PhaseFailed, ReasonDataOutput, "not under the attempt's prefix"},
+		"store failed":        {sidecarDone(1, `{"error": {"system": true, "message": "upload /rotor/outputs/parts/a: connection refused"}}`), plugins.PhaseSystemFailed, ReasonDataUpload, "connection refused"},
+		"output missing":      {sidecarDone(2, `{"error": {"system": false, "message": "output parts: the task did not write /rotor/outputs/parts"}}`), plugins.PhaseFailed, ReasonDataOutput, "did not write"},
+		"no report":           {nil, plugins.PhaseSystemFailed, ReasonDataUpload, "reported nothing"},
+		"killed mid-upload":   {sidecarDone(137, ""), plugins.PhaseSystemFailed, ReasonDataUpload, "exited with code 137"},
+		"offloaded elsewhere": {sidecarDone(0, `{"outputs": {"summary": {"$ref": {"uri": "s3://raw/p/team/other/u9/a/0/outputs/summary.json", "size": 9000, "sha256": "`+sum+`"}}}}`), plugins.PhaseFailed, ReasonDataOutput, "not under the attempt's prefix"},
+		"written twice":       {sidecarDone(0, `{"outputs": {"rows": `+good+`}}`), plugins.PhaseFailed, ReasonDataOutput, "also wrote it"},
 	} {
-		got := withUploads(ok, c.term, prefix)
+		got := withUploads(ok, c.term, prefix, uploadTask)
 		if got.Phase != c.phase || got.Reason != c.reason || !strings.Contains(got.Message, c.says) {
 			t.Errorf("%s: %v %s %q, want %v %s and %q", name, got.Phase, got.Reason, got.Message, c.phase, c.reason, c.says)
 		}

@@ -158,7 +158,7 @@ func (p *Plugin) dataPhase(tc *plugins.TaskContext, pod *corev1.Pod, info plugin
 			if err != nil {
 				return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: ReasonDataOutput, Message: err.Error()}
 			}
-			return withUploads(info, initTerminated(pod, UploadName), prefix)
+			return withUploads(info, initTerminated(pod, UploadName), prefix, tc.Task)
 		}
 	}
 	return info
