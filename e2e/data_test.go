@@ -392,3 +392,126 @@ spec:
 		t.Fatalf("downloaded rows.json: %d items (%v), want %d", len(list), err, rows)
 	}
 }
+
+// objectsUnder lists the store's objects under a workflow's prefix.
+func objectsUnder(t *testing.T, st *store.Store, ns, name, uid string) []string {
+	t.Helper()
+	p, err := ref.WorkflowPrefix(st.Root(), ns, name, uid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	if err := st.List(context.Background(), p, func(o store.Object) error {
+		out = append(out, strings.TrimPrefix(o.URI, p))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestSweeperDeletesOnlyWhatItMay: the lone propeller's retention sweeper
+// (every second in this sandbox) deletes the raw data of a deleted
+// workflow except the object a live cache entry names; keeps a live
+// workflow's; and deletes a finished workflow's once its namespace's
+// retention (annotation rotor.dev/raw-data-retention) has passed, while
+// the Workflow itself stays.
+func TestSweeperDeletesOnlyWhatItMay(t *testing.T) {
+	ctx := context.Background()
+	ns, short := namespace(t), namespace(t)
+	const src = `
+apiVersion: rotor.dev/v1alpha1
+kind: Workflow
+metadata: {name: NAME}
+spec:
+  tasks:
+    make:
+      outputs: {f: file}
+      container: {image: busybox, command: [sh, -ec, 'seq 1 NAMELEN > $ROTOR_OUTPUTS_DIR/f']}
+    model:
+      outputs: {m: file}
+      cache: {version: v1}
+      container: {image: busybox, command: [sh, -ec, 'echo NAME > $ROTOR_OUTPUTS_DIR/m']}
+  nodes:
+    - {name: make, task: make}
+    - {name: train, task: model}
+`
+	run := func(ns, name string) *v1alpha1.Workflow {
+		t.Helper()
+		s := strings.ReplaceAll(strings.ReplaceAll(src, "NAMELEN", strconv.Itoa(len(name)*1000)), "NAME", name)
+		wf := waitDone(t, submit(t, ns, s), 60*time.Second)
+		if wf.Status.Phase != v1alpha1.WorkflowSucceeded {
+			t.Fatalf("%s: %s: %s", name, wf.Status.Phase, wf.Status.Message)
+		}
+		return wf
+	}
+	st, _ := rawData(t)
+	gone, live := run(ns, "gone"), run(ns, "live")
+	for _, wf := range []*v1alpha1.Workflow{gone, live} {
+		if objs := objectsUnder(t, st, ns, wf.Name, string(wf.UID)); len(objs) < 2 {
+			t.Fatalf("%s wrote %v, want its two outputs in the store: the test would prove nothing", wf.Name, objs)
+		}
+	}
+	var cached ref.Ref
+	_ = json.Unmarshal(gone.Status.Nodes["train"].Outputs["m"].Raw, &cached)
+	if err := env.Rotor.RotorV1alpha1().Workflows(ns).Delete(ctx, "gone", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The deleted workflow's file goes; the cached model stays.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		objs := objectsUnder(t, st, ns, "gone", string(gone.UID))
+		if len(objs) == 1 {
+			if want := strings.TrimPrefix(cached.URI, st.Root()+ns+"/gone/"+string(gone.UID)+"/"); objs[0] != want {
+				t.Fatalf("what is left of the deleted workflow: %v, want only the cached %s", objs, want)
+			}
+			break
+		}
+		if len(objs) == 0 {
+			t.Fatalf("the sweeper deleted the object a live cache entry names (%s)", cached.URI)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 60s the deleted workflow's objects are still %v: no sweep deleted them", objs)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	var back strings.Builder
+	if err := st.Fetch(ctx, cached, &back); err != nil || strings.TrimSpace(back.String()) != "gone" {
+		t.Fatalf("the cached object: %q, %v", back.String(), err)
+	}
+	// A few sweeps later, the live workflow still has all of its data.
+	time.Sleep(3 * time.Second)
+	if objs := objectsUnder(t, st, ns, "live", string(live.UID)); len(objs) < 2 {
+		t.Fatalf("the live workflow's objects: %v, want both kept", objs)
+	}
+
+	// A namespace with a 1 s retention: its finished workflow's data
+	// goes, the Workflow stays.
+	n, err := env.Kube.CoreV1().Namespaces().Get(ctx, short, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Annotations == nil {
+		n.Annotations = map[string]string{}
+	}
+	n.Annotations["rotor.dev/raw-data-retention"] = "1s"
+	if _, err := env.Kube.CoreV1().Namespaces().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	old := run(short, "old")
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		// Its cached model is still named by the cache entry: it stays.
+		objs := objectsUnder(t, st, short, "old", string(old.UID))
+		if len(objs) == 1 && strings.HasPrefix(objs[0], "train/") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 60s the expired workflow's objects are %v, want only the cached model", objs)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if _, err := env.Rotor.RotorV1alpha1().Workflows(short).Get(ctx, "old", metav1.GetOptions{}); err != nil {
+		t.Fatalf("the expired workflow itself: %v, want it kept (retention is of its data)", err)
+	}
+}

@@ -29,7 +29,10 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	env, err = harness.Start(context.Background(), dir, harness.Options{Targets: 2, Runtime: localcluster.RuntimeProcess, Replicas: 1, DataPlane: true})
+	env, err = harness.Start(context.Background(), dir, harness.Options{Targets: 2, Runtime: localcluster.RuntimeProcess, Replicas: 1, DataPlane: true,
+		// The raw-data sweeper every second, with no grace, so that
+		// TestSweeperDeletesOnlyWhatItMay sees it act.
+		PropellerArgs: []string{"--raw-data-sweep-interval=1s", "--raw-data-sweep-grace=0s"}})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "start e2e environment (logs in %s): %v\n", filepath.Join(dir, "logs"), err)
 		os.Exit(1)

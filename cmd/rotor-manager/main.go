@@ -24,15 +24,19 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/clock"
 
 	"github.com/rotor-dev/rotor/cluster/capacity"
 	"github.com/rotor-dev/rotor/cluster/health"
 	"github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
 	rotorinformers "github.com/rotor-dev/rotor/controller/generated/informers/externalversions"
+	"github.com/rotor-dev/rotor/controller/taskcache"
 	"github.com/rotor-dev/rotor/controller/tenancy"
+	"github.com/rotor-dev/rotor/data/sweep"
 	"github.com/rotor-dev/rotor/internal/endpoints"
 	"github.com/rotor-dev/rotor/internal/etcdclient"
 	"github.com/rotor-dev/rotor/internal/kubemetrics"
+	"github.com/rotor-dev/rotor/internal/rawdata"
 	"github.com/rotor-dev/rotor/internal/tracing"
 	"github.com/rotor-dev/rotor/manager"
 	"github.com/rotor-dev/rotor/manager/admission"
@@ -69,6 +73,10 @@ type config struct {
 	webhookListen           string
 	webhookCert, webhookKey string
 	webhookMaxObjectBytes   int
+
+	// rawData and sweep run the retention sweeper while leading.
+	rawData rawdata.Flags
+	sweep   rawdata.Sweep
 }
 
 func main() {
@@ -101,6 +109,8 @@ func main() {
 	flag.StringVar(&c.webhookKey, "webhook-key-file", "", "TLS key of the admission webhook")
 	flag.IntVar(&c.webhookMaxObjectBytes, "webhook-max-object-bytes", admission.DefaultMaxObjectBytes, "largest Workflow or WorkflowTemplate the webhook admits, in bytes")
 	flag.BoolVar(&c.webhookTenantPolicies, "webhook-tenant-policies", true, "the webhook also refuses tasks that ask for pod settings their namespace's TenantPolicy does not allow (needs list/watch on namespaces and tenantpolicies; set as the propellers' --tenant-isolation)")
+	c.rawData.Bind(flag.CommandLine, ": no sweeper. Give the propellers' location: the leading manager deletes the raw data of deleted and expired workflows")
+	c.sweep.Bind(flag.CommandLine)
 	flag.Parse()
 	log := slog.New(tracing.LogHandler(slog.NewJSONHandler(os.Stderr, nil)))
 	slog.SetDefault(log)
@@ -272,6 +282,21 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		}
 		cfg.OnLead = onLead
 	}
+	if c.rawData.URL != "" && c.sweep.Interval > 0 {
+		sw, err := sweeper(ctx, c, etcd, log)
+		if err != nil {
+			return err
+		}
+		prober := cfg.OnLead
+		cfg.OnLead = func(lctx context.Context) {
+			done := make(chan struct{})
+			go func() { defer close(done); sw.Run(lctx) }()
+			if prober != nil {
+				prober(lctx)
+			}
+			<-done
+		}
+	}
 	if c.scaleTarget != "" {
 		scale, err := statefulSetScaler(c)
 		if err != nil {
@@ -312,6 +337,30 @@ func clusterProber(ctx context.Context, c config, etcd *clientv3.Client, log *sl
 		}
 		p.Run(lctx)
 	}, nil
+}
+
+// sweeper is the leader's raw-data retention sweeper: it reads Workflows
+// and Namespaces from the control cluster and the task cache from etcd.
+func sweeper(ctx context.Context, c config, etcd *clientv3.Client, log *slog.Logger) (*sweep.Sweeper, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig for the raw-data sweeper (or pass --raw-data-sweep-interval=0): %w", err)
+	}
+	kube, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	rotor, err := versioned.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	st, _, err := c.rawData.Open(ctx, kube, c.namespace)
+	if err != nil {
+		return nil, err
+	}
+	src := &sweep.Kube{Rotor: rotor, Kube: kube, Cache: taskcache.NewStore(etcd, c.cachePrefix), DefaultRetention: c.sweep.Retention}
+	log.Info("raw-data sweeper on while leading", "store", st.Root(), "interval", c.sweep.Interval, "retention", c.sweep.Retention)
+	return &sweep.Sweeper{Store: st, Source: src, Clock: clock.RealClock{}, Interval: c.sweep.Interval, Grace: c.sweep.Grace, Logger: log}, nil
 }
 
 // statefulSetScaler sets a StatefulSet's replicas through its scale

@@ -14,6 +14,7 @@ import (
 	"github.com/rotor-dev/rotor/data/offload"
 	"github.com/rotor-dev/rotor/internal/endpoints"
 	"github.com/rotor-dev/rotor/internal/etcdclient"
+	"github.com/rotor-dev/rotor/internal/rawdata"
 	"github.com/rotor-dev/rotor/internal/tracing"
 	rotorhttp "github.com/rotor-dev/rotor/plugins/http"
 	"github.com/rotor-dev/rotor/plugins/pod"
@@ -65,11 +66,14 @@ type config struct {
 	// podWatches is how a sharded replica watches task pods: per
 	// namespace it holds, or every pod of each target.
 	podWatches string
-	// The data plane: the raw-data location, the Secret of its
-	// credentials, the data agent's image and executable.
-	rawDataURL, rawDataSecret, dataAgentImage, dataAgentCommand string
-	maxOutputBytes                                              int64
-	maxValueBytes                                               int64
+	// The data plane: the raw-data location and the Secret of its
+	// credentials, the data agent's image and executable, the limits, and
+	// the retention sweeper (which a lone unsharded replica runs).
+	rawData                          rawdata.Flags
+	sweep                            rawdata.Sweep
+	dataAgentImage, dataAgentCommand string
+	maxOutputBytes                   int64
+	maxValueBytes                    int64
 }
 
 func (c *config) bind(fs *flag.FlagSet) {
@@ -109,8 +113,8 @@ func (c *config) bind(fs *flag.FlagSet) {
 	fs.BoolVar(&c.probeClusters, "probe-clusters", true, "without --shard: probe every target cluster and write its conditions (with --shard the leading manager does)")
 	c.probe = &health.Prober{}
 	c.probe.BindFlags(fs)
-	fs.StringVar(&c.rawDataURL, "raw-data-url", "", "object store of task files and directories: s3://bucket/prefix[?endpoint=URL&region=R] or file:///dir (empty: tasks with file or directory inputs or outputs fail)")
-	fs.StringVar(&c.rawDataSecret, "raw-data-secret", "", "Secret in --namespace with the store's S3 credentials (keys accessKeyID, secretAccessKey); Rotor keeps a copy, rotor-data-credentials, in each tenant namespace of the targets for the data agent")
+	c.rawData.Bind(fs, " (tasks with file or directory inputs or outputs fail, and values stay inline); Rotor keeps a copy of --raw-data-secret, rotor-data-credentials, in each tenant namespace of the targets for the data agent")
+	c.sweep.Bind(fs)
 	fs.StringVar(&c.dataAgentImage, "data-agent-image", "rotor-data:dev", "image of the data agent added to task pods that move files or directories")
 	fs.StringVar(&c.dataAgentCommand, "data-agent-command", "", "the data agent's executable in its image (default /rotor-data; the sandbox's process runtime gives bin/rotor-data's path)")
 	fs.Int64Var(&c.maxOutputBytes, "max-output-bytes", 10<<30, "largest file or directory output a task may write, in bytes (0: no limit)")

@@ -39,6 +39,8 @@ import (
 	"github.com/rotor-dev/rotor/controller/taskcache"
 	"github.com/rotor-dev/rotor/controller/tenancy"
 	"github.com/rotor-dev/rotor/data/offload"
+	"github.com/rotor-dev/rotor/data/store"
+	"github.com/rotor-dev/rotor/data/sweep"
 	"github.com/rotor-dev/rotor/internal/endpoints"
 	"github.com/rotor-dev/rotor/internal/kubemetrics"
 	"github.com/rotor-dev/rotor/internal/tracing"
@@ -149,7 +151,8 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		cfg.pod.Secrets, cfg.http.Secrets = apiSecrets{kube}, apiSecrets{kube}
 	}
 	var values executor.Values
-	if cfg.rawDataURL != "" {
+	var rawStore *store.Store
+	if cfg.rawData.URL != "" {
 		d, st, err := dataConfig(ctx, kube, &cfg)
 		if err != nil {
 			return err
@@ -157,6 +160,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		defer st.Close()
 		cfg.pod.Data = d
 		values = offload.New(st, cfg.maxValueBytes, 0)
+		rawStore = st
 		log.Info("data plane on", "store", d.Root, "agent", d.Image)
 	}
 	exec := &executor.Executor{
@@ -264,6 +268,16 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 			p := cfg.probe
 			p.Rotor, p.Kube, p.Clusters, p.Namespace, p.Logger = rotor, kube, clusters.Lister(), cfg.namespace, log
 			go p.Run(ctx)
+		}
+		// A lone replica also sweeps the raw data, as the leading
+		// manager does for a sharded install.
+		if rawStore != nil && cfg.sweep.Interval > 0 {
+			src := &sweep.Kube{Rotor: rotor, Kube: kube, DefaultRetention: cfg.sweep.Retention}
+			if lister, ok := taskCache.(sweep.CacheLister); ok {
+				src.Cache = lister // its entries' data stays
+			}
+			sw := &sweep.Sweeper{Store: rawStore, Source: src, Clock: clock.RealClock{}, Interval: cfg.sweep.Interval, Grace: cfg.sweep.Grace, Logger: log}
+			go sw.Run(ctx)
 		}
 		ok := func() error { return nil }
 		ready.Store(&ok)

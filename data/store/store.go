@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -157,13 +158,14 @@ func (s *Store) Root() string { return s.root }
 func (s *Store) Close() error { return s.bucket.Close() }
 
 // key turns a URI of this store into its bucket key; "/" stays at the
-// end of a prefix's.
+// end of a prefix's. The root of a store at a bucket's top is key "",
+// which only List takes.
 func (s *Store) key(uri string) (string, error) {
 	if !strings.HasPrefix(uri, s.root) {
 		return "", fmt.Errorf("%s is not under this store's root %s", uri, s.root)
 	}
 	k := strings.TrimPrefix(uri, s.base+"/")
-	if k == "" || strings.Contains(k, "//") {
+	if (k == "" && uri != s.root) || strings.Contains(k, "//") {
 		return "", fmt.Errorf("%s is not an object URI", uri)
 	}
 	return k, nil
@@ -262,8 +264,9 @@ func (m *Mismatch) Error() string {
 
 // Object is one listed object.
 type Object struct {
-	URI  string
-	Size int64
+	URI      string
+	Size     int64
+	Modified time.Time
 }
 
 // List returns every object under prefix (a URI ending in "/"), sorted
@@ -282,7 +285,7 @@ func (s *Store) List(ctx context.Context, prefix string, each func(Object) error
 		if err != nil {
 			return fmt.Errorf("list %s: %w", prefix, err)
 		}
-		if err := each(Object{URI: s.URI(o.Key), Size: o.Size}); err != nil {
+		if err := each(Object{URI: s.URI(o.Key), Size: o.Size, Modified: o.ModTime}); err != nil {
 			return err
 		}
 	}
