@@ -90,10 +90,25 @@ sandbox's S3 server.`,
 		},
 	}
 	cmd.Flags().StringVar(&download, "download", "", "write the outputs under this directory")
-	cmd.Flags().StringVar(&storeURL, "store", "", "the object store (the propeller's --raw-data-url; default: the sandbox's next to one)")
-	cmd.Flags().StringVar(&secret, "store-secret", localcluster.RawDataSecret, "Secret with the store's credentials (the propeller's --raw-data-secret)")
-	cmd.Flags().StringVar(&secretNS, "store-secret-namespace", localcluster.RotorNamespace, "namespace of --store-secret (Rotor's)")
+	sf := storeFlags{url: &storeURL, secret: &secret, secretNS: &secretNS}
+	sf.bind(cmd)
 	return cmd
+}
+
+// storeFlags are --store, --store-secret and --store-secret-namespace.
+type storeFlags struct{ url, secret, secretNS *string }
+
+func (f *storeFlags) bind(cmd *cobra.Command) {
+	if f.url == nil {
+		f.url, f.secret, f.secretNS = new(string), new(string), new(string)
+	}
+	cmd.Flags().StringVar(f.url, "store", "", "the object store (the propeller's --raw-data-url; default: the sandbox's next to one)")
+	cmd.Flags().StringVar(f.secret, "store-secret", localcluster.RawDataSecret, "Secret with the store's credentials (the propeller's --raw-data-secret); '': $ROTOR_STORE_ACCESS_KEY_ID and $ROTOR_STORE_SECRET_ACCESS_KEY")
+	cmd.Flags().StringVar(f.secretNS, "store-secret-namespace", localcluster.RotorNamespace, "namespace of --store-secret (Rotor's)")
+}
+
+func (f *storeFlags) open(ctx context.Context, g *globals) (*store.Store, error) {
+	return openStore(ctx, g, *f.url, *f.secret, *f.secretNS)
 }
 
 // openStore opens the store the propeller writes to, with its
@@ -107,6 +122,9 @@ func openStore(ctx context.Context, g *globals, url, secret, ns string) (*store.
 		url = env.S3.URL(localcluster.RawDataBucket, "raw")
 	}
 	cfg := store.Config{URL: url}
+	if secret == "" {
+		cfg.AccessKeyID, cfg.SecretAccessKey = os.Getenv("ROTOR_STORE_ACCESS_KEY_ID"), os.Getenv("ROTOR_STORE_SECRET_ACCESS_KEY")
+	}
 	if secret != "" {
 		rc, err := g.restConfig()
 		if err != nil {
@@ -118,7 +136,7 @@ func openStore(ctx context.Context, g *globals, url, secret, ns string) (*store.
 		}
 		sec, err := kube.CoreV1().Secrets(ns).Get(ctx, secret, metav1.GetOptions{})
 		if err != nil {
-			return nil, fmt.Errorf("read the store's credentials (secret %s/%s; downloading needs get on it, or --store-secret ''): %w", ns, secret, err)
+			return nil, fmt.Errorf("read the store's credentials (secret %s/%s needs get on it; or --store-secret '' with $ROTOR_STORE_ACCESS_KEY_ID and $ROTOR_STORE_SECRET_ACCESS_KEY): %w", ns, secret, err)
 		}
 		cfg.AccessKeyID, cfg.SecretAccessKey = string(sec.Data["accessKeyID"]), string(sec.Data["secretAccessKey"])
 	}

@@ -29,6 +29,12 @@ import (
 // or JSON file ("-" for stdin). It parses YAML 1.2, so keys like y and n
 // stay strings.
 func readObject(path string) (wf *v1alpha1.Workflow, tpl *v1alpha1.WorkflowTemplate, err error) {
+	return readObjectWith(path, nil)
+}
+
+// readObjectWith is readObject with set applied to a Workflow before it
+// is checked (rotor submit --input gives inputs their values).
+func readObjectWith(path string, set func(*v1alpha1.Workflow) error) (wf *v1alpha1.Workflow, tpl *v1alpha1.WorkflowTemplate, err error) {
 	var data []byte
 	if path == "-" {
 		data, err = io.ReadAll(os.Stdin)
@@ -68,6 +74,11 @@ func readObject(path string) (wf *v1alpha1.Workflow, tpl *v1alpha1.WorkflowTempl
 	}
 	if objMeta.Name == "" && (tpl != nil || objMeta.GenerateName == "") {
 		return nil, nil, fmt.Errorf("%s: metadata.name is required", path)
+	}
+	if wf != nil && set != nil {
+		if err := set(wf); err != nil {
+			return nil, nil, err
+		}
 	}
 	if wf != nil {
 		_, errs = dag.Build(&wf.Spec)
@@ -133,19 +144,41 @@ func submitCmd(g *globals) *cobra.Command {
 	var file string
 	var wait bool
 	var timeout time.Duration
+	var inputs []string
+	var st storeFlags
 	cmd := &cobra.Command{
-		Use:   "submit -f FILE [-n NS] [--wait]",
+		Use:   "submit -f FILE [-n NS] [--input NAME=VALUE|NAME=@PATH]... [--wait]",
 		Short: "Validate and submit a workflow; with --wait, follow it to the end",
+		Long: `Validate and submit a workflow; with --wait, follow it to the end.
+
+--input NAME=VALUE sets a workflow input (VALUE is JSON, or a string if
+it is not). --input NAME=@PATH sets it from a local file: a file or
+directory input's file or directory is uploaded to the object store
+first (under <store>/<namespace>/_uploads/<id>/, checked by sha256) and
+the input is its reference; any other input takes the file's content
+as its JSON value. Uploading writes with the store's credentials: from
+--store-secret (the propeller's, for platform admins), or with
+--store-secret '' from $ROTOR_STORE_ACCESS_KEY_ID and
+$ROTOR_STORE_SECRET_ACCESS_KEY (credentials your platform team gave
+you for your namespace's part of the store). Next to a sandbox (rotor
+dev up), --store defaults to the sandbox's S3 server.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			wf, tpl, err := readObject(file)
+			// The namespace is set before the inputs: an upload lies in
+			// the workflow's namespace's part of the store.
+			wf, tpl, err := readObjectWith(file, func(wf *v1alpha1.Workflow) error {
+				if g.namespace != "" || wf.Namespace == "" {
+					wf.Namespace = g.ns()
+				}
+				return setInputs(cmd.Context(), g, wf, inputs, st, cmd.OutOrStdout())
+			})
 			if err != nil {
 				return err
 			}
 			if tpl != nil {
+				if len(inputs) > 0 {
+					return fmt.Errorf("--input sets a Workflow's inputs; %s is a WorkflowTemplate", file)
+				}
 				return applyTemplate(cmd, g, tpl)
-			}
-			if g.namespace != "" || wf.Namespace == "" {
-				wf.Namespace = g.ns()
 			}
 			c, err := g.client()
 			if err != nil {
@@ -184,6 +217,8 @@ func submitCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVarP(&file, "file", "f", "", "workflow file (YAML or JSON, - for stdin)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "follow the workflow until it ends; exit non-zero unless it succeeds")
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "with --wait, give up after this long (0: never)")
+	cmd.Flags().StringArrayVar(&inputs, "input", nil, "NAME=VALUE or NAME=@PATH: set a workflow input; @PATH uploads a file or directory input first (repeatable)")
+	st.bind(cmd)
 	_ = cmd.MarkFlagRequired("file")
 	return cmd
 }

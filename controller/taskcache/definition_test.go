@@ -68,7 +68,10 @@ var definitionFields = map[string]struct {
 	"Pod": {false, func(t *v1alpha1.TaskTemplate) {
 		t.Pod = &v1alpha1.PodOptions{NodeSelector: map[string]string{"gpu": "true"}, ServiceAccountName: "runner"}
 	}},
-	"Interruptible":   {false, func(t *v1alpha1.TaskTemplate) { t.Interruptible = true }},
+	"Interruptible": {false, func(t *v1alpha1.TaskTemplate) { t.Interruptible = true }},
+	// How the values travel (files and the data agent, or the outputs
+	// JSON), not what they are.
+	"OutputFiles":     {false, func(t *v1alpha1.TaskTemplate) { t.OutputFiles = true }},
 	"ClusterSelector": {false, func(t *v1alpha1.TaskTemplate) { t.ClusterSelector = map[string]string{"region": "east"} }},
 	// The version is a key segment of its own; serialize says how
 	// executions of a key wait for each other.

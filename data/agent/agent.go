@@ -369,6 +369,24 @@ func validJSONFile(path string) error {
 	return nil
 }
 
+// Put stores the file or directory at src as one object (a file) or
+// under the prefix uri (a directory, uri ending in "/"), as the upload
+// sidecar does an output, and returns its reference: rotor submit
+// --input name=@path uses it.
+func Put(ctx context.Context, st *store.Store, src, uri string) (ref.Ref, error) {
+	fi, err := os.Stat(src)
+	if err != nil {
+		return ref.Ref{}, taskErr("%v", err)
+	}
+	if fi.IsDir() {
+		if !strings.HasSuffix(uri, "/") {
+			uri += "/"
+		}
+		return uploadDir(ctx, st, src, uri, 0, filepath.Base(src))
+	}
+	return uploadFile(ctx, st, src, uri)
+}
+
 func uploadFile(ctx context.Context, st *store.Store, src, uri string) (ref.Ref, error) {
 	f, err := os.Open(src)
 	if err != nil {

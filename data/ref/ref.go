@@ -149,6 +149,28 @@ func WorkflowPrefix(root, namespace, workflow, uid string) (string, error) {
 	return Join(root, namespace, workflow, uid) + "/", nil
 }
 
+// Uploads is the segment, where a workflow's name would be, under which
+// rotor submit --input name=@path stores local files: no workflow is
+// named so ("_" is not allowed in Kubernetes names).
+const Uploads = "_uploads"
+
+// Upload is where rotor submit stores a local file or directory for one
+// submission (id: a fresh random name): <root>/<namespace>/_uploads/<id>/<name>,
+// a directory's ending in "/". It lies in the namespace's own part of
+// the store, so the propeller lets that namespace's tasks read it.
+func Upload(root, namespace, id, name string, dir bool) (string, error) {
+	for _, p := range []string{namespace, id, name} {
+		if err := segment(p); err != nil {
+			return "", fmt.Errorf("%q: %w", p, err)
+		}
+	}
+	u := Join(root, namespace, Uploads, id, name)
+	if dir {
+		u += "/"
+	}
+	return u, nil
+}
+
 // Output is the URI of an output named name under an attempt's prefix;
 // a directory's (dir true) ends in "/". Offloaded values are stored as
 // name.json, files under their output's name.

@@ -50,6 +50,11 @@ func (k *Kube) Workflows(ctx context.Context) ([]Workflow, error) {
 				w.Finished = &t.Time
 			}
 			w.Refs = statusRefs(&wf.Status)
+			for _, in := range wf.Spec.Inputs {
+				if in.Value != nil { // an upload of rotor submit --input x=@path
+					w.Refs = append(w.Refs, Refs(in.Value.Raw)...)
+				}
+			}
 			out = append(out, w)
 		}
 		if list.Continue == "" {

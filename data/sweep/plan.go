@@ -30,8 +30,8 @@ type Workflow struct {
 	Namespace, Name, UID string
 	// Finished is when it ended; nil while it runs.
 	Finished *time.Time
-	// Refs are the references its status holds (every node's outputs
-	// and its own), as found by Refs.
+	// Refs are the references its spec's inputs and its status (every
+	// node's outputs and its own) hold, as found by Refs.
 	Refs []ref.Ref
 }
 
@@ -54,6 +54,13 @@ type Input struct {
 	// Grace spares objects modified this recently, whatever else holds.
 	Grace time.Duration
 }
+
+// UploadGrace spares what rotor submit --input name=@path uploaded
+// (<root>/<namespace>/_uploads/<id>/) for this long whatever the Grace:
+// the upload comes before the Workflow that will reference it, and a
+// submission may be retried by hand. After it, an upload stays while a
+// Workflow's spec references it.
+const UploadGrace = time.Hour
 
 // Result is a sweep's decision.
 type Result struct {
@@ -134,8 +141,12 @@ func Plan(in Input) Result {
 		default:
 			continue
 		}
+		grace := in.Grace
+		if k.name == ref.Uploads {
+			grace = max(grace, UploadGrace)
+		}
 		switch {
-		case in.Grace > 0 && in.Now.Sub(o.Modified) < in.Grace:
+		case grace > 0 && in.Now.Sub(o.Modified) < grace:
 			res.Recent++
 		case protected(o.URI):
 			res.Protected++

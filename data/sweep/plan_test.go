@@ -48,11 +48,15 @@ func TestPlan(t *testing.T) {
 			obj("team-b/running/u6/a/0/outputs/x", 48*time.Hour),
 			obj("team-c/old/u7/a/0/outputs/x", 48*time.Hour),
 			obj("stray.txt", 48*time.Hour),
+			obj("team-a/_uploads/id1/train.csv", 48*time.Hour),      // named by live's spec
+			obj("team-a/_uploads/id2/old.csv", 48*time.Hour),        // named by nothing
+			obj("team-a/_uploads/id3/just-now.csv", 30*time.Minute), // named by nothing yet
 		},
 		Workflows: []Workflow{
 			{Namespace: "team-a", Name: "live", UID: "u3", Finished: at(30 * time.Hour),
 				// A recovered run's status points into the workflow it recovered from.
-				Refs: []ref.Ref{{URI: root + "team-a/recovered-from/u2/a/0/outputs/model", SHA256: sum}}},
+				Refs: []ref.Ref{{URI: root + "team-a/recovered-from/u2/a/0/outputs/model", SHA256: sum},
+					{URI: root + "team-a/_uploads/id1/train.csv", SHA256: sum}}},
 			{Namespace: "team-b", Name: "old", UID: "u4", Finished: at(25 * time.Hour),
 				// Expiring: what it references is not protected by it.
 				Refs: []ref.Ref{{URI: root + "team-b/fresh/u5/a/0/outputs/x", SHA256: sum}}},
@@ -70,6 +74,7 @@ func TestPlan(t *testing.T) {
 	}
 	res := Plan(in)
 	want := []string{
+		root + "team-a/_uploads/id2/old.csv",
 		root + "team-a/gone/u1/a/0/outputs/report",
 		root + "team-a/gone/u1/b/0/outputs/shardsx",
 		root + "team-a/live/u-old/a/0/outputs/x",
@@ -79,10 +84,10 @@ func TestPlan(t *testing.T) {
 	if !slices.Equal(res.Delete, want) {
 		t.Fatalf("Delete =\n  %s\nwant\n  %s", strings.Join(res.Delete, "\n  "), strings.Join(want, "\n  "))
 	}
-	if res.Bytes != 50 || res.Protected != 4 || res.Recent != 1 {
-		t.Fatalf("bytes %d, protected %d, recent %d; want 50, 4 (three by the cache, the directory and its manifest among them; one by the recovered run), 1", res.Bytes, res.Protected, res.Recent)
+	if res.Bytes != 60 || res.Protected != 5 || res.Recent != 2 {
+		t.Fatalf("bytes %d, protected %d, recent %d; want 60, 5 (three by the cache, the directory and its manifest among them; one by the recovered run, one upload by the spec), 2 (the upload within its hour)", res.Bytes, res.Protected, res.Recent)
 	}
-	if res.Gone[root+"team-a/gone/u1/"] != "deleted" || res.Gone[root+"team-b/old/u4/"] != "expired" || len(res.Gone) != 3 {
+	if res.Gone[root+"team-a/gone/u1/"] != "deleted" || res.Gone[root+"team-b/old/u4/"] != "expired" || len(res.Gone) != 4 {
 		t.Fatalf("Gone = %v", res.Gone)
 	}
 	// Nothing at all goes when every workflow stays and none expired.
