@@ -605,3 +605,71 @@ func write(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// TestStoreDownWaits: with the S3 server frozen (SIGSTOP), a task with a
+// file input waits with reason WaitingForObjectStore and no pod, spending
+// no retry; once it answers again (SIGCONT) the workflow succeeds with one
+// attempt.
+func TestStoreDownWaits(t *testing.T) {
+	ns := namespace(t)
+	first := waitDone(t, submit(t, ns, `
+apiVersion: rotor.dev/v1alpha1
+kind: Workflow
+metadata: {name: before}
+spec:
+  tasks:
+    make:
+      outputs: {f: file}
+      container: {image: busybox, command: [sh, -ec, 'seq 1 10 > $ROTOR_OUTPUTS_DIR/f']}
+  nodes: [{name: make, task: make}]
+`), 60*time.Second)
+	if first.Status.Phase != v1alpha1.WorkflowSucceeded {
+		t.Fatalf("before: %s: %s", first.Status.Phase, first.Status.Message)
+	}
+	s3, err := env.Process("s3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s3.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	thawed := false
+	thaw := func() {
+		if !thawed {
+			thawed = true
+			if err := s3.Signal(syscall.SIGCONT); err != nil {
+				t.Errorf("thaw the S3 server: %v", err)
+			}
+		}
+	}
+	defer thaw()
+	// Past the health answer the last data pod left (kept 5 s).
+	time.Sleep(6 * time.Second)
+	wf := submit(t, ns, `
+apiVersion: rotor.dev/v1alpha1
+kind: Workflow
+metadata: {name: during}
+spec:
+  inputs:
+    f: {type: file, value: `+string(first.Status.Nodes["make"].Outputs["f"].Raw)+`}
+  tasks:
+    count:
+      inputs: {f: file}
+      outputs: {lines: integer}
+      container: {image: busybox, command: [sh, -ec, 'echo "{\"lines\": $(wc -l < $ROTOR_INPUT_F)}" > $ROTOR_OUTPUT_FILE']}
+  nodes: [{name: c, task: count, inputs: {f: "{{workflow.inputs.f}}"}}]
+`)
+	waiting := env.WaitWorkflow(t, wf, 60*time.Second, func(w *v1alpha1.Workflow) bool {
+		return w.Status.Nodes["c"].Reason == "WaitingForObjectStore"
+	})
+	c := waiting.Status.Nodes["c"]
+	if len(c.Attempts) != 1 || c.Attempts[0].Pod != "" || podsOf(t, waiting) != 0 {
+		t.Fatalf("while the store is down: attempts %+v, %d pods; want one attempt and no pod", c.Attempts, podsOf(t, waiting))
+	}
+	thaw()
+	got := waitDone(t, wf, 90*time.Second)
+	c = got.Status.Nodes["c"]
+	if got.Status.Phase != v1alpha1.WorkflowSucceeded || string(c.Outputs["lines"].Raw) != "10" || len(c.Attempts) != 1 {
+		t.Fatalf("after the store came back: %s (%s), lines %s, %d attempts; want Succeeded, 10, one attempt", got.Status.Phase, got.Status.Message, c.Outputs["lines"].Raw, len(c.Attempts))
+	}
+}

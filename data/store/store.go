@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -306,11 +307,44 @@ func (s *Store) Delete(ctx context.Context, uri string) error {
 // Check reaches the store: it lists one key under the root, which needs
 // the bucket to exist and the credentials to allow listing.
 func (s *Store) Check(ctx context.Context) error {
-	it := s.bucket.List(&blob.ListOptions{Prefix: s.keyPrefix})
-	if _, err := it.Next(ctx); err != nil && !errors.Is(err, io.EOF) {
+	if _, _, err := s.bucket.ListPage(ctx, blob.FirstPageToken, 1, &blob.ListOptions{Prefix: s.keyPrefix}); err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("object store %s: %w", s.root, err)
 	}
 	return nil
+}
+
+// Health answers whether a store is reachable, asking it (Check, bounded
+// by a few seconds) at most once per ttl: every data pod asks before it
+// is created, and a store that does not answer must not cost a request
+// per pod.
+type Health struct {
+	check func(context.Context) error
+	ttl   time.Duration
+	now   func() time.Time
+
+	mu     sync.Mutex
+	asked  time.Time
+	result error
+}
+
+// NewHealth returns the Health of check (Store.Check) with answers kept
+// for ttl.
+func NewHealth(check func(context.Context) error, ttl time.Duration, now func() time.Time) *Health {
+	return &Health{check: check, ttl: ttl, now: now}
+}
+
+// Err is nil while the store answered within the last ttl, else the
+// reason it did not.
+func (h *Health) Err(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.asked.IsZero() && h.now().Sub(h.asked) < h.ttl {
+		return h.result
+	}
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	h.result, h.asked = h.check(cctx), h.now()
+	return h.result
 }
 
 // IsNotFound reports whether err says an object does not exist.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rotor-dev/rotor/data/ref"
 )
@@ -122,3 +123,30 @@ func TestOpenRefusals(t *testing.T) {
 type failing struct{}
 
 func (failing) Read([]byte) (int, error) { return 0, errors.New("source broke") }
+
+// TestHealthAsksOncePerTTL: answers are kept for the ttl, then asked
+// again; a store that stops answering is reported at the next ask.
+func TestHealthAsksOncePerTTL(t *testing.T) {
+	now := time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC)
+	asks := 0
+	var answer error
+	h := NewHealth(func(context.Context) error { asks++; return answer }, 5*time.Second, func() time.Time { return now })
+	ctx := context.Background()
+	for i := 0; i < 10; i++ {
+		if err := h.Err(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if asks != 1 {
+		t.Fatalf("%d asks for 10 questions within the ttl, want 1", asks)
+	}
+	answer = errors.New("connection refused")
+	now = now.Add(4 * time.Second)
+	if err := h.Err(ctx); err != nil || asks != 1 {
+		t.Fatalf("within the ttl: %v after %d asks, want the kept answer", err, asks)
+	}
+	now = now.Add(2 * time.Second)
+	if err := h.Err(ctx); err == nil || asks != 2 {
+		t.Fatalf("after the ttl: %v after %d asks, want the store's refusal on a second ask", err, asks)
+	}
+}

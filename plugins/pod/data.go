@@ -8,6 +8,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -38,6 +40,9 @@ type DataConfig struct {
 	Image, Command string
 	// MaxOutputBytes bounds each file or directory output (0: none).
 	MaxOutputBytes int64
+	// Health, if set, says whether the store answers; a data pod is not
+	// created while it does not.
+	Health interface{ Err(context.Context) error }
 }
 
 // The data agent's pieces in a task pod.
@@ -58,7 +63,38 @@ const (
 	ReasonDataUpload   = "DataUploadFailed"   // the store failed: retried
 	ReasonDataInput    = "DataInputInvalid"   // a missing or changed input object
 	ReasonDataOutput   = "DataOutputInvalid"  // an output missing, too large or malformed
+	// ReasonWaitingForStore: the store does not answer, so the pod that
+	// would need it is not created yet.
+	ReasonWaitingForStore = "WaitingForObjectStore"
+	// storeWait is how soon a waiting attempt looks again.
+	storeWait = 5 * time.Second
+	// dataSecretTTL is how long the agent's Secret, once seen right in a
+	// target namespace, is taken to be there: one that was deleted is
+	// made again within it.
+	dataSecretTTL = time.Minute
 )
+
+// seen remembers keys with when they were last checked.
+type seen struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+func (s *seen) fresh(key string, now time.Time, ttl time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.at[key]
+	return ok && now.Sub(t) < ttl
+}
+
+func (s *seen) mark(key string, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.at == nil {
+		s.at = map[string]time.Time{}
+	}
+	s.at[key] = now
+}
 
 // dataIO lists what the agent moves for the attempt: file and directory
 // inputs and outputs, inputs whose values are offloaded, and, when the
@@ -223,6 +259,10 @@ func (p *Plugin) addDataAgent(tc *plugins.TaskContext, pod *corev1.Pod) error {
 // ensureDataSecret keeps the agent's credentials in the attempt's
 // namespace of the target, created or updated as Rotor's copy.
 func (p *Plugin) ensureDataSecret(ctx context.Context, tc *plugins.TaskContext, core corev1client.CoreV1Interface) error {
+	key := tc.Cluster.Name + "/" + tc.ID.Namespace
+	if p.dataSecrets.fresh(key, time.Now(), dataSecretTTL) {
+		return nil
+	}
 	c := p.cfg.Data
 	ns := tc.ID.Namespace
 	want := &corev1.Secret{
@@ -242,6 +282,7 @@ func (p *Plugin) ensureDataSecret(ctx context.Context, tc *plugins.TaskContext, 
 		}
 	case err != nil:
 	case maps.EqualFunc(existing.Data, want.Data, bytes.Equal):
+		p.dataSecrets.mark(key, time.Now())
 		return nil
 	default:
 		want.ResourceVersion = existing.ResourceVersion
@@ -250,6 +291,7 @@ func (p *Plugin) ensureDataSecret(ctx context.Context, tc *plugins.TaskContext, 
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("keep the data agent's credentials (secret %s/%s) in cluster %s: %w", ns, DataSecretName, tc.Cluster.Name, err)
 	}
+	p.dataSecrets.mark(key, time.Now())
 	return nil
 }
 

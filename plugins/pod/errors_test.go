@@ -2,7 +2,9 @@ package pod
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -128,5 +130,63 @@ func TestNoPodAfterTheFenceCloses(t *testing.T) {
 		case closed && !errors.Is(err, lapsed):
 			t.Fatalf("fence closed: error %v, want the fence's", err)
 		}
+	}
+}
+
+type fakeHealth struct{ err error }
+
+func (f *fakeHealth) Err(context.Context) error { return f.err }
+
+// TestDataPodsWaitForTheStore: while the store does not answer, a data
+// pod is not created and the attempt waits (Queued, WaitingForObjectStore,
+// looked at again soon) instead of failing; once it answers, the pod is
+// created with the agent's Secret beside it, and the Secret is read once
+// for several pods (GETs counted). A pod without the agent never asks.
+func TestDataPodsWaitForTheStore(t *testing.T) {
+	cs := fake.NewClientset()
+	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	health := &fakeHealth{err: errString("dial tcp 127.0.0.1:9: connection refused")}
+	cfg := *dataCfg
+	cfg.Health = health
+	p := New(Config{Data: &cfg})
+	file := json.RawMessage(`{"uri": "s3://raw/p/team/wf/u1/a/0/outputs/table", "size": 3, "sha256": "` + sum + `"}`)
+	tcFor := func(node string) *plugins.TaskContext {
+		tc := dataTask(file)
+		tc.ID.Node = node
+		tc.Cluster = &plugins.Cluster{Name: "east", Client: cs, Pods: corelisters.NewPodLister(idx)}
+		return tc
+	}
+	info, err := p.Handle(context.Background(), tcFor("b"))
+	if err != nil || info.Phase != plugins.PhaseQueued || info.Reason != ReasonWaitingForStore || info.CheckAfter <= 0 || !strings.Contains(info.Message, "connection refused") {
+		t.Fatalf("store down: %+v, %v; want Queued, %s, a recheck, and why", info, err, ReasonWaitingForStore)
+	}
+	if pods, _ := cs.CoreV1().Pods("team").List(context.Background(), metav1.ListOptions{}); len(pods.Items) != 0 {
+		t.Fatalf("%d pods created while the store was down", len(pods.Items))
+	}
+	health.err = nil
+	for _, node := range []string{"b", "c", "d"} {
+		if info, err := p.Handle(context.Background(), tcFor(node)); err != nil || info.Reason != "PodCreated" {
+			t.Fatalf("store back, node %s: %+v, %v", node, info, err)
+		}
+	}
+	gets := 0
+	for _, a := range cs.Actions() {
+		if a.GetVerb() == "get" && a.GetResource().Resource == "secrets" {
+			gets++
+		}
+	}
+	if pods, _ := cs.CoreV1().Pods("team").List(context.Background(), metav1.ListOptions{}); len(pods.Items) != 3 || gets != 1 {
+		t.Fatalf("%d pods and %d GETs of the agent's Secret; want 3 pods and 1 GET", len(pods.Items), gets)
+	}
+	if _, err := cs.CoreV1().Secrets("team").Get(context.Background(), DataSecretName, metav1.GetOptions{}); err != nil {
+		t.Fatalf("the agent's Secret: %v", err)
+	}
+	// Not a data pod: the store's health is not its business.
+	health.err = errString("down again")
+	plain := &plugins.TaskContext{ID: plugins.TaskID{Namespace: "team", Workflow: "wf", WorkflowUID: "u1", Node: "e"},
+		Task:    &v1alpha1.TaskTemplate{Container: &v1alpha1.ContainerSpec{Image: "busybox"}},
+		Cluster: &plugins.Cluster{Name: "east", Client: cs, Pods: corelisters.NewPodLister(idx)}}
+	if info, err := p.Handle(context.Background(), plain); err != nil || info.Reason != "PodCreated" {
+		t.Fatalf("a pod without the agent while the store is down: %+v, %v", info, err)
 	}
 }

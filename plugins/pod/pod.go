@@ -69,6 +69,9 @@ type Config struct {
 type Plugin struct {
 	cfg     Config
 	tenants tenants
+	// dataSecrets remembers where the agent's Secret was last seen right
+	// (cluster/namespace -> when), so a data pod costs no GET of it.
+	dataSecrets seen
 }
 
 // New returns the pod plugin.
@@ -197,6 +200,14 @@ func (p *Plugin) create(ctx context.Context, tc *plugins.TaskContext, name strin
 		return plugins.PhaseInfo{}, err
 	}
 	if hasDataAgent(pod) {
+		// A store that does not answer would fail the agent: the node
+		// waits for it, saying so, with no pod and no retry spent.
+		if h := p.cfg.Data.Health; h != nil {
+			if err := h.Err(ctx); err != nil {
+				return plugins.PhaseInfo{Phase: plugins.PhaseQueued, Reason: ReasonWaitingForStore, CheckAfter: storeWait,
+					Message: "waiting for the object store before creating the pod: " + err.Error()}, nil
+			}
+		}
 		if err := p.ensureDataSecret(ctx, tc, api); err != nil {
 			return plugins.PhaseInfo{}, err
 		}
