@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/rotor-dev/rotor/cluster/health"
 	"github.com/rotor-dev/rotor/controller/propeller"
@@ -69,11 +70,13 @@ type config struct {
 	// The data plane: the raw-data location and the Secret of its
 	// credentials, the data agent's image and executable, the limits, and
 	// the retention sweeper (which a lone unsharded replica runs).
-	rawData                          rawdata.Flags
-	sweep                            rawdata.Sweep
-	dataAgentImage, dataAgentCommand string
-	maxOutputBytes                   int64
-	maxValueBytes                    int64
+	rawData                            rawdata.Flags
+	sweep                              rawdata.Sweep
+	dataAgentImage, dataAgentCommand   string
+	dataAgentRequests, dataAgentLimits string
+	dataAgentResources                 corev1.ResourceRequirements
+	maxOutputBytes                     int64
+	maxValueBytes                      int64
 }
 
 func (c *config) bind(fs *flag.FlagSet) {
@@ -116,6 +119,8 @@ func (c *config) bind(fs *flag.FlagSet) {
 	c.rawData.Bind(fs, " (tasks with file or directory inputs or outputs fail, and values stay inline); Rotor keeps a copy of --raw-data-secret, rotor-data-credentials, in each tenant namespace of the targets for the data agent")
 	c.sweep.Bind(fs)
 	fs.StringVar(&c.dataAgentImage, "data-agent-image", "rotor-data:dev", "image of the data agent added to task pods that move files or directories")
+	fs.StringVar(&c.dataAgentRequests, "data-agent-requests", "cpu=50m,memory=64Mi", "resource requests of each data agent container (name=quantity,...): counted by quotas and the scheduler beside the task's own")
+	fs.StringVar(&c.dataAgentLimits, "data-agent-limits", "memory=256Mi", "resource limits of each data agent container (name=quantity,...; empty: none)")
 	fs.StringVar(&c.dataAgentCommand, "data-agent-command", "", "the data agent's executable in its image (default /rotor-data; the sandbox's process runtime gives bin/rotor-data's path)")
 	fs.Int64Var(&c.maxOutputBytes, "max-output-bytes", 10<<30, "largest file or directory output a task may write, in bytes (0: no limit)")
 	fs.Int64Var(&c.maxValueBytes, "max-value-bytes", offload.DefaultMaxLoad, "largest offloaded value the propeller reads back to compute with (render, gather, branch on, map over), in bytes; a larger one is refused with a message: pass it whole to a task instead")
@@ -177,6 +182,12 @@ func (c *config) validate() error {
 		return fmt.Errorf("--interruptible-tolerations: %w", err)
 	}
 	c.pod = pod.Config{InterruptibleNodeSelector: sel, InterruptibleTolerations: tols}
+	if c.dataAgentResources.Requests, err = parseResources(c.dataAgentRequests); err != nil {
+		return fmt.Errorf("--data-agent-requests: %w", err)
+	}
+	if c.dataAgentResources.Limits, err = parseResources(c.dataAgentLimits); err != nil {
+		return fmt.Errorf("--data-agent-limits: %w", err)
+	}
 	if c.httpTimeout <= 0 {
 		return fmt.Errorf("--http-timeout must be positive, got %s", c.httpTimeout)
 	}
@@ -185,6 +196,26 @@ func (c *config) validate() error {
 		return fmt.Errorf("--http-allowed-url-prefixes: %w", err)
 	}
 	return nil
+}
+
+// parseResources parses name=quantity,... (cpu=50m,memory=64Mi).
+func parseResources(s string) (corev1.ResourceList, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	out := corev1.ResourceList{}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%q: want name=quantity", kv)
+		}
+		q, err := resource.ParseQuantity(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+		out[corev1.ResourceName(k)] = q
+	}
+	return out, nil
 }
 
 func parseSelector(s string) (map[string]string, error) {

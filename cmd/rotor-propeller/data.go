@@ -22,6 +22,7 @@ func dataConfig(ctx context.Context, kube kubernetes.Interface, cfg *config) (*p
 	return &pod.DataConfig{
 		StoreURL: cfg.rawData.URL, Root: st.Root(), AccessKeyID: sc.AccessKeyID, SecretAccessKey: sc.SecretAccessKey,
 		Image: cfg.dataAgentImage, Command: cfg.dataAgentCommand, MaxOutputBytes: cfg.maxOutputBytes,
+		Resources: cfg.dataAgentResources,
 		// Data pods wait while the store does not answer; asked at most
 		// every 5 s.
 		Health: store.NewHealth(st.Check, 5*time.Second, time.Now),

@@ -40,6 +40,8 @@ type DataConfig struct {
 	Image, Command string
 	// MaxOutputBytes bounds each file or directory output (0: none).
 	MaxOutputBytes int64
+	// Resources are each agent container's requests and limits.
+	Resources corev1.ResourceRequirements
 	// Health, if set, says whether the store answers; a data pod is not
 	// created while it does not.
 	Health interface{ Err(context.Context) error }
@@ -234,6 +236,7 @@ func (p *Plugin) addDataAgent(tc *plugins.TaskContext, pod *corev1.Pod) error {
 	if len(ins) > 0 {
 		pod.Spec.InitContainers = append(pod.Spec.InitContainers, corev1.Container{
 			Name: DownloadName, Image: c.Image, Command: cmd("download"), Env: env, VolumeMounts: mount, SecurityContext: sc(),
+			Resources:              *c.Resources.DeepCopy(),
 			TerminationMessagePath: OutputFile, TerminationMessagePolicy: corev1.TerminationMessageReadFile,
 		})
 	}
@@ -243,6 +246,7 @@ func (p *Plugin) addDataAgent(tc *plugins.TaskContext, pod *corev1.Pod) error {
 		always := corev1.ContainerRestartPolicyAlways
 		pod.Spec.InitContainers = append(pod.Spec.InitContainers, corev1.Container{
 			Name: UploadName, Image: c.Image, Command: cmd("upload"), Env: env, VolumeMounts: mount, SecurityContext: sc(),
+			Resources:     *c.Resources.DeepCopy(),
 			RestartPolicy: &always,
 			// postStart returns once the sidecar handles SIGTERM, and a
 			// kubelet starts the task only after a sidecar's postStart:

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/data/agent"
@@ -27,7 +28,11 @@ func dataTask(in json.RawMessage) *plugins.TaskContext {
 	}
 }
 
-var dataCfg = &DataConfig{StoreURL: "s3://raw/p?endpoint=http://127.0.0.1:9", Root: "s3://raw/p/", AccessKeyID: "k", SecretAccessKey: "s", Image: "rotor-data:v1"}
+var dataCfg = &DataConfig{StoreURL: "s3://raw/p?endpoint=http://127.0.0.1:9", Root: "s3://raw/p/", AccessKeyID: "k", SecretAccessKey: "s", Image: "rotor-data:v1",
+	Resources: corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
+	}}
 
 // TestDataPodShape: a task with a file input and a directory output gets
 // the shared volume, the download init container, then the upload
@@ -50,6 +55,9 @@ func TestDataPodShape(t *testing.T) {
 		t.Fatalf("upload sidecar %+v", up)
 	}
 	for _, c := range pod.Spec.InitContainers {
+		if c.Resources.Requests.Cpu().MilliValue() != 50 || c.Resources.Limits.Memory().Value() != 256<<20 {
+			t.Fatalf("%s's resources %+v, want the configured requests and limits", c.Name, c.Resources)
+		}
 		if sc := c.SecurityContext; sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation || len(sc.Capabilities.Drop) != 1 {
 			t.Fatalf("%s's security context %+v, want no privilege", c.Name, sc)
 		}
