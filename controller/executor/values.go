@@ -72,16 +72,31 @@ func (r *round) badInputs(ns *v1alpha1.NodeStatus, what string, err error) {
 }
 
 // materialize reads an offloaded value back; an inline one is returned
-// as it is.
+// as it is. Only the workflow's own namespace's objects are read: a
+// reference written by hand into a spec could name another tenant's, and
+// what is read here ends up in this tenant's pods.
 func (r *round) materialize(v json.RawMessage) (json.RawMessage, error) {
-	_, isRef, err := ref.ParseOffloaded(v)
+	off, isRef, err := ref.ParseOffloaded(v)
 	if err != nil || !isRef {
 		return v, err
 	}
 	if r.Values == nil {
 		return nil, errNoStore
 	}
+	if err := r.own(off); err != nil {
+		return nil, err
+	}
 	return r.Values.Materialize(r.ctx, v)
+}
+
+// own refuses a reference outside the workflow's namespace's part of the
+// store.
+func (r *round) own(x ref.Ref) error {
+	part := ref.Join(r.Values.Root(), r.wf.Namespace) + "/"
+	if !ref.Within(x.URI, part) {
+		return fmt.Errorf("%s is not in namespace %s's part of the object store (%s): a workflow reads only its own namespace's data", x.URI, r.wf.Namespace, part)
+	}
+	return nil
 }
 
 // valueLookup is lookup with offloaded values read back: for what
@@ -170,6 +185,9 @@ func (r *round) mapItems(over json.RawMessage) ([]json.RawMessage, error) {
 	if json.Unmarshal(v, &dir) == nil && dir.Check() == nil && dir.IsDir() {
 		if r.Values == nil {
 			return nil, fmt.Errorf("a map over the directory %s needs the object store: set --raw-data-url", dir.URI)
+		}
+		if err := r.own(dir); err != nil {
+			return nil, err
 		}
 		files, _, err := r.Values.Files(r.ctx, dir)
 		if err != nil {

@@ -280,3 +280,44 @@ nodes:
 		}
 	}
 }
+
+// TestOnlyTheNamespacesOwnValuesAreRead: an offloaded value (or a
+// directory to map over) written by hand into a workflow's spec that
+// names another namespace's object is refused, and the object is never
+// read: what the propeller reads ends up in this tenant's pods.
+func TestOnlyTheNamespacesOwnValuesAreRead(t *testing.T) {
+	vals := fileValues(t)
+	ctx := context.Background()
+	other := ref.Join(vals.Root(), "other-team", "wf", "u9", "a", "0") + "/"
+	theirs, err := vals.Offload(ctx, other, "secret", json.RawMessage(`"`+strings.Repeat("s", 5000)+`"`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := json.Marshal(ref.Ref{URI: other + "outputs/d/", Size: 1, SHA256: strings.Repeat("ab", 32), Files: 1})
+	for name, c := range map[string]struct{ typ, over, node, nodes string }{
+		"an interpolated value": {"array", string(theirs), "s", `- {name: s, task: say, inputs: {msg: "got {{workflow.inputs.stolen}}"}}`},
+		"a map over a directory": {"directory", string(dir), "m", `- {name: m, map: {task: read, item: f, over: "{{workflow.inputs.stolen}}"}}`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			src := `
+inputs: {stolen: {type: ` + c.typ + `}}
+tasks:
+  read: {inputs: {f: file}, outputs: {n: integer}, container: {image: x, command: [sh]}}
+  say: {inputs: {msg: string}, outputs: {text: string}, container: {image: x, command: [sh]}}
+nodes:
+` + c.nodes + `
+`
+			e, fp, _, wf := setup(t, src)
+			e.Values = vals
+			wf.Spec.Inputs["stolen"] = v1alpha1.WorkflowInput{Type: v1alpha1.ValueType(c.typ), Value: &apiextJSON{Raw: json.RawMessage(c.over)}}
+			step(t, e, wf)
+			n := wf.Status.Nodes[c.node]
+			if n.Phase != v1alpha1.NodeFailed || !strings.Contains(n.Message, "not in namespace ns's part") {
+				t.Fatalf("node %s: %s %q; want Failed, refusing the other namespace's object", c.node, n.Phase, n.Message)
+			}
+			if len(fp.handled) != 0 {
+				t.Fatalf("tasks ran with the other namespace's data: %v", fp.handled)
+			}
+		})
+	}
+}
