@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
@@ -671,5 +673,107 @@ spec:
 	c = got.Status.Nodes["c"]
 	if got.Status.Phase != v1alpha1.WorkflowSucceeded || string(c.Outputs["lines"].Raw) != "10" || len(c.Attempts) != 1 {
 		t.Fatalf("after the store came back: %s (%s), lines %s, %d attempts; want Succeeded, 10, one attempt", got.Status.Phase, got.Status.Message, c.Outputs["lines"].Raw, len(c.Attempts))
+	}
+}
+
+// TestTenantLocation: a namespace whose Namespace names its own raw-data
+// location (annotations rotor.dev/raw-data-url and rotor.dev/raw-data-secret,
+// a Secret in Rotor's namespace) has its files and offloaded values
+// written there, and read back from there by the agent and the
+// propeller; nothing of it lands in the install's location. A namespace
+// naming a Secret that does not exist waits, saying which, with no pod.
+func TestTenantLocation(t *testing.T) {
+	ctx := context.Background()
+	ns, broken := namespace(t), namespace(t)
+	s3 := env.Env.S3
+	bucket := "tenant-" + ns
+	if err := s3.CreateBucket(ctx, bucket); err != nil {
+		t.Fatal(err)
+	}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "raw-" + ns, Namespace: localcluster.RotorNamespace},
+		Data: map[string][]byte{"accessKeyID": []byte(s3.AccessKeyID), "secretAccessKey": []byte(s3.SecretAccessKey)}}
+	if _, err := env.Kube.CoreV1().Secrets(localcluster.RotorNamespace).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tenantURL := s3.URL(bucket, "rotor")
+	annotate := func(name string, ann map[string]string) {
+		t.Helper()
+		n, err := env.Kube.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.Annotations == nil {
+			n.Annotations = map[string]string{}
+		}
+		maps.Copy(n.Annotations, ann)
+		if _, err := env.Kube.CoreV1().Namespaces().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	annotate(ns, map[string]string{"rotor.dev/raw-data-url": tenantURL, "rotor.dev/raw-data-secret": secret.Name})
+	annotate(broken, map[string]string{"rotor.dev/raw-data-url": tenantURL, "rotor.dev/raw-data-secret": "no-such-secret"})
+	time.Sleep(time.Second) // the propeller's namespace cache
+	const src = `
+apiVersion: rotor.dev/v1alpha1
+kind: Workflow
+metadata: {name: own-store}
+spec:
+  tasks:
+    make:
+      outputFiles: true
+      outputs: {f: file, rows: array}
+      container:
+        image: busybox
+        command:
+          - sh
+          - -ec
+          - |
+            seq 1 500 > $ROTOR_OUTPUTS_DIR/f
+            awk 'BEGIN{printf "["; for(i=0;i<500;i++){if(i)printf ","; printf "\"row-%04d\"", i}; printf "]"}' > $ROTOR_OUTPUTS_DIR/rows
+    read:
+      inputs: {f: file, rows: array, msg: string}
+      outputs: {lines: integer, rowBytes: integer, msgBytes: integer}
+      container: {image: busybox, command: [sh, -ec, 'echo "{\"lines\": $(wc -l < $ROTOR_INPUT_F), \"rowBytes\": $(wc -c < $ROTOR_INPUT_ROWS_FILE), \"msgBytes\": ${#ROTOR_INPUT_MSG}}" > $ROTOR_OUTPUT_FILE']}
+  nodes:
+    - {name: make, task: make}
+    - name: read
+      task: read
+      inputs: {f: "{{nodes.make.outputs.f}}", rows: "{{nodes.make.outputs.rows}}", msg: "rows {{nodes.make.outputs.rows}}"}
+`
+	got := waitDone(t, submit(t, ns, src), 90*time.Second)
+	if got.Status.Phase != v1alpha1.WorkflowSucceeded {
+		t.Fatalf("workflow %s: %s", got.Status.Phase, got.Status.Message)
+	}
+	tenant, err := store.Open(ctx, store.Config{URL: tenantURL, AccessKeyID: s3.AccessKeyID, SecretAccessKey: s3.SecretAccessKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tenant.Close()
+	var f ref.Ref
+	_ = json.Unmarshal(got.Status.Nodes["make"].Outputs["f"].Raw, &f)
+	rows, isRef, _ := ref.ParseOffloaded(got.Status.Nodes["make"].Outputs["rows"].Raw)
+	own := ref.Join(tenant.Root(), ns) + "/"
+	if !ref.Within(f.URI, own) || !isRef || !ref.Within(rows.URI, own) {
+		t.Fatalf("file %s and rows %+v (offloaded %v): want both in the tenant's location %s", f.URI, rows, isRef, own)
+	}
+	var back strings.Builder
+	if err := tenant.Fetch(ctx, f, &back); err != nil || !strings.HasPrefix(back.String(), "1\n2\n") {
+		t.Fatalf("the file in the tenant's bucket: %v", err)
+	}
+	o := got.Status.Nodes["read"].Outputs
+	if string(o["lines"].Raw) != "500" || string(o["rowBytes"].Raw) != strconv.FormatInt(rows.Size, 10) || string(o["msgBytes"].Raw) != strconv.FormatInt(rows.Size+5, 10) {
+		t.Fatalf("the reader saw lines %s, rowBytes %s, msgBytes %s; want 500, %d, %d", o["lines"].Raw, o["rowBytes"].Raw, o["msgBytes"].Raw, rows.Size, rows.Size+5)
+	}
+	install, _ := rawData(t)
+	if objs := objectsUnder(t, install, ns, "own-store", string(got.UID)); len(objs) != 0 {
+		t.Fatalf("the tenant's data also went to the install's location: %v", objs)
+	}
+	wf := submit(t, broken, strings.Replace(src, "own-store", "no-secret", 1))
+	waiting := env.WaitWorkflow(t, wf, 60*time.Second, func(w *v1alpha1.Workflow) bool {
+		n := w.Status.Nodes["make"]
+		return n.Reason == "WaitingForObjectStore" && strings.Contains(n.Message, "no-such-secret")
+	})
+	if podsOf(t, waiting) != 0 {
+		t.Fatal("a pod was created for a namespace whose location cannot be opened")
 	}
 }

@@ -38,7 +38,7 @@ import (
 	"github.com/rotor-dev/rotor/controller/propeller"
 	"github.com/rotor-dev/rotor/controller/taskcache"
 	"github.com/rotor-dev/rotor/controller/tenancy"
-	"github.com/rotor-dev/rotor/data/offload"
+	"github.com/rotor-dev/rotor/data/location"
 	"github.com/rotor-dev/rotor/data/store"
 	"github.com/rotor-dev/rotor/data/sweep"
 	"github.com/rotor-dev/rotor/internal/endpoints"
@@ -153,14 +153,20 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	var values executor.Values
 	var rawStore *store.Store
 	if cfg.rawData.URL != "" {
-		d, st, err := dataConfig(ctx, kube, &cfg)
+		res, d, err := dataPlane(ctx, kube, &cfg, func(name string) (map[string]string, error) {
+			ns, err := nsLister.Get(name)
+			if err != nil {
+				return nil, err
+			}
+			return ns.Annotations, nil
+		})
 		if err != nil {
 			return err
 		}
-		defer st.Close()
+		defer res.Default.Store.Close()
 		cfg.pod.Data = d
-		values = offload.New(st, cfg.maxValueBytes, 0)
-		rawStore = st
+		values = location.Values{R: res}
+		rawStore = res.Default.Store
 		log.Info("data plane on", "store", d.Root, "agent", d.Image)
 	}
 	exec := &executor.Executor{

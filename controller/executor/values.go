@@ -15,8 +15,8 @@ import (
 
 // Values keeps a Workflow's status bounded whatever its data's size: a
 // string, object or array value over ref.InlineLimit is stored as an
-// object and the status holds {"$ref": ...}. package offload implements
-// it over the raw-data store.
+// object and the status holds {"$ref": ...}. package location implements
+// it over the raw-data locations (package offload does the work in each).
 //
 // The rule the executor follows: a value passed whole from one node to
 // the next ("{{nodes.a.outputs.x}}") travels as it is, offloaded or not,
@@ -25,8 +25,9 @@ import (
 // map's items) it is read back, verified, and what is computed is
 // offloaded in turn when it is large and goes into the status.
 type Values interface {
-	// Root is the store's root URI (prefixes are made under it).
-	Root() string
+	// Root is the root URI of the store that serves namespace (its own
+	// location, or the install's): its prefixes are made under it.
+	Root(namespace string) string
 	// Offload returns raw inline when it fits, else stores it under
 	// prefix and returns its reference.
 	Offload(ctx context.Context, prefix, name string, raw json.RawMessage) (json.RawMessage, error)
@@ -37,8 +38,6 @@ type Values interface {
 	// paths (a map over a directory).
 	Files(ctx context.Context, dir ref.Ref) ([]ref.Ref, []string, error)
 }
-
-var _ Values = (*offload.Offloader)(nil)
 
 // errNoStore is an offloaded value met by a propeller without a store.
 var errNoStore = errors.New("the value is offloaded to the object store, but this propeller has none: set --raw-data-url")
@@ -92,7 +91,7 @@ func (r *round) materialize(v json.RawMessage) (json.RawMessage, error) {
 // own refuses a reference outside the workflow's namespace's part of the
 // store.
 func (r *round) own(x ref.Ref) error {
-	part := ref.Join(r.Values.Root(), r.wf.Namespace) + "/"
+	part := ref.Join(r.Values.Root(r.wf.Namespace), r.wf.Namespace) + "/"
 	if !ref.Within(x.URI, part) {
 		return fmt.Errorf("%s is not in namespace %s's part of the object store (%s): a workflow reads only its own namespace's data", x.URI, r.wf.Namespace, part)
 	}
@@ -140,7 +139,7 @@ func (r *round) keep(id string, attempt int32, name string, v json.RawMessage) (
 	if r.Values == nil || len(v) <= ref.InlineLimit {
 		return v, nil
 	}
-	prefix, err := ref.Attempt{Namespace: r.wf.Namespace, Workflow: r.wf.Name, WorkflowUID: string(r.wf.UID), Node: id, Attempt: attempt}.Prefix(r.Values.Root())
+	prefix, err := ref.Attempt{Namespace: r.wf.Namespace, Workflow: r.wf.Name, WorkflowUID: string(r.wf.UID), Node: id, Attempt: attempt}.Prefix(r.Values.Root(r.wf.Namespace))
 	if err != nil {
 		return nil, fmt.Errorf("offload %s of %s: %w", name, id, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
+	"github.com/rotor-dev/rotor/data/location"
 	"github.com/rotor-dev/rotor/data/offload"
 	"github.com/rotor-dev/rotor/data/ref"
 	"github.com/rotor-dev/rotor/data/store"
@@ -33,14 +34,19 @@ nodes:
 outputs: {all: "{{nodes.m.outputs.text}}", joined: "{{nodes.m.outputs.text}} and more"}
 `
 
-func fileValues(t *testing.T) *offload.Offloader {
+// valuesOver is the executor's Values over one location.
+func valuesOver(st *store.Store) location.Values {
+	return location.Values{R: &location.Resolver{Default: &location.Location{Store: st, Values: offload.New(st, 0, 0)}}}
+}
+
+func fileValues(t *testing.T) location.Values {
 	t.Helper()
 	st, err := store.Open(context.Background(), store.Config{URL: "file://" + t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return offload.New(st, 0, 0)
+	return valuesOver(st)
 }
 
 // TestLargeValuesStayOutOfTheStatus: a task's 40 KB array output is
@@ -196,7 +202,7 @@ nodes:
 		t.Fatal(err)
 	}
 	defer down.Close()
-	e.Values = offload.New(down, 0, 0)
+	e.Values = valuesOver(down)
 	res := step(t, e, wf)
 	m := wf.Status.Nodes["m"]
 	if m.Phase.IsTerminal() || m.Reason != ReasonWaitingForStore || !strings.Contains(m.Message, "unavailable") || res.RequeueAfter <= 0 || res.RequeueAfter > storeWait {
@@ -253,7 +259,7 @@ nodes:
 		}
 		dirJSON, _ := json.Marshal(dir)
 		e, fp, _, wf := setup(t, src)
-		e.Values = offload.New(st, 0, 0)
+		e.Values = valuesOver(st)
 		runUntilDone(t, e, fp, wf, func(id string, in map[string]json.RawMessage) plugins.PhaseInfo {
 			if id == "split" {
 				return ok(`{"shards": ` + string(dirJSON) + `}`)
@@ -288,14 +294,14 @@ nodes:
 func TestOnlyTheNamespacesOwnValuesAreRead(t *testing.T) {
 	vals := fileValues(t)
 	ctx := context.Background()
-	other := ref.Join(vals.Root(), "other-team", "wf", "u9", "a", "0") + "/"
+	other := ref.Join(vals.Root("other-team"), "other-team", "wf", "u9", "a", "0") + "/"
 	theirs, err := vals.Offload(ctx, other, "secret", json.RawMessage(`"`+strings.Repeat("s", 5000)+`"`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir, _ := json.Marshal(ref.Ref{URI: other + "outputs/d/", Size: 1, SHA256: strings.Repeat("ab", 32), Files: 1})
 	for name, c := range map[string]struct{ typ, over, node, nodes string }{
-		"an interpolated value": {"array", string(theirs), "s", `- {name: s, task: say, inputs: {msg: "got {{workflow.inputs.stolen}}"}}`},
+		"an interpolated value":  {"array", string(theirs), "s", `- {name: s, task: say, inputs: {msg: "got {{workflow.inputs.stolen}}"}}`},
 		"a map over a directory": {"directory", string(dir), "m", `- {name: m, map: {task: read, item: f, over: "{{workflow.inputs.stolen}}"}}`},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -212,4 +217,21 @@ func (e *Env) DataArgs() []string {
 	}
 	return []string{"--raw-data-url=" + s.URL(RawDataBucket, "raw"), "--raw-data-secret=" + RawDataSecret,
 		"--data-agent-command=" + filepath.Join(e.opts.BinDir, "rotor-data")}
+}
+
+// CreateBucket makes a bucket on the sandbox's S3 server (with its one
+// identity's credentials); one that exists already is fine.
+func (s *S3) CreateBucket(ctx context.Context, name string) error {
+	client := s3.New(s3.Options{
+		Region: s.Region, BaseEndpoint: aws.String(s.Endpoint), UsePathStyle: true,
+		Credentials:                credentials.NewStaticCredentialsProvider(s.AccessKeyID, s.SecretAccessKey, ""),
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+	})
+	_, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)})
+	var owned *s3types.BucketAlreadyOwnedByYou
+	var exists *s3types.BucketAlreadyExists
+	if err != nil && !errors.As(err, &owned) && !errors.As(err, &exists) {
+		return fmt.Errorf("create bucket %s on %s: %w", name, s.Endpoint, err)
+	}
+	return nil
 }

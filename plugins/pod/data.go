@@ -45,6 +45,19 @@ type DataConfig struct {
 	// Health, if set, says whether the store answers; a data pod is not
 	// created while it does not.
 	Health interface{ Err(context.Context) error }
+	// For, if set, returns the settings for a namespace whose tenant has a
+	// location of its own (package data/location): this config with its
+	// store, root, credentials and health replaced. Nil: one location.
+	For func(ctx context.Context, namespace string) (*DataConfig, error)
+}
+
+// data returns the data plane's settings for namespace (nil: none).
+func (p *Plugin) data(ctx context.Context, namespace string) (*DataConfig, error) {
+	c := p.cfg.Data
+	if c == nil || c.For == nil {
+		return c, nil
+	}
+	return c.For(ctx, namespace)
 }
 
 // The data agent's pieces in a task pod.
@@ -178,7 +191,10 @@ func (c *DataConfig) attemptPrefix(id plugins.TaskID) (string, error) {
 // (with inputs) and the upload sidecar (with outputs), when the task moves
 // data (hasDataAgent says so afterwards).
 func (p *Plugin) addDataAgent(tc *plugins.TaskContext, pod *corev1.Pod) error {
-	c := p.cfg.Data
+	c, err := p.data(context.Background(), tc.ID.Namespace) // opened already by create: cached
+	if err != nil {
+		return err
+	}
 	root := ""
 	if c != nil {
 		root = c.Root
@@ -262,12 +278,13 @@ func (p *Plugin) addDataAgent(tc *plugins.TaskContext, pod *corev1.Pod) error {
 
 // ensureDataSecret keeps the agent's credentials in the attempt's
 // namespace of the target, created or updated as Rotor's copy.
-func (p *Plugin) ensureDataSecret(ctx context.Context, tc *plugins.TaskContext, core corev1client.CoreV1Interface) error {
-	key := tc.Cluster.Name + "/" + tc.ID.Namespace
+func (p *Plugin) ensureDataSecret(ctx context.Context, tc *plugins.TaskContext, core corev1client.CoreV1Interface, c *DataConfig) error {
+	// Keyed on the key ID too: a namespace given a location of its own
+	// gets its credentials at once.
+	key := tc.Cluster.Name + "/" + tc.ID.Namespace + "/" + c.AccessKeyID
 	if p.dataSecrets.fresh(key, time.Now(), dataSecretTTL) {
 		return nil
 	}
-	c := p.cfg.Data
 	ns := tc.ID.Namespace
 	want := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: DataSecretName, Namespace: ns,

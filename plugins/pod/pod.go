@@ -154,10 +154,14 @@ func (p *Plugin) dataPhase(tc *plugins.TaskContext, pod *corev1.Pod, info plugin
 			if c.Name != UploadName {
 				continue
 			}
-			if p.cfg.Data == nil {
+			c, err := p.data(context.Background(), tc.ID.Namespace)
+			if err != nil {
+				return plugins.PhaseInfo{Phase: plugins.PhaseSystemFailed, Reason: ReasonDataUpload, Message: err.Error()}
+			}
+			if c == nil {
 				return plugins.PhaseInfo{Phase: plugins.PhaseSystemFailed, Reason: ReasonDataUpload, Message: "the pod has the data agent but this Rotor has no object store configured (--raw-data-url)"}
 			}
-			prefix, err := p.cfg.Data.attemptPrefix(tc.ID)
+			prefix, err := c.attemptPrefix(tc.ID)
 			if err != nil {
 				return plugins.PhaseInfo{Phase: plugins.PhaseFailed, Reason: ReasonDataOutput, Message: err.Error()}
 			}
@@ -173,6 +177,16 @@ func (p *Plugin) create(ctx context.Context, tc *plugins.TaskContext, name strin
 		var denied *plugins.PhaseInfo
 		if pol, denied = p.policyFor(tc); denied != nil {
 			return *denied, nil
+		}
+	}
+	// The namespace's data location first: one that cannot be opened now
+	// (its Secret missing or unreadable) holds the pod back, saying why,
+	// until the platform fixes it; it is not the task's fault.
+	var data *DataConfig
+	if ins, outs, _ := dataIO(tc, ""); len(ins)+len(outs) > 0 {
+		if data, err = p.data(ctx, tc.ID.Namespace); err != nil {
+			return plugins.PhaseInfo{Phase: plugins.PhaseQueued, Reason: ReasonWaitingForStore, CheckAfter: storeWait,
+				Message: "waiting for the namespace's raw-data location: " + err.Error()}, nil
 		}
 	}
 	pod, err := p.Build(tc, name)
@@ -202,13 +216,13 @@ func (p *Plugin) create(ctx context.Context, tc *plugins.TaskContext, name strin
 	if hasDataAgent(pod) {
 		// A store that does not answer would fail the agent: the node
 		// waits for it, saying so, with no pod and no retry spent.
-		if h := p.cfg.Data.Health; h != nil {
+		if h := data.Health; h != nil {
 			if err := h.Err(ctx); err != nil {
 				return plugins.PhaseInfo{Phase: plugins.PhaseQueued, Reason: ReasonWaitingForStore, CheckAfter: storeWait,
 					Message: "waiting for the object store before creating the pod: " + err.Error()}, nil
 			}
 		}
-		if err := p.ensureDataSecret(ctx, tc, api); err != nil {
+		if err := p.ensureDataSecret(ctx, tc, api, data); err != nil {
 			return plugins.PhaseInfo{}, err
 		}
 	}
