@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -775,5 +776,75 @@ spec:
 	})
 	if podsOf(t, waiting) != 0 {
 		t.Fatal("a pod was created for a namespace whose location cannot be opened")
+	}
+}
+
+// TestRecoveredRunKeepsItsSourcesObjects: a run that recovers from a
+// failed one reuses the file its succeeded node wrote (the reference into
+// the failed run's prefix, no new pod for that node); once the failed run
+// is deleted, the sweeper deletes the rest of its data but keeps that
+// file, which the recovered run still references.
+func TestRecoveredRunKeepsItsSourcesObjects(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	const src = `
+apiVersion: rotor.dev/v1alpha1
+kind: Workflow
+metadata: {name: NAME}
+spec:
+  RECOVER
+  inputs: {ok: {type: boolean, value: "@OK@"}}
+  tasks:
+    make:
+      outputs: {f: file}
+      container: {image: busybox, command: [sh, -ec, 'seq 1 300 > $ROTOR_OUTPUTS_DIR/f']}
+    check:
+      inputs: {f: file, ok: boolean}
+      outputs: {lines: integer}
+      container: {image: busybox, command: [sh, -ec, 'test "$ROTOR_INPUT_OK" = true; echo "{\"lines\": $(wc -l < $ROTOR_INPUT_F)}" > $ROTOR_OUTPUT_FILE']}
+  nodes:
+    - {name: make, task: make}
+    - {name: check, task: check, inputs: {f: "{{nodes.make.outputs.f}}", ok: "{{workflow.inputs.ok}}"}}
+`
+	mk := func(name, recover, ok string) string {
+		return strings.NewReplacer("NAME", name, "RECOVER", recover, `"@OK@"`, ok).Replace(src)
+	}
+	failed := waitDone(t, submit(t, ns, mk("first", "", "false")), 60*time.Second)
+	if failed.Status.Phase != v1alpha1.WorkflowFailed || failed.Status.Nodes["make"].Phase != v1alpha1.NodeSucceeded {
+		t.Fatalf("first: %s, make %s; want Failed with make Succeeded", failed.Status.Phase, failed.Status.Nodes["make"].Phase)
+	}
+	var made ref.Ref
+	_ = json.Unmarshal(failed.Status.Nodes["make"].Outputs["f"].Raw, &made)
+	st, _ := rawData(t)
+	// Something of the failed run's that nothing references.
+	leftover := ref.Join(st.Root(), ns, "first", string(failed.UID), "check", "0", "outputs", "scratch")
+	if _, err := st.Put(ctx, leftover, strings.NewReader("scratch")); err != nil {
+		t.Fatal(err)
+	}
+	second := waitDone(t, submit(t, ns, mk("second", "recoverFrom: first", "true")), 60*time.Second)
+	if second.Status.Phase != v1alpha1.WorkflowSucceeded || second.Status.Nodes["make"].Reason != v1alpha1.ReasonRecovered || string(second.Status.Nodes["check"].Outputs["lines"].Raw) != "300" {
+		t.Fatalf("second: %s (%s), make %s, lines %s; want Succeeded, make Recovered, 300", second.Status.Phase, second.Status.Message, second.Status.Nodes["make"].Reason, second.Status.Nodes["check"].Outputs["lines"].Raw)
+	}
+	var reused ref.Ref
+	_ = json.Unmarshal(second.Status.Nodes["make"].Outputs["f"].Raw, &reused)
+	if reused != made {
+		t.Fatalf("the recovered make's file %+v, want the first run's %+v", reused, made)
+	}
+	if err := env.Rotor.RotorV1alpha1().Workflows(ns).Delete(ctx, "first", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		objs := objectsUnder(t, st, ns, "first", string(failed.UID))
+		if !slices.Contains(objs, "check/0/outputs/scratch") {
+			if !slices.Contains(objs, strings.TrimPrefix(made.URI, ref.Join(st.Root(), ns, "first", string(failed.UID))+"/")) {
+				t.Fatalf("the sweeper deleted the file the recovered run references (%s); left: %v", made.URI, objs)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 60s the deleted run's scratch object is still there: no sweep ran (%v)", objs)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 }
