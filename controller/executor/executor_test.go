@@ -31,6 +31,8 @@ type fakePlugin struct {
 	abortedOn []string
 	// errs, if set for a node, is what Handle returns for it.
 	errs map[string]error
+	// last is each node's latest TaskContext.
+	last map[string]*plugins.TaskContext
 }
 
 func newFake() *fakePlugin {
@@ -43,6 +45,10 @@ func (f *fakePlugin) Handle(_ context.Context, tc *plugins.TaskContext) (plugins
 	n := tc.ID.Node
 	f.inputs[n] = tc.Inputs
 	f.handled[n]++
+	if f.last == nil {
+		f.last = map[string]*plugins.TaskContext{}
+	}
+	f.last[n] = tc
 	if err := f.errs[n]; err != nil {
 		return plugins.PhaseInfo{}, err
 	}

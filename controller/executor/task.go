@@ -236,7 +236,7 @@ func (r *round) taskID(id string, attempt int32) plugins.TaskID {
 func (r *round) taskContext(id string, task *v1alpha1.TaskTemplate, inputs map[string]json.RawMessage, a *v1alpha1.Attempt) (*plugins.TaskContext, bool) {
 	tc := &plugins.TaskContext{ID: r.taskID(id, a.Number), Task: task, Inputs: inputs, Launched: a.Pod != "", State: a.State}
 	if r.Values != nil {
-		tc.Materialize = r.Values.Materialize
+		tc.Materialize = r.materializeCtx
 	}
 	if a.Cluster == "" {
 		return tc, true // a plugin that needs no cluster

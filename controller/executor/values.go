@@ -75,6 +75,13 @@ func (r *round) badInputs(ns *v1alpha1.NodeStatus, what string, err error) {
 // reference written by hand into a spec could name another tenant's, and
 // what is read here ends up in this tenant's pods.
 func (r *round) materialize(v json.RawMessage) (json.RawMessage, error) {
+	return r.materializeCtx(r.ctx, v)
+}
+
+// materializeCtx is materialize under ctx: what a plugin that computes
+// with its inputs (TaskContext.Materialize) is given, so an http task's
+// body cannot carry another tenant's object either.
+func (r *round) materializeCtx(ctx context.Context, v json.RawMessage) (json.RawMessage, error) {
 	off, isRef, err := ref.ParseOffloaded(v)
 	if err != nil || !isRef {
 		return v, err
@@ -85,7 +92,7 @@ func (r *round) materialize(v json.RawMessage) (json.RawMessage, error) {
 	if err := r.own(off); err != nil {
 		return nil, err
 	}
-	return r.Values.Materialize(r.ctx, v)
+	return r.Values.Materialize(ctx, v)
 }
 
 // own refuses a reference outside the workflow's namespace's part of the

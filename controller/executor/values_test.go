@@ -326,4 +326,25 @@ nodes:
 			}
 		})
 	}
+	// Passed whole, the reference reaches the task unread (the pod
+	// plugin refuses it before any pod); a plugin that would read it
+	// (an http body) is refused by Materialize.
+	e, fp, _, wf := setup(t, `
+inputs: {stolen: {type: array}}
+tasks:
+  send: {inputs: {rows: array}, container: {image: x, command: [sh]}}
+nodes:
+- {name: s, task: send, inputs: {rows: "{{workflow.inputs.stolen}}"}}
+`)
+	e.Values = vals
+	wf.Spec.Inputs["stolen"] = v1alpha1.WorkflowInput{Type: v1alpha1.TypeArray, Value: &apiextJSON{Raw: theirs}}
+	fp.script = func(string, map[string]json.RawMessage) plugins.PhaseInfo { return plugins.PhaseInfo{Phase: plugins.PhaseRunning} }
+	step(t, e, wf)
+	tc := fp.last["s"]
+	if tc == nil || tc.Materialize == nil {
+		t.Fatal("the task got no Materialize")
+	}
+	if v, err := tc.Materialize(ctx, tc.Inputs["rows"]); err == nil || !strings.Contains(err.Error(), "not in namespace ns's part") {
+		t.Fatalf("Materialize of another namespace's value: %.40s, %v; want a refusal", v, err)
+	}
 }
