@@ -115,9 +115,10 @@ func (s *seen) mark(key string, now time.Time) {
 // inputs and outputs, inputs whose values are offloaded, and, when the
 // pod has the upload sidecar anyway or the task asks for it
 // (outputFiles), its string, object and array outputs written as files.
-// An input must lie under the namespace's own part of the store (root):
-// the agent reads with the install's credentials, and a reference written
-// by hand could name another tenant's object.
+// An input must lie under the namespace's own part of its location
+// (root): the agent reads with the location's credentials, which every
+// namespace sharing that location shares, and a reference written by
+// hand could name another tenant's object.
 func dataIO(tc *plugins.TaskContext, root string) (ins []agent.Input, outs []agent.Output, err error) {
 	own := ref.Join(root, tc.ID.Namespace) + "/"
 	for _, name := range slices.Sorted(maps.Keys(tc.Task.Inputs)) {
