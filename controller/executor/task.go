@@ -94,6 +94,17 @@ func (r *round) runTask(ctx context.Context, sc *scope, id string, task *v1alpha
 			return nil
 		}
 	}
+	if ns.Type == "pod" && a.Pod == "" {
+		var err error
+		if inputs, err = r.largeInputsAsFiles(id, task, inputs); err != nil {
+			if storeDown(err) {
+				ns.Reason, ns.Message = ReasonWaitingForStore, "storing a large input for the pod: "+err.Error()
+				r.res.after(storeWait)
+				return nil
+			}
+			return fmt.Errorf("node %s: %w", id, err)
+		}
+	}
 	tc, ok := r.taskContext(id, task, inputs, a)
 	if !ok {
 		if r.Clusters.Health(a.Cluster).Known {

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/template"
+	"github.com/rotor-dev/rotor/controller/values"
 	"github.com/rotor-dev/rotor/data/offload"
 	"github.com/rotor-dev/rotor/data/ref"
 )
@@ -151,6 +153,38 @@ func (r *round) keep(id string, attempt int32, name string, v json.RawMessage) (
 		return nil, fmt.Errorf("offload %s of %s: %w", name, id, err)
 	}
 	return r.Values.Offload(r.ctx, prefix, name, v)
+}
+
+// largeInputsAsFiles offloads a pod task's string, object and array
+// inputs that came out over the inline limit (text interpolating a large
+// value, a gathered list): a pod gets values that large as files, as it
+// gets offloaded ones, because an environment variable holds 128 KiB at
+// most and a pod object 1.5 MB. Without a store they stay as they are.
+func (r *round) largeInputsAsFiles(id string, task *v1alpha1.TaskTemplate, inputs map[string]json.RawMessage) (map[string]json.RawMessage, error) {
+	if r.Values == nil {
+		return inputs, nil
+	}
+	var out map[string]json.RawMessage
+	for name, v := range inputs {
+		if len(v) <= ref.InlineLimit || !values.Offloadable(task.Inputs[name]) {
+			continue
+		}
+		if _, isRef, _ := ref.ParseOffloaded(v); isRef {
+			continue
+		}
+		kept, err := r.keep(id, 0, "input-"+name, v)
+		if err != nil {
+			return nil, err
+		}
+		if out == nil {
+			out = maps.Clone(inputs)
+		}
+		out[name] = kept
+	}
+	if out == nil {
+		return inputs, nil
+	}
+	return out, nil
 }
 
 // keepAll applies keep to each of a node's outputs.

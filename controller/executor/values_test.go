@@ -104,9 +104,18 @@ func TestLargeValuesStayOutOfTheStatus(t *testing.T) {
 	if r := mustRef("count's input", materialized); r != made {
 		t.Fatalf("count got %+v, want make's reference %+v", r, made)
 	}
-	// Interpolated: the rendered string holds the value (read back).
+	// Interpolated: the rendered string holds the value (read back), and,
+	// over the inline limit itself, reaches the pod offloaded (as a file).
+	rendered := mustRef("mixed's rendered msg", fp.inputs["mixed"]["msg"])
+	if !strings.Contains(rendered.URI, "/mixed/0/values/input-msg-") {
+		t.Fatalf("mixed's msg stored at %s, want under the node's prefix", rendered.URI)
+	}
+	msgRaw, err := vals.Materialize(ctx, fp.inputs["mixed"]["msg"])
+	if err != nil {
+		t.Fatal(err)
+	}
 	var msg string
-	_ = json.Unmarshal(fp.inputs["mixed"]["msg"], &msg)
+	_ = json.Unmarshal(msgRaw, &msg)
 	if !strings.HasPrefix(msg, `rows: ["row-00-`) || len(msg) < len(rowsJSON) {
 		t.Fatalf("mixed's msg starts %.40q (%d bytes), want the rows rendered in", msg, len(msg))
 	}

@@ -56,7 +56,15 @@ type Offloader struct {
 	used     int64
 	lru      *list.List // of *entry, most recent first
 	bySum    map[string]*list.Element
+	// stored are URIs this Offloader wrote (names carry their digest, so
+	// writing one again would write the same bytes): a value offloaded
+	// every round, as a large rendered input is, costs one PUT.
+	stored map[string]bool
 }
+
+// maxStored bounds stored; past it the set starts afresh (a repeated PUT
+// is only a cost).
+const maxStored = 100_000
 
 type entry struct {
 	sum string
@@ -103,6 +111,10 @@ func (o *Offloader) Offload(ctx context.Context, prefix, name string, raw json.R
 	if err != nil {
 		return nil, err
 	}
+	if o.wasStored(uri) {
+		out, _ := json.Marshal(ref.Offloaded{Ref: ref.Ref{URI: uri, Size: int64(len(b)), SHA256: digest}})
+		return out, nil
+	}
 	r, err := o.st.Put(ctx, uri, bytes.NewReader(b))
 	if err != nil {
 		return nil, &Unavailable{Err: fmt.Errorf("offload %s (%d bytes) to %s: %w", name, len(b), uri, err)}
@@ -111,8 +123,24 @@ func (o *Offloader) Offload(ctx context.Context, prefix, name string, raw json.R
 		return nil, fmt.Errorf("offload %s: the store reported %s (%d bytes) for what was %s (%d bytes)", name, r.SHA256, r.Size, digest, len(b))
 	}
 	o.remember(digest, b)
+	o.markStored(uri)
 	out, _ := json.Marshal(ref.Offloaded{Ref: r})
 	return out, nil
+}
+
+func (o *Offloader) wasStored(uri string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.stored[uri]
+}
+
+func (o *Offloader) markStored(uri string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.stored == nil || len(o.stored) >= maxStored {
+		o.stored = map[string]bool{}
+	}
+	o.stored[uri] = true
 }
 
 // Materialize returns the value raw stands for: raw itself when inline,

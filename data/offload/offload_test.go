@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,10 +63,18 @@ func TestOffloadAndLoad(t *testing.T) {
 	if len(out) > 400 || r.Size != int64(len(big)) || !ref.Within(r.URI, prefix) {
 		t.Fatalf("reference %s: size %d (want %d), within %s: %v", out, r.Size, len(big), prefix, ref.Within(r.URI, prefix))
 	}
-	// Offloading it again (a round redone) names the same object.
-	again, err := o.Offload(ctx, prefix, "items", big)
-	if err != nil || !bytes.Equal(again, out) {
-		t.Fatalf("offloaded again: %s, %v; want %s", again, err, out)
+	// Offloading it again (a round redone) names the same object, and
+	// writes nothing: the store is asked once.
+	counting := &countingStore{Store: st}
+	co := New(counting, 0, 0)
+	for i := 0; i < 3; i++ {
+		again, err := co.Offload(ctx, prefix, "items", big)
+		if err != nil || !bytes.Equal(again, out) {
+			t.Fatalf("offloaded again: %s, %v; want %s", again, err, out)
+		}
+	}
+	if counting.puts != 1 {
+		t.Fatalf("%d PUTs for one value offloaded three times, want 1", counting.puts)
 	}
 	// A reference passes through untouched.
 	if same, err := o.Offload(ctx, prefix, "items", out); err != nil || !bytes.Equal(same, out) {
@@ -186,6 +195,16 @@ func TestFiles(t *testing.T) {
 	if _, _, err := o.Files(ctx, files[0]); err == nil {
 		t.Fatal("Files of a file reference succeeded")
 	}
+}
+
+type countingStore struct {
+	*store.Store
+	puts int
+}
+
+func (c *countingStore) Put(ctx context.Context, uri string, r io.Reader) (ref.Ref, error) {
+	c.puts++
+	return c.Store.Put(ctx, uri, r)
 }
 
 func mustRead(t *testing.T, p string) []byte {
