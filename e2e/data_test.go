@@ -681,8 +681,9 @@ spec:
 // location (annotations rotor.dev/raw-data-url and rotor.dev/raw-data-secret,
 // a Secret in Rotor's namespace) has its files and offloaded values
 // written there, and read back from there by the agent and the
-// propeller; nothing of it lands in the install's location. A namespace
-// naming a Secret that does not exist waits, saying which, with no pod.
+// propeller; nothing of it lands in the install's location; the sweeper
+// deletes them there once the workflow is deleted. A namespace naming a
+// Secret that does not exist waits, saying which, with no pod.
 func TestTenantLocation(t *testing.T) {
 	ctx := context.Background()
 	ns, broken := namespace(t), namespace(t)
@@ -776,6 +777,18 @@ spec:
 	install, _ := rawData(t)
 	if objs := objectsUnder(t, install, ns, "own-store", string(got.UID)); len(objs) != 0 {
 		t.Fatalf("the tenant's data also went to the install's location: %v", objs)
+	}
+	// The sweeper sweeps the tenant's location too: once the workflow is
+	// deleted, its objects there go.
+	if err := env.Rotor.RotorV1alpha1().Workflows(ns).Delete(ctx, "own-store", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for len(objectsUnder(t, tenant, ns, "own-store", string(got.UID))) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 60s the deleted workflow's objects in the tenant's bucket are still %v", objectsUnder(t, tenant, ns, "own-store", string(got.UID)))
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 	wf := submit(t, broken, strings.Replace(src, "own-store", "no-secret", 1))
 	waiting := env.WaitWorkflow(t, wf, 60*time.Second, func(w *v1alpha1.Workflow) bool {

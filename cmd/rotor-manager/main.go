@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -32,6 +33,7 @@ import (
 	rotorinformers "github.com/rotor-dev/rotor/controller/generated/informers/externalversions"
 	"github.com/rotor-dev/rotor/controller/taskcache"
 	"github.com/rotor-dev/rotor/controller/tenancy"
+	"github.com/rotor-dev/rotor/data/location"
 	"github.com/rotor-dev/rotor/data/sweep"
 	"github.com/rotor-dev/rotor/internal/endpoints"
 	"github.com/rotor-dev/rotor/internal/etcdclient"
@@ -359,8 +361,38 @@ func sweeper(ctx context.Context, c config, etcd *clientv3.Client, log *slog.Log
 		return nil, err
 	}
 	src := &sweep.Kube{Rotor: rotor, Kube: kube, Cache: taskcache.NewStore(etcd, c.cachePrefix), DefaultRetention: c.sweep.Retention}
+	// Tenants' own locations, as their Namespaces name them at each sweep.
+	tenants := &location.Resolver{
+		Now: time.Now,
+		Annotations: func(name string) (map[string]string, error) {
+			ns, err := kube.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return nil, err
+			}
+			return ns.Annotations, nil
+		},
+		Secret: func(ctx context.Context, name string) (map[string][]byte, error) {
+			sec, err := kube.CoreV1().Secrets(c.namespace).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return nil, err
+			}
+			return sec.Data, nil
+		},
+	}
+	list := func(ctx context.Context) ([]*corev1.Namespace, error) {
+		l, err := kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, err
+		}
+		out := make([]*corev1.Namespace, len(l.Items))
+		for i := range l.Items {
+			out[i] = &l.Items[i]
+		}
+		return out, nil
+	}
 	log.Info("raw-data sweeper on while leading", "store", st.Root(), "interval", c.sweep.Interval, "retention", c.sweep.Retention)
-	return &sweep.Sweeper{Store: st, Source: src, Clock: clock.RealClock{}, Interval: c.sweep.Interval, Grace: c.sweep.Grace, Logger: log}, nil
+	return &sweep.Sweeper{Store: st, Source: src, Clock: clock.RealClock{}, Interval: c.sweep.Interval, Grace: c.sweep.Grace, Logger: log,
+		Tenants: sweep.TenantStores(tenants, list, log)}, nil
 }
 
 // statefulSetScaler sets a StatefulSet's replicas through its scale

@@ -152,6 +152,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	var values executor.Values
 	var rawStore *store.Store
+	var locations *location.Resolver
 	if cfg.rawData.URL != "" {
 		res, d, err := dataPlane(ctx, kube, &cfg, func(name string) (map[string]string, error) {
 			ns, err := nsLister.Get(name)
@@ -166,7 +167,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		defer res.Default.Store.Close()
 		cfg.pod.Data = d
 		values = location.Values{R: res}
-		rawStore = res.Default.Store
+		rawStore, locations = res.Default.Store, res
 		log.Info("data plane on", "store", d.Root, "agent", d.Image)
 	}
 	exec := &executor.Executor{
@@ -282,7 +283,8 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 			if lister, ok := taskCache.(sweep.CacheLister); ok {
 				src.Cache = lister // its entries' data stays
 			}
-			sw := &sweep.Sweeper{Store: rawStore, Source: src, Clock: clock.RealClock{}, Interval: cfg.sweep.Interval, Grace: cfg.sweep.Grace, Logger: log}
+			sw := &sweep.Sweeper{Store: rawStore, Source: src, Clock: clock.RealClock{}, Interval: cfg.sweep.Interval, Grace: cfg.sweep.Grace, Logger: log,
+				Tenants: sweep.TenantStores(locations, func(context.Context) ([]*corev1.Namespace, error) { return nsLister.List(labels.Everything()) }, log)}
 			go sw.Run(ctx)
 		}
 		ok := func() error { return nil }

@@ -347,7 +347,9 @@ nodes:
 `)
 	e.Values = vals
 	wf.Spec.Inputs["stolen"] = v1alpha1.WorkflowInput{Type: v1alpha1.TypeArray, Value: &apiextJSON{Raw: theirs}}
-	fp.script = func(string, map[string]json.RawMessage) plugins.PhaseInfo { return plugins.PhaseInfo{Phase: plugins.PhaseRunning} }
+	fp.script = func(string, map[string]json.RawMessage) plugins.PhaseInfo {
+		return plugins.PhaseInfo{Phase: plugins.PhaseRunning}
+	}
 	step(t, e, wf)
 	tc := fp.last["s"]
 	if tc == nil || tc.Materialize == nil {

@@ -202,3 +202,22 @@ func (v Values) Files(ctx context.Context, dir ref.Ref) ([]ref.Ref, []string, er
 	}
 	return l.Values.Files(ctx, dir)
 }
+
+// Tenants opens the own locations the namespaces' annotations name (each
+// once), for the retention sweeper. A location that cannot be opened is
+// left out and reported in errs: the others are still swept.
+func (r *Resolver) Tenants(ctx context.Context, namespaces []string) (locs []*Location, errs []error) {
+	seen := map[*Location]bool{r.Default: true}
+	for _, ns := range namespaces {
+		l, err := r.For(ctx, ns)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !seen[l] {
+			seen[l] = true
+			locs = append(locs, l)
+		}
+	}
+	return locs, errs
+}

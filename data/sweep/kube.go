@@ -3,14 +3,17 @@ package sweep
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/generated/clientset/versioned"
 	"github.com/rotor-dev/rotor/controller/taskcache"
+	"github.com/rotor-dev/rotor/data/location"
 	"github.com/rotor-dev/rotor/data/ref"
 )
 
@@ -118,4 +121,31 @@ func (k *Kube) CacheRefs(ctx context.Context, namespace string) ([]ref.Ref, erro
 		}
 	}
 	return out, nil
+}
+
+// TenantStores lists the tenants' own locations for the sweeper: those
+// the Namespaces' annotations name now. One that cannot be opened is
+// logged and skipped; the others are swept.
+func TenantStores(res *location.Resolver, list func(context.Context) ([]*corev1.Namespace, error), log *slog.Logger) func(context.Context) ([]Store, error) {
+	return func(ctx context.Context) ([]Store, error) {
+		nss, err := list(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var names []string
+		for _, ns := range nss {
+			if ns.Annotations[location.AnnotURL] != "" {
+				names = append(names, ns.Name)
+			}
+		}
+		locs, errs := res.Tenants(ctx, names)
+		for _, err := range errs {
+			log.Warn("a tenant's raw-data location is not swept", "err", err)
+		}
+		out := make([]Store, len(locs))
+		for i, l := range locs {
+			out[i] = l.Store
+		}
+		return out, nil
+	}
 }

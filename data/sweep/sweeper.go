@@ -36,7 +36,11 @@ type Source interface {
 
 // Sweeper runs Plan every Interval and deletes what it decides.
 type Sweeper struct {
-	Store    Store
+	// Store is the install's location.
+	Store Store
+	// Tenants, if set, lists the tenants' own locations (package
+	// data/location) to sweep as well.
+	Tenants  func(ctx context.Context) ([]Store, error)
 	Source   Source
 	Clock    clock.Clock
 	Interval time.Duration
@@ -82,29 +86,51 @@ func (s *Sweeper) Run(ctx context.Context) {
 	}
 }
 
-// Sweep lists, decides and deletes once. The objects are listed before
-// the Workflows (see Input.Objects).
+// Sweep lists, decides and deletes once, in every location. All objects
+// are listed before the Workflows (see Input.Objects).
 func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
-	in := Input{Root: s.Store.Root(), Now: s.Clock.Now(), Grace: s.Grace}
-	namespaces := map[string]bool{}
-	root := in.Root
-	err := s.Store.List(ctx, root, func(o store.Object) error {
-		in.Objects = append(in.Objects, Object{URI: o.URI, Size: o.Size, Modified: o.Modified})
-		if ns, _, ok := cutNamespace(root, o.URI); ok {
-			namespaces[ns] = true
+	stores := []Store{s.Store}
+	if s.Tenants != nil {
+		more, err := s.Tenants(ctx)
+		if err != nil {
+			return Result{}, fmt.Errorf("tenants' raw-data locations: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return Result{}, fmt.Errorf("list the raw data under %s: %w", root, err)
+		stores = append(stores, more...)
 	}
-	if len(in.Objects) == 0 {
+	now := s.Clock.Now()
+	inputs := make([]Input, 0, len(stores))
+	var picked []Store // inputs[i] is of picked[i]
+	namespaces := map[string]bool{}
+	seen := map[string]bool{}
+	for _, st := range stores {
+		root := st.Root()
+		if seen[root] {
+			continue // two namespaces naming one location
+		}
+		seen[root] = true
+		in := Input{Root: root, Now: now, Grace: s.Grace}
+		err := st.List(ctx, root, func(o store.Object) error {
+			in.Objects = append(in.Objects, Object{URI: o.URI, Size: o.Size, Modified: o.Modified})
+			if ns, _, ok := cutNamespace(root, o.URI); ok {
+				namespaces[ns] = true
+			}
+			return nil
+		})
+		if err != nil {
+			return Result{}, fmt.Errorf("list the raw data under %s: %w", root, err)
+		}
+		inputs = append(inputs, in)
+		picked = append(picked, st)
+	}
+	if len(namespaces) == 0 {
 		return Result{}, nil
 	}
-	if in.Workflows, err = s.Source.Workflows(ctx); err != nil {
+	workflows, err := s.Source.Workflows(ctx)
+	if err != nil {
 		return Result{}, err
 	}
 	retention := map[string]time.Duration{}
+	var cacheRefs []ref.Ref
 	for _, ns := range sortedKeys(namespaces) {
 		if retention[ns], err = s.Source.Retention(ctx, ns); err != nil {
 			return Result{}, err
@@ -113,22 +139,30 @@ func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		in.CacheRefs = append(in.CacheRefs, refs...)
+		cacheRefs = append(cacheRefs, refs...)
 	}
-	in.Retention = func(ns string) time.Duration { return retention[ns] }
-	res := Plan(in)
-	for prefix, why := range res.Gone {
-		s.Logger.Info("deleting the raw data of a workflow", "prefix", prefix, "why", why)
-	}
-	for i, uri := range res.Delete {
-		if err := s.Store.Delete(ctx, uri); err != nil {
-			res.Delete = res.Delete[:i]
-			return res, fmt.Errorf("delete %s: %w", uri, err)
+	total := Result{Gone: map[string]string{}}
+	for i, in := range inputs {
+		in.Workflows, in.CacheRefs = workflows, cacheRefs
+		in.Retention = func(ns string) time.Duration { return retention[ns] }
+		res := Plan(in)
+		for prefix, why := range res.Gone {
+			s.Logger.Info("deleting the raw data of a workflow", "prefix", prefix, "why", why)
+			total.Gone[prefix] = why
 		}
-		deletedObjects.Inc()
+		for _, uri := range res.Delete {
+			if err := picked[i].Delete(ctx, uri); err != nil {
+				return total, fmt.Errorf("delete %s: %w", uri, err)
+			}
+			deletedObjects.Inc()
+			total.Delete = append(total.Delete, uri)
+		}
+		deletedBytes.Add(float64(res.Bytes))
+		total.Bytes += res.Bytes
+		total.Protected += res.Protected
+		total.Recent += res.Recent
 	}
-	deletedBytes.Add(float64(res.Bytes))
-	return res, nil
+	return total, nil
 }
 
 func cutNamespace(root, uri string) (string, string, bool) {

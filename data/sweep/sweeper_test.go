@@ -83,3 +83,39 @@ func TestSweepDeletesFromARealStore(t *testing.T) {
 		t.Fatalf("a fresh object: deleted %v (%v), recent %d; want both of the deleted workflow's objects spared", res.Delete, err, res.Recent)
 	}
 }
+
+// TestSweepCoversTenantLocations: a tenant's own location is listed and
+// swept with the install's, each object deleted from its own store.
+func TestSweepCoversTenantLocations(t *testing.T) {
+	ctx := context.Background()
+	open := func() *store.Store {
+		st, err := store.Open(ctx, store.Config{URL: "file://" + t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	install, tenant := open(), open()
+	for _, st := range []*store.Store{install, tenant} {
+		for _, p := range []string{"team-a/gone/u1/a/0/outputs/x", "team-a/live/u2/a/0/outputs/x"} {
+			if _, err := st.Put(ctx, st.Root()+p, strings.NewReader(p)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	s := &Sweeper{Store: install, Source: &fakeSource{workflows: []Workflow{{Namespace: "team-a", Name: "live", UID: "u2"}}},
+		Tenants: func(context.Context) ([]Store, error) { return []Store{tenant, install}, nil }, // the install's named twice: swept once
+		Clock:   clocktesting.NewFakeClock(time.Now().Add(time.Hour)), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	res, err := s.Sweep(ctx)
+	if err != nil || len(res.Delete) != 2 {
+		t.Fatalf("deleted %v (%v), want the deleted workflow's object in each location", res.Delete, err)
+	}
+	for _, st := range []*store.Store{install, tenant} {
+		var left []string
+		_ = st.List(ctx, st.Root(), func(o store.Object) error { left = append(left, strings.TrimPrefix(o.URI, st.Root())); return nil })
+		if !slices.Equal(left, []string{"team-a/live/u2/a/0/outputs/x"}) {
+			t.Fatalf("left in %s: %v", st.Root(), left)
+		}
+	}
+}
