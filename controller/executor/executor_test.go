@@ -184,6 +184,8 @@ func TestBadOutputsFailWithReason(t *testing.T) {
 		{"undeclared", `{"y": 1, "z": 2}`, `output "z" is not declared (declared: y (integer))`},
 		{"not an object", `[1]`, `outputs are not a JSON object`},
 		{"nothing written", ``, `the task wrote no outputs`},
+		// A termination message is cut at 4 KiB: say what to do instead.
+		{"cut short at 4 KiB", `{"y": 1, "pad": "` + strings.Repeat("x", 4096-17), `write large values as files (outputFiles: true`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e, fp, _, wf := setup(t, strings.Replace(chain, "retries: 1", "retries: 0", 1))

@@ -17,6 +17,7 @@ import (
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/controller/dag"
 	"github.com/rotor-dev/rotor/controller/values"
+	"github.com/rotor-dev/rotor/data/ref"
 	"github.com/rotor-dev/rotor/plugins"
 )
 
@@ -346,7 +347,13 @@ func checkOutputs(task *v1alpha1.TaskTemplate, raw json.RawMessage) (map[string]
 	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &obj); err != nil {
-		return nil, fmt.Errorf("outputs are not a JSON object (%v): got %q", err, truncate(string(raw), 200))
+		hint := ""
+		if len(raw) >= ref.InlineLimit-16 {
+			// A container's termination message holds 4 KiB: a larger
+			// outputs JSON arrives cut short.
+			hint = fmt.Sprintf("; the outputs JSON reached %d bytes, the most a termination message holds: write large values as files (outputFiles: true, $ROTOR_OUTPUTS_DIR/<name>)", len(raw))
+		}
+		return nil, fmt.Errorf("outputs are not a JSON object (%v): got %q%s", err, truncate(string(raw), 200), hint)
 	}
 	var problems []string
 	out := map[string]apiextJSON{}
