@@ -221,6 +221,7 @@ func (e *Env) StartManager(i int, o ShardingOptions) (*Process, error) {
 		"--listen=127.0.0.1:" + strconv.Itoa(port), "--kubeconfig=" + e.Control.Kubeconfig, "--namespace=" + RotorNamespace,
 		"--pprof",
 	}, e.EtcdFlagsAs(etcdroles.Manager)...)
+	args = append(args, e.managerDataArgs()...)
 	args = append(args, o.ManagerArgs...)
 	return e.StartProcess(name, "rotor-manager", args, nil)
 }

@@ -219,6 +219,18 @@ func (e *Env) DataArgs() []string {
 		"--data-agent-command=" + filepath.Join(e.opts.BinDir, "rotor-data")}
 }
 
+// managerDataArgs give the managers the propellers' raw-data location
+// (none before StartDataPlane), for the leader's retention sweeper.
+func (e *Env) managerDataArgs() []string {
+	e.mu.Lock()
+	s := e.S3
+	e.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	return []string{"--raw-data-url=" + s.URL(RawDataBucket, "raw"), "--raw-data-secret=" + RawDataSecret}
+}
+
 // CreateBucket makes a bucket on the sandbox's S3 server (with its one
 // identity's credentials); one that exists already is fine.
 func (s *S3) CreateBucket(ctx context.Context, name string) error {
