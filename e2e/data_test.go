@@ -778,6 +778,15 @@ spec:
 	if objs := objectsUnder(t, install, ns, "own-store", string(got.UID)); len(objs) != 0 {
 		t.Fatalf("the tenant's data also went to the install's location: %v", objs)
 	}
+	// rotor outputs finds the namespace's own location by itself (no
+	// --store) and reads it with the Secret the Namespace names.
+	dl := t.TempDir()
+	if out, code := rotorCLI(t, "outputs", "own-store", "make", "-n", ns, "--download", dl); code != 0 || !strings.Contains(out, "downloaded make.f") {
+		t.Fatalf("rotor outputs --download from the tenant's location: exit %d\n%s", code, out)
+	}
+	if b, err := os.ReadFile(filepath.Join(dl, "make", "f")); err != nil || !strings.HasPrefix(string(b), "1\n2\n") {
+		t.Fatalf("downloaded f: %q, %v", b, err)
+	}
 	// The sweeper sweeps the tenant's location too: once the workflow is
 	// deleted, its objects there go.
 	if err := env.Rotor.RotorV1alpha1().Workflows(ns).Delete(ctx, "own-store", metav1.DeleteOptions{}); err != nil {

@@ -53,7 +53,7 @@ func setInputs(ctx context.Context, g *globals, wf *v1alpha1.Workflow, args []st
 				return fmt.Errorf("--input %s is a %s, but %s is %s", name, decl.Type, path, map[bool]string{true: "a directory", false: "a file"}[fi.IsDir()])
 			}
 			if st == nil {
-				if st, err = sf.open(ctx, g); err != nil {
+				if st, err = sf.open(ctx, g, wf.Namespace); err != nil {
 					return fmt.Errorf("--input %s: %w", name, err)
 				}
 				b := make([]byte, 8)

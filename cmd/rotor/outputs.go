@@ -17,13 +17,15 @@ import (
 
 	"github.com/rotor-dev/rotor/controller/apis/rotor/v1alpha1"
 	"github.com/rotor-dev/rotor/data/agent"
+	"github.com/rotor-dev/rotor/data/location"
 	"github.com/rotor-dev/rotor/data/ref"
 	"github.com/rotor-dev/rotor/data/store"
 	"github.com/rotor-dev/rotor/internal/localcluster"
 )
 
 func outputsCmd(g *globals) *cobra.Command {
-	var download, storeURL, secret, secretNS string
+	var download string
+	var sf storeFlags
 	cmd := &cobra.Command{
 		Use:   "outputs WORKFLOW [NODE] [--download DIR]",
 		Short: "List a workflow's node outputs (files and directories with their size and URI), and download them",
@@ -81,7 +83,7 @@ sandbox's S3 server.`,
 			if n == 0 {
 				return fmt.Errorf("nothing to download: %s has no outputs yet (phase %s)", wf.Name, wf.Status.Phase)
 			}
-			st, err := openStore(ctx, g, storeURL, secret, secretNS)
+			st, err := sf.open(ctx, g, wf.Namespace)
 			if err != nil {
 				return err
 			}
@@ -90,25 +92,57 @@ sandbox's S3 server.`,
 		},
 	}
 	cmd.Flags().StringVar(&download, "download", "", "write the outputs under this directory")
-	sf := storeFlags{url: &storeURL, secret: &secret, secretNS: &secretNS}
 	sf.bind(cmd)
 	return cmd
 }
 
 // storeFlags are --store, --store-secret and --store-secret-namespace.
-type storeFlags struct{ url, secret, secretNS *string }
-
-func (f *storeFlags) bind(cmd *cobra.Command) {
-	if f.url == nil {
-		f.url, f.secret, f.secretNS = new(string), new(string), new(string)
-	}
-	cmd.Flags().StringVar(f.url, "store", "", "the object store (the propeller's --raw-data-url; default: the sandbox's next to one)")
-	cmd.Flags().StringVar(f.secret, "store-secret", localcluster.RawDataSecret, "Secret with the store's credentials (the propeller's --raw-data-secret); '': $ROTOR_STORE_ACCESS_KEY_ID and $ROTOR_STORE_SECRET_ACCESS_KEY")
-	cmd.Flags().StringVar(f.secretNS, "store-secret-namespace", localcluster.RotorNamespace, "namespace of --store-secret (Rotor's)")
+type storeFlags struct {
+	url, secret, secretNS string
+	cmd                   *cobra.Command
 }
 
-func (f *storeFlags) open(ctx context.Context, g *globals) (*store.Store, error) {
-	return openStore(ctx, g, *f.url, *f.secret, *f.secretNS)
+func (f *storeFlags) bind(cmd *cobra.Command) {
+	f.cmd = cmd
+	cmd.Flags().StringVar(&f.url, "store", "", "the object store (the propeller's --raw-data-url; default: the namespace's own location if its Namespace names one, else the sandbox's next to one)")
+	cmd.Flags().StringVar(&f.secret, "store-secret", localcluster.RawDataSecret, "Secret with the store's credentials (the propeller's --raw-data-secret, or the one the namespace's location names); '': $ROTOR_STORE_ACCESS_KEY_ID and $ROTOR_STORE_SECRET_ACCESS_KEY")
+	cmd.Flags().StringVar(&f.secretNS, "store-secret-namespace", localcluster.RotorNamespace, "namespace of --store-secret (Rotor's)")
+}
+
+// open opens the store that serves namespace: --store, else the location
+// its Namespace names (rotor.dev/raw-data-url, with the Secret
+// rotor.dev/raw-data-secret names unless --store-secret is given), else
+// the sandbox's.
+func (f *storeFlags) open(ctx context.Context, g *globals, namespace string) (*store.Store, error) {
+	url, secret := f.url, f.secret
+	if url == "" {
+		if own, sec := namespaceLocation(ctx, g, namespace); own != "" {
+			url = own
+			if !f.cmd.Flags().Changed("store-secret") {
+				secret = sec
+			}
+		}
+	}
+	return openStore(ctx, g, url, secret, f.secretNS)
+}
+
+// namespaceLocation reads a namespace's own raw-data location from its
+// annotations; "" when it names none or cannot be read (a tenant may not
+// read Namespaces: then --store it is).
+func namespaceLocation(ctx context.Context, g *globals, namespace string) (url, secret string) {
+	rc, err := g.restConfig()
+	if err != nil {
+		return "", ""
+	}
+	kube, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return "", ""
+	}
+	ns, err := kube.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{})
+	if err != nil {
+		return "", ""
+	}
+	return ns.Annotations[location.AnnotURL], ns.Annotations[location.AnnotSecret]
 }
 
 // openStore opens the store the propeller writes to, with its
