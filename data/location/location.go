@@ -105,8 +105,9 @@ func (r *Resolver) For(ctx context.Context, namespace string) (*Location, error)
 	key := url + "\x00" + secret
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if l, ok := r.open[key]; ok && (secret == "" || r.Now().Sub(l.opened) < SecretTTL) {
-		return l, nil
+	old, ok := r.open[key]
+	if ok && (secret == "" || r.Now().Sub(old.opened) < SecretTTL) {
+		return old, nil
 	}
 	var creds map[string][]byte
 	if secret != "" {
@@ -117,6 +118,10 @@ func (r *Resolver) For(ctx context.Context, namespace string) (*Location, error)
 			return nil, fmt.Errorf("namespace %s's raw-data location: read secret %s (annotation %s; the propeller needs get on it): %w", namespace, secret, AnnotSecret, err)
 		}
 	}
+	if ok && string(creds["accessKeyID"]) == old.AccessKeyID && string(creds["secretAccessKey"]) == old.SecretAccessKey {
+		old.opened = r.Now() // not rotated: keep the store and what it cached
+		return old, nil
+	}
 	l, err := Open(ctx, url, creds, secret, r.MaxValueBytes, r.Now)
 	if err != nil {
 		return nil, fmt.Errorf("namespace %s's raw-data location (annotation %s): %w", namespace, AnnotURL, err)
@@ -124,10 +129,10 @@ func (r *Resolver) For(ctx context.Context, namespace string) (*Location, error)
 	if r.open == nil {
 		r.open = map[string]*Location{}
 	}
-	if old, ok := r.open[key]; ok {
-		// Same store, fresher credentials: what was loaded stays valid.
-		l.Values = old.Values
-		old.Store.Close()
+	if ok {
+		// Rotated: whoever still holds the old location finishes with
+		// it; it is closed a minute later.
+		time.AfterFunc(time.Minute, func() { old.Store.Close() })
 	}
 	r.open[key] = l
 	return l, nil
@@ -160,13 +165,20 @@ func (v Values) Root(namespace string) string {
 	return l.Root()
 }
 
+// byURI finds the location holding uri: the one with the longest root
+// that prefixes it (a tenant's location may lie inside the install's
+// bucket, with other credentials).
 func (v Values) byURI(uri string) (*Location, error) {
+	var best *Location
 	for _, l := range v.R.All() {
-		if strings.HasPrefix(uri, l.Root()) {
-			return l, nil
+		if l != nil && strings.HasPrefix(uri, l.Root()) && (best == nil || len(l.Root()) > len(best.Root())) {
+			best = l
 		}
 	}
-	return nil, fmt.Errorf("%s is in no raw-data location this propeller knows", uri)
+	if best == nil {
+		return nil, fmt.Errorf("%s is in no raw-data location this propeller knows", uri)
+	}
+	return best, nil
 }
 
 // Offload stores raw under prefix, in the location prefix lies in.
