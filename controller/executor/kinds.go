@@ -118,6 +118,9 @@ func (r *round) runChild(ctx context.Context, parent *scope, id string, ns *v1al
 	switch res.phase {
 	case v1alpha1.NodeSucceeded:
 		outs, err := r.keepAll(id, 0, res.outputs)
+		if r.waitForStore(ns, "storing its outputs", err) {
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("node %s: store its outputs: %w", id, err)
 		}

@@ -96,6 +96,9 @@ func (r *round) stepMap(ctx context.Context, sc *scope, n *v1alpha1.Node, id str
 		r.failNode(ns, "MapFailed", fmt.Sprintf("%d of %d items failed, %d must succeed; first failure: %s", failed, len(items), need, r.firstFailure(id, len(items))))
 	case succeeded+failed == len(items):
 		outs, err := r.keepAll(id, 0, r.gather(id, len(items), &task))
+		if r.waitForStore(ns, "storing its gathered outputs", err) {
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("map %s: store its gathered outputs: %w", id, err)
 		}

@@ -175,6 +175,9 @@ func (r *round) runTask(ctx context.Context, sc *scope, id string, task *v1alpha
 		// A value the plugin returned inline but large (an http answer)
 		// is offloaded before it reaches the status.
 		if outs, err = r.keepAll(id, a.Number, outs); err != nil {
+			if r.waitForStore(ns, "storing its outputs", err) {
+				return nil // the attempt stays as it is: asked again once the store answers
+			}
 			return fmt.Errorf("node %s: store its outputs: %w", id, err)
 		}
 		r.endAttempt(ns, a, info, task)

@@ -72,6 +72,18 @@ func (r *round) badInputs(ns *v1alpha1.NodeStatus, what string, err error) {
 	r.failNode(ns, "BadInputs", what+err.Error())
 }
 
+// waitForStore records on a node that what it produced waits for the
+// store (err when the store is down), and reports whether it did; any
+// other error is the round's.
+func (r *round) waitForStore(ns *v1alpha1.NodeStatus, what string, err error) bool {
+	if !storeDown(err) {
+		return false
+	}
+	ns.Reason, ns.Message = ReasonWaitingForStore, what+": "+err.Error()
+	r.res.after(storeWait)
+	return true
+}
+
 // materialize reads an offloaded value back; an inline one is returned
 // as it is. Only the workflow's own namespace's objects are read: a
 // reference written by hand into a spec could name another tenant's, and

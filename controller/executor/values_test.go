@@ -359,3 +359,39 @@ nodes:
 		t.Fatalf("Materialize of another namespace's value: %.40s, %v; want a refusal", v, err)
 	}
 }
+
+// TestOutputsWaitForTheStore: a task that succeeded with an output too
+// large to keep inline, while the store does not answer, stays as it is
+// with reason WaitingForObjectStore (not failed, not lost); once the
+// store answers, the next round offloads the output and the node
+// succeeds.
+func TestOutputsWaitForTheStore(t *testing.T) {
+	e, fp, _, wf := setup(t, `
+tasks:
+  make: {outputs: {rows: array}, container: {image: x, command: [sh]}}
+nodes:
+- {name: make, task: make}
+`)
+	down, err := store.Open(context.Background(), store.Config{URL: "s3://bucket?endpoint=http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer down.Close()
+	e.Values = valuesOver(down)
+	big := `{"rows": ["` + strings.Repeat("r", 5000) + `"]}`
+	fp.script = func(string, map[string]json.RawMessage) plugins.PhaseInfo { return ok(big) }
+	res := step(t, e, wf)
+	n := wf.Status.Nodes["make"]
+	if n.Phase.IsTerminal() || n.Reason != ReasonWaitingForStore || res.RequeueAfter <= 0 || len(n.Attempts) != 1 {
+		t.Fatalf("store down: node %s %s %q, %d attempts, requeue %s; want it waiting, one attempt", n.Phase, n.Reason, n.Message, len(n.Attempts), res.RequeueAfter)
+	}
+	e.Values = fileValues(t)
+	step(t, e, wf)
+	n = wf.Status.Nodes["make"]
+	if n.Phase != v1alpha1.NodeSucceeded || len(n.Attempts) != 1 {
+		t.Fatalf("store back: node %s (%s), %d attempts; want Succeeded with its one attempt", n.Phase, n.Message, len(n.Attempts))
+	}
+	if _, isRef, _ := ref.ParseOffloaded(n.Outputs["rows"].Raw); !isRef {
+		t.Fatalf("rows = %.40s, want offloaded", n.Outputs["rows"].Raw)
+	}
+}
