@@ -287,16 +287,12 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	if c.rawData.URL != "" && c.sweep.Interval > 0 {
 		sw, err := sweeper(ctx, c, etcd, log)
 		if err != nil {
-			return err
+			// The shard map matters more than old data: the manager
+			// runs on without its sweeper, saying why.
+			log.Error("raw-data sweeper off: fix the raw-data flags or their Secret and restart the manager", "err", err)
 		}
-		prober := cfg.OnLead
-		cfg.OnLead = func(lctx context.Context) {
-			done := make(chan struct{})
-			go func() { defer close(done); sw.Run(lctx) }()
-			if prober != nil {
-				prober(lctx)
-			}
-			<-done
+		if sw != nil {
+			cfg.OnLead = withSweeper(cfg.OnLead, sw)
 		}
 	}
 	if c.scaleTarget != "" {
@@ -339,6 +335,18 @@ func clusterProber(ctx context.Context, c config, etcd *clientv3.Client, log *sl
 		}
 		p.Run(lctx)
 	}, nil
+}
+
+// withSweeper runs the sweeper beside what else runs while leading.
+func withSweeper(onLead func(context.Context), sw *sweep.Sweeper) func(context.Context) {
+	return func(lctx context.Context) {
+		done := make(chan struct{})
+		go func() { defer close(done); sw.Run(lctx) }()
+		if onLead != nil {
+			onLead(lctx)
+		}
+		<-done
+	}
 }
 
 // sweeper is the leader's raw-data retention sweeper: it reads Workflows
