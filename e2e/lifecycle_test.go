@@ -184,3 +184,64 @@ spec:
 		}
 	}
 }
+
+// TestTTLDeletesFinishedWorkflows: a workflow with spec.ttl.afterSuccess
+// is deleted that long after it succeeds, with its pods; one whose TTL
+// is for failure only stays after succeeding; in a namespace annotated
+// rotor.dev/ttl-after-failure, a failed workflow goes and a succeeded one
+// stays.
+func TestTTLDeletesFinishedWorkflows(t *testing.T) {
+	ctx := context.Background()
+	ns, annotated := namespace(t), namespace(t)
+	n, err := env.Kube.CoreV1().Namespaces().Get(ctx, annotated, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Annotations = map[string]string{"rotor.dev/ttl-after-failure": "1s"}
+	if _, err := env.Kube.CoreV1().Namespaces().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // the propeller's namespace cache
+	wfSrc := func(name, ttl, cmd string) string {
+		return `
+apiVersion: rotor.dev/v1alpha1
+kind: Workflow
+metadata: {name: ` + name + `}
+spec:
+  ` + ttl + `
+  tasks:
+    t: {container: {image: busybox, command: [sh, -ec, '` + cmd + `']}}
+  nodes: [{name: a, task: t}]
+`
+	}
+	short := waitDone(t, submit(t, ns, wfSrc("short", "ttl: {afterSuccess: 1s}", "true")), 60*time.Second)
+	failOnly := waitDone(t, submit(t, ns, wfSrc("fail-only", "ttl: {afterFailure: 1s}", "true")), 60*time.Second)
+	failed := waitDone(t, submit(t, annotated, wfSrc("failed", "", "exit 3")), 60*time.Second)
+	kept := waitDone(t, submit(t, annotated, wfSrc("kept", "", "true")), 60*time.Second)
+	for _, w := range []*v1alpha1.Workflow{short, failOnly, kept} {
+		if w.Status.Phase != v1alpha1.WorkflowSucceeded {
+			t.Fatalf("%s: %s", w.Name, w.Status.Phase)
+		}
+	}
+	if failed.Status.Phase != v1alpha1.WorkflowFailed {
+		t.Fatalf("failed: %s", failed.Status.Phase)
+	}
+	gone := func(w *v1alpha1.Workflow) bool {
+		_, err := env.Rotor.RotorV1alpha1().Workflows(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !gone(short) || !gone(failed) {
+		if time.Now().After(deadline) {
+			t.Fatalf("30s after they ended: short gone %v, failed gone %v; want both deleted by their TTL", gone(short), gone(failed))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if n := podsOf(t, short); n != 0 {
+		t.Fatalf("short's %d pods outlived it", n)
+	}
+	time.Sleep(2 * time.Second)
+	if gone(failOnly) || gone(kept) {
+		t.Fatalf("fail-only gone %v, kept gone %v: a TTL for the other outcome deleted them", gone(failOnly), gone(kept))
+	}
+}

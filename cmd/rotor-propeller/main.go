@@ -183,7 +183,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	recorder := broadcaster.NewRecorder(rotorscheme.Scheme, corev1.EventSource{Component: "rotor-propeller"})
 	events, _ := propeller.ParseEventPolicy(cfg.events) // validated
 	opts := propeller.Options{Logger: log, Events: recorder, EventPolicy: events, Resync: cfg.resync, StartedWriteDelay: cfg.startedWriteDelay,
-		CleanupUnreachableTimeout: cleanupTimeout(cfg.cleanupTimeout)}
+		CleanupUnreachableTimeout: cleanupTimeout(cfg.cleanupTimeout), NamespaceAnnotations: cfg.http.NamespaceAnnotations}
 	var replica *shard.Replica
 	var mem *member.Member
 	memberDone := make(chan error, 1)

@@ -55,6 +55,10 @@ type Controller struct {
 	triggerMu sync.Mutex
 	triggers  map[string]time.Time // workflow key → first ended-pod event since its last round
 
+	// namespaceAnnotations gives a namespace's annotations (its default
+	// TTLs); nil: none.
+	namespaceAnnotations func(string) map[string]string
+
 	startedDelay time.Duration
 	now          func() time.Time // the controller's clock: holds, finalizer waits, round and trigger times (tests inject one)
 	deferMu      sync.Mutex
@@ -85,6 +89,9 @@ type Options struct {
 	// cluster became unreachable (default
 	// DefaultCleanupUnreachableTimeout; negative: wait for ever).
 	CleanupUnreachableTimeout time.Duration
+	// NamespaceAnnotations, if set, gives a namespace's annotations: its
+	// default TTLs (AnnotTTLAfterSuccess, AnnotTTLAfterFailure).
+	NamespaceAnnotations func(namespace string) map[string]string
 }
 
 // EventPolicy chooses which phase changes are recorded as Kubernetes
@@ -142,7 +149,7 @@ func New(client versioned.Interface, scope Scope, exec *executor.Executor, opts 
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "workflows"}),
 		log: opts.Logger, resync: opts.Resync, metrics: newMetrics(), observer: opts.Observer, events: opts.Events, eventPolicy: opts.EventPolicy,
 		triggers: map[string]time.Time{}, startedDelay: opts.StartedWriteDelay, deferred: map[string]time.Time{}, now: time.Now,
-		cleanupGiveUp: opts.CleanupUnreachableTimeout,
+		cleanupGiveUp: opts.CleanupUnreachableTimeout, namespaceAnnotations: opts.NamespaceAnnotations,
 	}
 	return c
 }
@@ -332,7 +339,9 @@ func (c *Controller) reconcile(ctx context.Context, cached *v1alpha1.Workflow, e
 		return 0, nil
 	}
 	if cached.Status.Phase.IsTerminal() && len(cached.Status.Orphans) == 0 {
-		return 0, nil // nothing left to do; the copy below would be waste
+		// Nothing left to do but, with a TTL, delete it in time.
+		wait, _, err := c.expire(ctx, cached)
+		return wait, err
 	}
 	wf := cached.DeepCopy()
 	res, rerr := c.exec.Reconcile(ctx, wf)
@@ -375,7 +384,11 @@ func (c *Controller) reconcile(ctx context.Context, cached *v1alpha1.Workflow, e
 		return 0, rerr
 	}
 	if wf.Status.Phase.IsTerminal() {
-		return res.RequeueAfter, nil // orphans still to delete, or 0
+		wait := res.RequeueAfter // orphans still to delete, or 0
+		if left, ok := ttlLeft(wf, c.annotations(ns), c.now()); ok && (wait == 0 || max(left, time.Millisecond) < wait) {
+			wait = max(left, time.Millisecond) // back at its TTL
+		}
+		return wait, nil
 	}
 	switch {
 	case res.Requeue:
@@ -384,6 +397,13 @@ func (c *Controller) reconcile(ctx context.Context, cached *v1alpha1.Workflow, e
 		return res.RequeueAfter, nil
 	}
 	return c.resync, nil
+}
+
+func (c *Controller) annotations(ns string) map[string]string {
+	if c.namespaceAnnotations == nil {
+		return nil
+	}
+	return c.namespaceAnnotations(ns)
 }
 
 // holdStartOnly decides whether a status write whose only change is

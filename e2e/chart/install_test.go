@@ -17,6 +17,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
@@ -128,6 +129,7 @@ func testInstall(t *testing.T) {
 	}
 	tenantsThroughLaunchers(t)
 	flakyMap(t)
+	ttlDeletesWorkflows(t)
 	shardsThroughAdminAPI(t, managers)
 	webhookServesTheChartCertificate(t, managers)
 }
@@ -314,6 +316,44 @@ spec:
 	}
 	if retried != 14 {
 		t.Fatalf("%d of the 14 map children took two attempts, want all", retried)
+	}
+}
+
+// ttlDeletesWorkflows: a workflow with spec.ttl.afterSuccess is deleted
+// by its replica (with the chart's delete grant) once it has succeeded.
+func ttlDeletesWorkflows(t *testing.T) {
+	ctx := context.Background()
+	wf := &v1alpha1.Workflow{}
+	if err := manifest.Unmarshal([]byte(`
+apiVersion: rotor.dev/v1alpha1
+kind: Workflow
+metadata: {name: short-lived}
+spec:
+  ttl: {afterSuccess: 1s}
+  tasks:
+    t: {container: {image: busybox, command: [sh, -ec, 'true']}}
+  nodes: [{name: a, task: t}]
+`), wf); err != nil {
+		t.Fatal(err)
+	}
+	created, err := env.Rotor.RotorV1alpha1().Workflows("team-b").Create(ctx, wf, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := env.WaitWorkflow(t, created, 2*time.Minute, harness.Ended)
+	if ended.Status.Phase != v1alpha1.WorkflowSucceeded {
+		t.Fatalf("short-lived ended %s: %s", ended.Status.Phase, ended.Status.Message)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		_, err := env.Rotor.RotorV1alpha1().Workflows("team-b").Get(ctx, "short-lived", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("60s after it succeeded, short-lived is still there (%v): its TTL of 1s deleted nothing", err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

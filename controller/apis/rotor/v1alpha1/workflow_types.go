@@ -110,6 +110,23 @@ type WorkflowSpec struct {
 	// onFailure must be empty. Only a Workflow's own spec has it.
 	// +optional
 	WorkflowTemplateRef string `json:"workflowTemplateRef,omitempty"`
+	// TTL deletes the workflow this long after it ends, separately for
+	// success and for failure (Failed or Aborted). Unset, the namespace's
+	// annotations rotor.dev/ttl-after-success and
+	// rotor.dev/ttl-after-failure apply; with neither, it is kept. The
+	// deletion goes through the finalizer, which removes its pods first.
+	// +optional
+	TTL *WorkflowTTL `json:"ttl,omitempty"`
+}
+
+// WorkflowTTL is how long a finished workflow is kept.
+type WorkflowTTL struct {
+	// AfterSuccess applies once it Succeeded.
+	// +optional
+	AfterSuccess *metav1.Duration `json:"afterSuccess,omitempty"`
+	// AfterFailure applies once it Failed or was Aborted.
+	// +optional
+	AfterFailure *metav1.Duration `json:"afterFailure,omitempty"`
 }
 
 // WorkflowInput is a typed workflow input and its value.
