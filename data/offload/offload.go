@@ -190,24 +190,19 @@ func (o *Offloader) Files(ctx context.Context, dir ref.Ref) ([]ref.Ref, []string
 	if !dir.IsDir() {
 		return nil, nil, fmt.Errorf("%s is not a directory (its URI must end in /)", dir.URI)
 	}
-	rd, err := o.st.Get(ctx, dir.URI+ref.ManifestName)
-	if err != nil {
-		return nil, nil, sorted(fmt.Errorf("read the manifest of %s: %w", dir.URI, err))
-	}
-	b, err := io.ReadAll(io.LimitReader(rd, o.maxLoad+1))
-	rd.Close()
-	if err != nil {
-		return nil, nil, &Unavailable{Err: fmt.Errorf("read the manifest of %s: %w", dir.URI, err)}
-	}
-	if int64(len(b)) > o.maxLoad {
-		return nil, nil, fmt.Errorf("the manifest of %s is over %d bytes", dir.URI, o.maxLoad)
+	// A map over a directory lists it every round: its manifest, checked
+	// against the digest once, is kept by that digest (it cannot change).
+	b, ok := o.cached("manifest:" + dir.SHA256)
+	if !ok {
+		var err error
+		if b, err = o.readManifest(ctx, dir); err != nil {
+			return nil, nil, err
+		}
+		o.remember("manifest:"+dir.SHA256, b)
 	}
 	m, err := ref.DecodeManifest(b)
 	if err != nil {
 		return nil, nil, err
-	}
-	if m.Digest() != dir.SHA256 {
-		return nil, nil, fmt.Errorf("the manifest of %s has digest %s, its reference says %s: the directory was changed after it was written", dir.URI, m.Digest(), dir.SHA256)
 	}
 	refs := make([]ref.Ref, len(m.Files))
 	paths := make([]string, len(m.Files))
@@ -216,6 +211,31 @@ func (o *Offloader) Files(ctx context.Context, dir ref.Ref) ([]ref.Ref, []string
 		paths[i] = e.Path
 	}
 	return refs, paths, nil
+}
+
+// readManifest reads a directory's manifest and checks it against the
+// directory's digest.
+func (o *Offloader) readManifest(ctx context.Context, dir ref.Ref) ([]byte, error) {
+	rd, err := o.st.Get(ctx, dir.URI+ref.ManifestName)
+	if err != nil {
+		return nil, sorted(fmt.Errorf("read the manifest of %s: %w", dir.URI, err))
+	}
+	b, err := io.ReadAll(io.LimitReader(rd, o.maxLoad+1))
+	rd.Close()
+	if err != nil {
+		return nil, &Unavailable{Err: fmt.Errorf("read the manifest of %s: %w", dir.URI, err)}
+	}
+	if int64(len(b)) > o.maxLoad {
+		return nil, fmt.Errorf("the manifest of %s is over %d bytes", dir.URI, o.maxLoad)
+	}
+	m, err := ref.DecodeManifest(b)
+	if err != nil {
+		return nil, err
+	}
+	if m.Digest() != dir.SHA256 {
+		return nil, fmt.Errorf("the manifest of %s has digest %s, its reference says %s: the directory was changed after it was written", dir.URI, m.Digest(), dir.SHA256)
+	}
+	return b, nil
 }
 
 // Unavailable is the store failing (unreachable, refusing, timing out),

@@ -186,6 +186,17 @@ func TestFiles(t *testing.T) {
 			t.Errorf("file %s: %q, %v", paths[i], buf.String(), err)
 		}
 	}
+	// Listed again (a map's next round), the manifest is not read again.
+	counting := &countingStore{Store: st}
+	co := New(counting, 0, 0)
+	for i := 0; i < 3; i++ {
+		if _, _, err := co.Files(ctx, m.Ref(dirURI)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if counting.gets != 1 {
+		t.Fatalf("%d manifest reads for three listings, want 1", counting.gets)
+	}
 	// A reference whose digest is not the manifest's is refused.
 	bad := m.Ref(dirURI)
 	bad.SHA256 = strings.Repeat("0", 64)
@@ -199,7 +210,12 @@ func TestFiles(t *testing.T) {
 
 type countingStore struct {
 	*store.Store
-	puts int
+	puts, gets int
+}
+
+func (c *countingStore) Get(ctx context.Context, uri string) (io.ReadCloser, error) {
+	c.gets++
+	return c.Store.Get(ctx, uri)
 }
 
 func (c *countingStore) Put(ctx context.Context, uri string, r io.Reader) (ref.Ref, error) {
